@@ -1,0 +1,425 @@
+"""Start, stop and inspect botify's local stack: a real single-node HDFS and a real Redis.
+
+    python -m infra.stack fetch                      # Hadoop jars from Maven Central (cached)
+    python -m infra.stack up [--ephemeral]           # start; state in <runtime>/stack.json
+    python -m infra.stack status
+    python -m infra.stack down
+    python -m infra.stack run --ephemeral -- CMD...  # start, run CMD with the stack's env, stop
+
+`up` uses the ports of conf/stack.yml; `--ephemeral` picks free ports and a temporary runtime
+folder, so several test runs can share one machine. Every process is started in its own session
+and recorded with its pid, so `down` leaves nothing behind. The stack's addresses reach
+programs through environment variables (see `Stack.env`).
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIG = REPO / "conf" / "stack.yml"
+NAMENODE_CLASS = "org.apache.hadoop.hdfs.server.namenode.NameNode"
+DATANODE_CLASS = "org.apache.hadoop.hdfs.server.datanode.DataNode"
+MIN_JAVA = 17
+
+
+class StackError(Exception):
+    """A set-up problem, worded as what is wrong and what to do."""
+
+
+def load_config(path: Path = CONFIG) -> dict:
+    with open(path) as f:
+        config = yaml.safe_load(f)
+    for name in config["ports"]:
+        override = os.environ.get(f"BOTIFY_PORT_{name.upper()}")
+        if override:
+            config["ports"][name] = int(override)
+    return config
+
+
+# ---------------------------------------------------------------- prerequisites
+
+
+def require_java() -> str:
+    java = shutil.which("java", path=str(Path(os.environ["JAVA_HOME"]) / "bin")) \
+        if os.environ.get("JAVA_HOME") else shutil.which("java")
+    if not java:
+        raise StackError(f"Java {MIN_JAVA}+ not found: install it (apt-get install -y "
+                         f"openjdk-17-jre-headless) or set JAVA_HOME to a JDK {MIN_JAVA}+.")
+    out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
+    match = re.search(r'version "(\d+)', out)
+    if not match or int(match.group(1)) < MIN_JAVA:
+        raise StackError(f"{java} is not Java {MIN_JAVA}+ ({out.splitlines()[0] if out else 'no version'}): "
+                         f"install openjdk-17 or set JAVA_HOME to a JDK {MIN_JAVA}+.")
+    return java
+
+
+def hadoop_jar_dir(config: dict) -> Path:
+    """The jar cache folder for this pom (keyed by its content, so a version bump refetches)."""
+    pom = REPO / config["hadoop"]["pom"]
+    digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:12]
+    return Path(os.path.expanduser(config["hadoop"]["cache_dir"])) / f"hadoop-jars-{digest}"
+
+
+def fetch_jars(config: dict) -> Path:
+    """Copy the HDFS server jars and their dependencies from Maven Central into the cache."""
+    jars = hadoop_jar_dir(config)
+    if (jars / ".complete").exists():
+        return jars
+    mvn = shutil.which("mvn")
+    if not mvn:
+        raise StackError("Maven (mvn) not found: it fetches Apache Hadoop's jars from Maven "
+                         "Central. Install it (apt-get install -y maven) and re-run.")
+    print(f"fetching Hadoop jars with Maven into {jars} ...", flush=True)
+    partial = jars.with_name(jars.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    result = subprocess.run(
+        [mvn, "-q", "-B", "-f", str(REPO / config["hadoop"]["pom"]),
+         "dependency:copy-dependencies", f"-DoutputDirectory={partial}", "-DincludeScope=runtime"],
+        capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StackError("Maven could not fetch the Hadoop jars (is Maven Central reachable?):\n"
+                         + (result.stdout + result.stderr)[-2000:])
+    (partial / ".complete").touch()
+    shutil.rmtree(jars, ignore_errors=True)
+    partial.rename(jars)  # a half-finished fetch is never mistaken for a complete one
+    return jars
+
+
+def require_redis(config: dict) -> str:
+    binary = shutil.which(config["redis"]["binary"])
+    if not binary:
+        raise StackError("redis-server not found: install it (apt-get install -y redis-server); "
+                         "./run.sh does this for you when run as root.")
+    return binary
+
+
+# ---------------------------------------------------------------- ports and processes
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def require_port_free(host: str, port: int, what: str) -> None:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            raise StackError(
+                f"port {port} ({what}) is in use on {host}: stop what listens there "
+                f"(see `ss -ltnp 'sport = :{port}'`; `./run.sh down` if it is an earlier stack) "
+                f"or choose another port with BOTIFY_PORT_<NAME> (names in conf/stack.yml).") from None
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); it is dead for our purpose.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def stop_process(pid: int, name: str, timeout: float = 20) -> None:
+    """SIGTERM the process's whole session (it was started in its own), then SIGKILL."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                os.waitpid(pid, os.WNOHANG)  # reap it when it is our child
+            except ChildProcessError:
+                pass
+            if not process_alive(pid):
+                return
+            time.sleep(0.1)
+    print(f"warning: {name} (pid {pid}) did not stop", file=sys.stderr)
+
+
+def http_json(url: str, timeout: float = 2) -> dict | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return json.load(response)
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------- the stack
+
+
+@dataclass
+class Stack:
+    runtime: Path
+    host: str
+    ports: dict[str, int]
+    pids: dict[str, int] = field(default_factory=dict)
+    ephemeral: bool = False
+
+    @property
+    def state_file(self) -> Path:
+        return self.runtime / "stack.json"
+
+    def log(self, name: str) -> Path:
+        return self.runtime / "logs" / f"{name}.log"
+
+    def env(self) -> dict[str, str]:
+        """What programs need to find the stack (tests, dataclient, jobs, the service)."""
+        return {
+            "BOTIFY_WEBHDFS_URL": f"http://{self.host}:{self.ports['namenode_http']}",
+            "BOTIFY_HDFS_FS": f"hdfs://{self.host}:{self.ports['namenode_rpc']}",
+            "BOTIFY_HDFS_USER": getpass.getuser(),
+            "BOTIFY_REDIS_URL": f"redis://{self.host}:{self.ports['redis']}/0",
+            "BOTIFY_STACK_RUNTIME": str(self.runtime),
+        }
+
+    def save(self) -> None:
+        self.state_file.write_text(json.dumps(
+            {"host": self.host, "ports": self.ports, "pids": self.pids,
+             "ephemeral": self.ephemeral, "env": self.env()}, indent=2))
+
+    @classmethod
+    def load(cls, runtime: Path) -> "Stack | None":
+        try:
+            state = json.loads((runtime / "stack.json").read_text())
+        except FileNotFoundError:
+            return None
+        return cls(runtime, state["host"], state["ports"], state["pids"], state["ephemeral"])
+
+    def spawn(self, name: str, argv: list[str]) -> None:
+        self.log(name).parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log(name), "ab") as log:
+            process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, start_new_session=True, cwd=REPO)
+        self.pids[name] = process.pid
+        self.save()  # recorded at once, so `down` finds it even if start-up fails later
+
+    def wait_until(self, name: str, ready, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not process_alive(self.pids[name]):
+                raise StackError(f"{name} exited during start-up; see {self.log(name)}:\n"
+                                 + tail(self.log(name)))
+            if ready():
+                return
+            time.sleep(0.25)
+        raise StackError(f"{what} within {timeout:.0f} s; see {self.log(name)}:\n" + tail(self.log(name)))
+
+    # ---- HDFS
+
+    def hadoop_argv(self, config: dict, java: str, jars: Path, main: str, *args: str) -> list[str]:
+        h = config["hadoop"]
+        p, host = self.ports, self.host
+        overrides = {
+            **h.get("settings", {}),
+            "fs.defaultFS": f"hdfs://{host}:{p['namenode_rpc']}",
+            "dfs.namenode.rpc-address": f"{host}:{p['namenode_rpc']}",
+            "dfs.namenode.http-address": f"{host}:{p['namenode_http']}",
+            "dfs.datanode.address": f"{host}:{p['datanode']}",
+            "dfs.datanode.http.address": f"{host}:{p['datanode_http']}",
+            "dfs.datanode.ipc.address": f"{host}:{p['datanode_ipc']}",
+            "dfs.namenode.name.dir": str(self.runtime / "hdfs" / "name"),
+            "dfs.datanode.data.dir": str(self.runtime / "hdfs" / "data"),
+        }
+        classpath = f"{REPO / h['conf_dir']}:{jars}/*"
+        return ([java, f"-Xmx{h['heap']}", *h["java_opts"], "-cp", classpath, main]
+                + [f"-D{k}={v}" for k, v in overrides.items()] + list(args))
+
+    def start_hdfs(self, config: dict) -> None:
+        java = require_java()
+        jars = fetch_jars(config)
+        for name in ("namenode_rpc", "namenode_http", "datanode", "datanode_http", "datanode_ipc"):
+            require_port_free(self.host, self.ports[name], f"HDFS {name}")
+        name_dir = self.runtime / "hdfs" / "name"
+        if not (name_dir / "current").exists():
+            # A fresh NameNode gets a new cluster id; an old DataNode folder would not match it.
+            shutil.rmtree(self.runtime / "hdfs", ignore_errors=True)
+            self.log("namenode-format").parent.mkdir(parents=True, exist_ok=True)
+            with open(self.log("namenode-format"), "wb") as log:
+                result = subprocess.run(self.hadoop_argv(config, java, jars, NAMENODE_CLASS,
+                                                         "-format", "-nonInteractive", "-force"),
+                                        stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+            if result.returncode != 0:
+                raise StackError(f"formatting the NameNode failed; see {self.log('namenode-format')}:\n"
+                                 + tail(self.log("namenode-format")))
+        started = time.monotonic()
+        self.spawn("namenode", self.hadoop_argv(config, java, jars, NAMENODE_CLASS))
+        self.spawn("datanode", self.hadoop_argv(config, java, jars, DATANODE_CLASS))
+        webhdfs = self.env()["BOTIFY_WEBHDFS_URL"]
+        self.wait_until("namenode", lambda: http_json(f"{webhdfs}/webhdfs/v1/?op=LISTSTATUS") is not None,
+                        config["hadoop"]["start_timeout_s"], "the NameNode's WebHDFS did not answer")
+
+        def writable() -> bool:
+            info = http_json(f"{webhdfs}/jmx?qry=Hadoop:service=NameNode,name=NameNodeInfo")
+            beans = (info or {}).get("beans") or [{}]
+            return beans[0].get("Safemode") == "" and json.loads(beans[0].get("LiveNodes") or "{}") != {}
+
+        self.wait_until("datanode", writable, config["hadoop"]["start_timeout_s"],
+                        "HDFS did not leave safe mode with a live DataNode")
+        print(f"HDFS ready in {time.monotonic() - started:.1f} s: WebHDFS {webhdfs}, "
+              f"{self.env()['BOTIFY_HDFS_FS']}", flush=True)
+
+    # ---- Redis
+
+    def start_redis(self, config: dict) -> None:
+        binary = require_redis(config)
+        require_port_free(self.host, self.ports["redis"], "Redis")
+        data = self.runtime / "redis"
+        data.mkdir(parents=True, exist_ok=True)
+        self.spawn("redis", [binary, "--bind", self.host, "--port", str(self.ports["redis"]),
+                             "--dir", str(data), "--save", "", "--appendonly", "no",
+                             "--daemonize", "no"])
+
+        def pong() -> bool:
+            try:
+                with socket.create_connection((self.host, self.ports["redis"]), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    return s.recv(16).startswith(b"+PONG")
+            except OSError:
+                return False
+
+        self.wait_until("redis", pong, config["redis"]["start_timeout_s"], "Redis did not answer PING")
+        print(f"Redis ready: {self.env()['BOTIFY_REDIS_URL']}", flush=True)
+
+    # ---- lifecycle
+
+    def up(self, config: dict) -> None:
+        self.runtime.mkdir(parents=True, exist_ok=True)
+        try:
+            self.start_hdfs(config)
+            self.start_redis(config)
+        except BaseException:
+            self.down()
+            raise
+
+    def down(self) -> None:
+        # Reverse start order: clients of HDFS stop before it.
+        for name, pid in reversed(list(self.pids.items())):
+            stop_process(pid, name)
+        self.pids = {}
+        if self.ephemeral:
+            shutil.rmtree(self.runtime, ignore_errors=True)
+        elif self.state_file.exists():
+            self.state_file.unlink()
+
+    def status(self) -> dict[str, bool]:
+        return {name: process_alive(pid) for name, pid in self.pids.items()}
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+def new_stack(config: dict, ephemeral: bool) -> Stack:
+    host = config["host"]
+    if ephemeral:
+        runtime = Path(tempfile.mkdtemp(prefix="botify-stack-"))
+        ports = {name: free_port(host) for name in config["ports"]}
+    else:
+        runtime = REPO / config["runtime_dir"]
+        ports = dict(config["ports"])
+    return Stack(runtime, host, ports, ephemeral=ephemeral)
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.stack", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=CONFIG, help="stack config (default conf/stack.yml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("fetch", help="fetch the Hadoop jars from Maven Central into the cache")
+    up = sub.add_parser("up", help="start HDFS and Redis")
+    up.add_argument("--ephemeral", action="store_true", help="free ports, temporary runtime folder")
+    sub.add_parser("down", help="stop what `up` started")
+    sub.add_parser("status", help="show what runs, with pids, ports and logs")
+    run = sub.add_parser("run", help="start the stack, run a command with its env, stop it")
+    run.add_argument("--ephemeral", action="store_true")
+    run.add_argument("cmd", nargs=argparse.REMAINDER, help="the command, after --")
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    runtime = REPO / config["runtime_dir"]
+
+    try:
+        if args.command == "fetch":
+            print(fetch_jars(config))
+        elif args.command == "up":
+            existing = Stack.load(runtime)
+            if not args.ephemeral and existing and any(existing.status().values()):
+                raise StackError(f"a stack already runs from {runtime} (`./run.sh status`); "
+                                 "`./run.sh down` first.")
+            stack = new_stack(config, args.ephemeral)
+            stack.up(config)
+            for key, value in stack.env().items():
+                print(f"export {key}={value}")
+        elif args.command == "down":
+            stack = Stack.load(runtime)
+            if stack is None:
+                print(f"nothing to stop (no {runtime / 'stack.json'})")
+            else:
+                stack.down()
+                print("stack stopped")
+        elif args.command == "status":
+            stack = Stack.load(runtime)
+            if stack is None:
+                print("not running")
+                return 1
+            for name, alive in stack.status().items():
+                print(f"{name:10} pid {stack.pids[name]:>7}  {'running' if alive else 'STOPPED'}"
+                      f"  log {stack.log(name)}")
+            for key, value in stack.env().items():
+                print(f"{key}={value}")
+            return 0 if all(stack.status().values()) else 1
+        elif args.command == "run":
+            cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+            if not cmd:
+                parser.error("run needs a command after --")
+            stack = new_stack(config, args.ephemeral)
+            # Stop the stack on SIGTERM/SIGINT too (CI cancelling, Ctrl-C).
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+            try:
+                stack.up(config)
+                return subprocess.run(cmd, env={**os.environ, **stack.env()}, cwd=REPO).returncode
+            finally:
+                stack.down()
+    except StackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

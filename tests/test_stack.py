@@ -1,0 +1,71 @@
+"""Set-up errors of the local stack say what is wrong and exit non-zero (infra/stack.py CLI)."""
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def stack_cli(tmp_path, *args, env=None, **overrides):
+    config = yaml.safe_load((REPO / "conf" / "stack.yml").read_text())
+    config["runtime_dir"] = str(tmp_path / "runtime")
+    config.update(overrides)
+    path = tmp_path / "stack.yml"
+    path.write_text(yaml.safe_dump(config))
+    return subprocess.run([sys.executable, "-m", "infra.stack", "--config", str(path), *args],
+                          capture_output=True, text=True, cwd=REPO, env=env or os.environ, timeout=120)
+
+
+def test_port_in_use_is_named(tmp_path):
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        ports = {name: 0 for name in ("namenode_rpc", "datanode", "datanode_http", "datanode_ipc",
+                                      "redis", "service")}
+        ports["namenode_http"] = port
+        result = stack_cli(tmp_path, "up", ports=ports)
+    assert result.returncode == 2
+    assert f"port {port} (HDFS namenode_http) is in use" in result.stderr
+
+
+def test_missing_java_is_explained(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
+    env["PATH"] = str(Path(sys.executable).parent)  # python only: no java on this PATH
+    result = stack_cli(tmp_path, "up", env=env)
+    assert result.returncode == 2
+    assert "Java 17+ not found" in result.stderr and "JAVA_HOME" in result.stderr
+    # Nothing was left running or recorded.
+    assert not (tmp_path / "runtime" / "stack.json").exists()
+
+
+def test_missing_maven_is_explained(tmp_path):
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent))
+    hadoop = yaml.safe_load((REPO / "conf" / "stack.yml").read_text())["hadoop"]
+    hadoop["cache_dir"] = str(tmp_path / "empty-cache")  # forces a fetch
+    result = stack_cli(tmp_path, "fetch", env=env, hadoop=hadoop)
+    assert result.returncode == 2
+    assert "Maven (mvn) not found" in result.stderr
+
+
+def test_safe_mode_timeout_is_explained(tmp_path):
+    """A NameNode that waits for two DataNodes never leaves safe mode with our one: the launcher
+    says so, names the log, and stops what it started."""
+    hadoop = yaml.safe_load((REPO / "conf" / "stack.yml").read_text())["hadoop"]
+    hadoop["settings"] = {"dfs.namenode.safemode.min.datanodes": 2}
+    hadoop["start_timeout_s"] = 10
+    ports = {}
+    for name in ("namenode_rpc", "namenode_http", "datanode", "datanode_http", "datanode_ipc",
+                 "redis", "service"):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports[name] = probe.getsockname()[1]
+    result = stack_cli(tmp_path, "up", hadoop=hadoop, ports=ports)
+    assert result.returncode == 2
+    assert "HDFS did not leave safe mode" in result.stderr and "datanode.log" in result.stderr
+    leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
+    assert leftovers.stdout == ""
