@@ -1,0 +1,5 @@
+import sys
+
+from dataclient.cli import main
+
+sys.exit(main())
