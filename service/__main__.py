@@ -1,0 +1,56 @@
+"""python -m service --config conf/service.yml [--experiments FILE] [--host H] [--port P]
+                     [--log-dir DIR] [--replica NAME]
+
+Serves until SIGTERM/SIGINT (graceful: in-flight requests finish, the event log is flushed
+and closed). SIGHUP reloads the experiments config and tables.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import redis
+import uvicorn
+
+from service.config import ConfigError, load_config
+from service.tables import TableError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__.split("\n\n")[1])
+    parser.add_argument("--config", required=True, help="service config YAML (e.g. conf/service.yml)")
+    parser.add_argument("--experiments", help="experiments YAML; overrides the config's `experiments`")
+    parser.add_argument("--host", help="listen address (default: server.host, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="listen port (default: server.port, 5001)")
+    parser.add_argument("--log-dir", help="event-log root; events go to <log-dir>/<replica>/")
+    parser.add_argument("--replica", help="replica name, the event-log sub-folder (default: log.replica)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    def read_config():
+        return load_config(args.config, experiments=args.experiments, host=args.host,
+                           port=args.port, log_root=args.log_dir, replica=args.replica)
+
+    from service.app import create_app  # after logging is set up
+    try:
+        config = read_config()
+        app = create_app(config, read_config)
+    except (ConfigError, TableError) as e:
+        print(f"botify service: {e}", file=sys.stderr)
+        return 2
+    except redis.RedisError as e:
+        print(f"botify service: cannot use Redis at {config.redis_url}: {e}; start redis-server "
+              f"or fix store.redis_url", file=sys.stderr)
+        return 2
+    logging.getLogger("service").info("replica %s serving on http://%s:%d, events in %s",
+                                      config.replica, config.host, config.port, config.log_dir)
+    server = uvicorn.Server(uvicorn.Config(
+        app, host=config.host, port=config.port, loop="uvloop", http="httptools",
+        lifespan="on", access_log=False, log_level="warning", timeout_graceful_shutdown=10))
+    server.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

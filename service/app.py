@@ -1,0 +1,177 @@
+"""The HTTP layer: a plain Starlette app (no per-request model validation), orjson bodies,
+event logging off the request path.
+
+Routes: GET / (alive), GET /track/{track}, POST /next/{user}, POST /last/{user},
+GET /openapi.json, POST /admin/reload (X-Admin-Token header). Errors are JSON
+{"detail": "..."} with a 4xx status; a store outage is a 503.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import signal
+import time
+from contextlib import asynccontextmanager
+from time import perf_counter
+from typing import Callable
+
+import orjson
+import redis
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from service.config import ConfigError, ServiceConfig
+from service.eventlog import EventLog
+from service.openapi import DOCUMENT
+from service.recommenders import Listen
+from service.serving import Serving, build_serving
+from service.stores import open_store
+from service.tables import TableError
+from service.validation import BadRequest, parse_id, parse_listen
+
+log = logging.getLogger("service")
+
+
+def json_response(payload, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status, media_type="application/json")
+
+
+class Service:
+    """The service's state: store, event log, and the Serving snapshot a reload replaces."""
+
+    def __init__(self, config: ServiceConfig, reload_config: Callable[[], ServiceConfig]):
+        self.config, self._reload_config = config, reload_config
+        self.store = open_store(config.store_backend, config.redis_url, config.redis_prefix)
+        self.serving: Serving = build_serving(config, self.store)
+        log.info("loaded the catalog and %d tables in %.2f s (%s store)",
+                 len(self.serving.tables), self.serving.load_seconds, config.store_backend)
+        self.events = EventLog(config.log_dir, config.log_max_bytes, config.log_flush_interval_s)
+        self._reload_lock = asyncio.Lock()
+
+    async def reload(self) -> Serving:
+        """Re-read the config and tables in a thread (requests keep being served from the old
+        snapshot) and swap them in; on any error the old snapshot stays and the error is raised."""
+        async with self._reload_lock:
+            def build() -> Serving:
+                return build_serving(self._reload_config(), self.store)
+            self.serving = await asyncio.to_thread(build)
+            log.info("reloaded %d tables in %.2f s", len(self.serving.tables), self.serving.load_seconds)
+            return self.serving
+
+    async def reload_on_signal(self) -> None:
+        try:
+            await self.reload()
+        except (ConfigError, TableError, redis.RedisError) as e:
+            log.error("reload refused, the previous tables stay in service: %s", e)
+
+    def close(self) -> None:
+        """Write every queued event, close the log, disconnect from the store."""
+        self.events.close()
+        self.store.close()
+
+
+def create_app(config: ServiceConfig, reload_config: Callable[[], ServiceConfig] | None = None) -> Starlette:
+    service = Service(config, reload_config or (lambda: config))
+    openapi = orjson.dumps(DOCUMENT)
+
+    async def alive(request: Request) -> Response:
+        return json_response({"status": "ok", "replica": config.replica})
+
+    async def track(request: Request) -> Response:
+        track_id = parse_id(request.path_params["track"], "track")
+        record = service.serving.catalog.records.get(track_id)
+        if record is None:
+            raise BadRequest(404, f"track {track_id} is not in the catalog")
+        return Response(record, media_type="application/json")
+
+    async def listened(request: Request) -> tuple[float, int, int, float, Serving]:
+        """Parse and check a /next or /last request; the clock starts here."""
+        started = perf_counter()
+        user = parse_id(request.path_params["user"], "user")
+        track_id, listened_time = parse_listen(await request.body())
+        serving = service.serving
+        if track_id not in serving.catalog:
+            raise BadRequest(422, f"track {track_id} is not in the catalog; send the id of the "
+                                  f"track the user just listened to")
+        return started, user, track_id, listened_time, serving
+
+    async def next_track(request: Request) -> Response:
+        started, user, track_id, listened_time, serving = await listened(request)
+        history = service.store.sessions.listen(user, track_id, listened_time)
+        recommender, arms = serving.split.assign(user)
+        recommendation = recommender.recommend(Listen(user, track_id, listened_time, history))
+        body = orjson.dumps({"user": user, "track": recommendation})
+        service.events.append("next", time.time_ns() // 1_000_000, user, track_id, listened_time,
+                              perf_counter() - started, recommendation, arms)
+        return Response(body, media_type="application/json")
+
+    async def last_track(request: Request) -> Response:
+        started, user, track_id, listened_time, serving = await listened(request)
+        service.store.sessions.end(user)
+        _, arms = serving.split.assign(user)
+        service.events.append("last", time.time_ns() // 1_000_000, user, track_id, listened_time,
+                              perf_counter() - started, None, arms)
+        return json_response({"user": user})
+
+    async def openapi_document(request: Request) -> Response:
+        return Response(openapi, media_type="application/json")
+
+    async def admin_reload(request: Request) -> Response:
+        token = config.admin_token
+        if token is None:
+            raise BadRequest(404, "the admin endpoint is disabled: set admin.token in the service "
+                                  "config (or send SIGHUP to reload)")
+        given = request.headers.get("x-admin-token", "")
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise BadRequest(403, "missing or wrong X-Admin-Token header")
+        try:
+            serving = await service.reload()
+        except (ConfigError, TableError) as e:
+            raise BadRequest(422, f"reload refused, the previous tables stay in service: {e}") from None
+        return json_response({"reloaded": True, "tables": [str(p) for p in serving.tables],
+                              "seconds": round(serving.load_seconds, 3)})
+
+    async def bad_request(request: Request, exc: BadRequest) -> Response:
+        return json_response({"detail": exc.message}, exc.status)
+
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        detail = exc.detail
+        if exc.status_code == 404:
+            detail = f"no route {request.url.path!r}; see /openapi.json"
+        elif exc.status_code == 405:
+            detail = f"method {request.method} is not allowed on {request.url.path!r}; see /openapi.json"
+        return json_response({"detail": detail}, exc.status_code)
+
+    async def store_down(request: Request, exc: redis.RedisError) -> Response:
+        log.error("store error: %s", exc)
+        return json_response({"detail": f"the store is unavailable ({exc}); retry later"}, 503)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(service.reload_on_signal()))
+        try:
+            yield
+        finally:
+            loop.remove_signal_handler(signal.SIGHUP)
+            service.close()
+
+    app = Starlette(
+        routes=[
+            Route("/", alive, methods=["GET"]),
+            Route("/track/{track}", track, methods=["GET"]),
+            Route("/next/{user}", next_track, methods=["POST"]),
+            Route("/last/{user}", last_track, methods=["POST"]),
+            Route("/openapi.json", openapi_document, methods=["GET"]),
+            Route("/admin/reload", admin_reload, methods=["POST"]),
+        ],
+        exception_handlers={BadRequest: bad_request, HTTPException: http_error,
+                            redis.RedisError: store_down},
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    return app

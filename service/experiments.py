@@ -1,0 +1,49 @@
+"""Splitting users between the arms of the configured experiments.
+
+A user's arm in an experiment is a stable hash of (experiment name, user): MurmurHash3
+(mmh3, 32-bit, unsigned, seed 0) of the string "<experiment>:<user>", mapped to [0, 1) and
+compared with the arms' cumulative weights. The same user lands in the same arm on every
+replica, on every day and after every restart, and experiments with different names split
+users independently. No state is kept.
+
+Every event logs the user's arm in every experiment. The recommendation comes from the arm
+of the FIRST experiment listed; later experiments only tag users (an A/A check, or a split
+prepared for the next day).
+"""
+from __future__ import annotations
+
+from bisect import bisect_right
+from itertools import accumulate
+
+import mmh3
+
+from service.config import Experiment
+from service.recommenders import Recommender
+
+_HASH_RANGE = 2**32
+
+
+class Split:
+    def __init__(self, experiments: tuple[Experiment, ...],
+                 recommenders: dict[tuple[str, str], Recommender]):
+        """`recommenders` maps (experiment name, arm name) -> the arm's recommender."""
+        self._experiments = []
+        for exp in experiments:
+            weights = [arm.weight for arm in exp.arms]
+            total = sum(weights)
+            bounds = [w / total for w in accumulate(weights)]
+            bounds[-1] = 1.0  # no user may fall past the last arm through rounding
+            self._experiments.append((exp.name, tuple(a.name for a in exp.arms), bounds))
+        serving_name, serving_arms, _ = self._experiments[0]
+        self._serving = [recommenders[(serving_name, arm)] for arm in serving_arms]
+
+    def assign(self, user: int) -> tuple[Recommender, dict[str, str]]:
+        """The recommender serving `user` and the user's arm in every experiment."""
+        arms, serving = {}, None
+        for name, arm_names, bounds in self._experiments:
+            position = mmh3.hash(f"{name}:{user}", signed=False) / _HASH_RANGE
+            index = bisect_right(bounds, position)
+            arms[name] = arm_names[index]
+            if serving is None:
+                serving = self._serving[index]
+        return serving, arms

@@ -1,0 +1,24 @@
+"""Request-derived randomness.
+
+A recommender's random choice is a hash of (config seed, the recommender's salt, user,
+previous track, position in the session) instead of a draw from a shared generator, so the
+same simulated traffic gets the same recommendations however concurrent requests interleave,
+on any number of replicas.
+"""
+from __future__ import annotations
+
+from typing import Sequence, TypeVar
+
+import mmh3
+
+T = TypeVar("T")
+
+
+def draw(seed: int, salt: str, user: int, track: int, position: int) -> int:
+    """A uniform unsigned 64-bit number fixed by its arguments (MurmurHash3 x64)."""
+    return mmh3.hash64(f"{salt}:{user}:{track}:{position}", seed & 0xFFFFFFFF, signed=False)[0]
+
+
+def pick(items: Sequence[T], seed: int, salt: str, user: int, track: int, position: int) -> T:
+    """One element of a non-empty sequence, chosen by `draw`."""
+    return items[draw(seed, salt, user, track, position) % len(items)]

@@ -1,0 +1,13 @@
+"""Random: any catalog track, uniformly (the day-0 recommender, and the last fallback)."""
+from __future__ import annotations
+
+from service.catalog import Catalog
+from service.recommenders import Listen
+
+
+class Random:
+    def __init__(self, catalog: Catalog, seed: int):
+        self._tracks, self._seed = catalog.track_ids, seed
+
+    def recommend(self, listen: Listen) -> int:
+        return listen.pick(self._tracks, self._seed, "random")

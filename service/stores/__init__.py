@@ -1,0 +1,54 @@
+"""Where tables and per-user session histories live: one interface, two back ends.
+
+- `memory` (default): this process's memory; one replica.
+- `redis`: a Redis server shared by several replicas, so a user's session history is the
+  same whichever replica answers, and tables are loaded once for all of them.
+
+A store hands out table handles; recommenders only ever call `KeyedTable.get` and
+`ListTable.items` and never know which back end answers.
+"""
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+from service.tables import KeyedRows, TrackList
+
+# A session history: (track, time) for every track the user sent in the open session,
+# oldest first, the current request's track last.
+History = Sequence[tuple[int, float]]
+
+
+class KeyedTable(Protocol):
+    def get(self, key: int) -> Sequence[int] | None:
+        """The list stored under `key` (a track or a user), or None when the key is absent."""
+
+
+class ListTable(Protocol):
+    def items(self) -> Sequence[int]:
+        """The whole list (top-pop: most popular first)."""
+
+
+class Sessions(Protocol):
+    def listen(self, user: int, track: int, time: float) -> History:
+        """Append (track, time) to the user's open session and return the whole history."""
+
+    def end(self, user: int) -> None:
+        """Forget the user's session (after /last)."""
+
+
+class Store(Protocol):
+    sessions: Sessions
+
+    def keyed_table(self, rows: KeyedRows) -> KeyedTable: ...
+    def track_list(self, rows: TrackList) -> ListTable: ...
+    def close(self) -> None: ...
+
+
+def open_store(backend: str, redis_url: str | None = None, redis_prefix: str = "botify") -> Store:
+    if backend == "memory":
+        from service.stores.memory import MemoryStore
+        return MemoryStore()
+    if backend == "redis":
+        from service.stores.redis import RedisStore
+        return RedisStore(redis_url, redis_prefix)
+    raise ValueError(f"unknown store backend {backend!r}: use 'memory' or 'redis'")

@@ -1,0 +1,54 @@
+"""The embedded store: tables and sessions in this process's memory (one replica)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from service.stores import History
+from service.tables import KeyedRows, TrackList
+
+
+class MemoryKeyedTable:
+    def __init__(self, rows: KeyedRows):
+        # One memoryview per row over the shared flat array: O(1) lookups, no Python int
+        # per value, and indexing a memoryview yields plain ints.
+        flat = memoryview(rows.flat)
+        bounds = rows.offsets.tolist()
+        self._rows = {key: flat[bounds[i]:bounds[i + 1]] for i, key in enumerate(rows.keys.tolist())}
+
+    def get(self, key: int) -> Sequence[int] | None:
+        return self._rows.get(key)
+
+
+class MemoryListTable:
+    def __init__(self, rows: TrackList):
+        self._items = tuple(rows.tracks.tolist())
+
+    def items(self) -> Sequence[int]:
+        return self._items
+
+
+class MemorySessions:
+    def __init__(self):
+        self._open: dict[int, list[tuple[int, float]]] = {}
+
+    def listen(self, user: int, track: int, time: float) -> History:
+        history = self._open.setdefault(user, [])
+        history.append((track, time))
+        return history
+
+    def end(self, user: int) -> None:
+        self._open.pop(user, None)
+
+
+class MemoryStore:
+    def __init__(self):
+        self.sessions = MemorySessions()
+
+    def keyed_table(self, rows: KeyedRows) -> MemoryKeyedTable:
+        return MemoryKeyedTable(rows)
+
+    def track_list(self, rows: TrackList) -> MemoryListTable:
+        return MemoryListTable(rows)
+
+    def close(self) -> None:
+        pass

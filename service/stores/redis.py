@@ -1,0 +1,108 @@
+"""The Redis store: tables and session histories in a Redis server shared by replicas.
+
+Layout (all keys under a configurable prefix, default "botify"):
+- `<prefix>:table:<digest>`: a hash, field = key (track or user id), value = the row as
+  little-endian int64 bytes. `<digest>` is a hash of the file's content, so a table is
+  written once however many replicas load it, and a key's content never changes: a reload
+  that brings a new file simply points at a new key. Tables are written to a temporary key
+  with pipelined HSETs and then RENAMEd, so readers never see a half-written table.
+- `<prefix>:list:<digest>`: a top-pop list, the same int64 bytes.
+- `<prefix>:session:<user>`: a Redis list of "track:time" entries for the open session.
+Old table keys are left in place for replicas still serving them; flush the prefix between
+runs if memory matters.
+"""
+from __future__ import annotations
+
+import uuid
+from typing import Sequence
+
+import redis
+
+from service.stores import History
+from service.tables import KeyedRows, TrackList
+
+# Appending the listened track and reading the whole history back is one atomic round trip.
+_LISTEN = """
+redis.call('RPUSH', KEYS[1], ARGV[1])
+return redis.call('LRANGE', KEYS[1], 0, -1)
+"""
+_ROWS_PER_HSET = 1_000
+_HSETS_PER_PIPELINE = 20
+
+
+def _ints(data: bytes) -> memoryview:
+    return memoryview(data).cast("q")
+
+
+class RedisKeyedTable:
+    def __init__(self, client: redis.Redis, key: str):
+        self._client, self._key = client, key
+
+    def get(self, key: int) -> Sequence[int] | None:
+        data = self._client.hget(self._key, key)
+        return None if data is None else _ints(data)
+
+
+class RedisListTable:
+    def __init__(self, client: redis.Redis, key: str):
+        self._client, self._key = client, key
+
+    def items(self) -> Sequence[int]:
+        return _ints(self._client.get(self._key) or b"")
+
+
+class RedisSessions:
+    def __init__(self, client: redis.Redis, prefix: str):
+        self._prefix = prefix
+        self._listen = client.register_script(_LISTEN)
+        self._client = client
+
+    def listen(self, user: int, track: int, time: float) -> History:
+        entries = self._listen(keys=[f"{self._prefix}:session:{user}"], args=[f"{track}:{time!r}"])
+        history = []
+        for entry in entries:
+            t, _, listened = entry.partition(b":")
+            history.append((int(t), float(listened)))
+        return history
+
+    def end(self, user: int) -> None:
+        self._client.delete(f"{self._prefix}:session:{user}")
+
+
+class RedisStore:
+    def __init__(self, url: str | None, prefix: str):
+        if not url:
+            raise ValueError("store.redis_url is required with store.backend: redis")
+        self._client = redis.Redis.from_url(url)
+        self._prefix = prefix
+        self._client.ping()  # fail at start-up, with the URL in the message, not on a request
+        self.sessions = RedisSessions(self._client, prefix)
+
+    def keyed_table(self, rows: KeyedRows) -> RedisKeyedTable:
+        key = f"{self._prefix}:table:{rows.digest}"
+        if not self._client.exists(key):
+            self._write_rows(key, rows)
+        return RedisKeyedTable(self._client, key)
+
+    def track_list(self, rows: TrackList) -> RedisListTable:
+        key = f"{self._prefix}:list:{rows.digest}"
+        self._client.set(key, rows.tracks.astype("<i8").tobytes())
+        return RedisListTable(self._client, key)
+
+    def _write_rows(self, key: str, rows: KeyedRows) -> None:
+        temporary = f"{key}:loading:{uuid.uuid4().hex}"
+        data = rows.flat.astype("<i8").tobytes()
+        bounds = (rows.offsets * 8).tolist()
+        keys = rows.keys.tolist()
+        pipe = self._client.pipeline(transaction=False)
+        for chunk, start in enumerate(range(0, len(keys), _ROWS_PER_HSET), start=1):
+            stop = min(start + _ROWS_PER_HSET, len(keys))
+            pipe.hset(temporary, mapping={keys[i]: data[bounds[i]:bounds[i + 1]]
+                                          for i in range(start, stop)})
+            if chunk % _HSETS_PER_PIPELINE == 0:
+                pipe.execute()
+        pipe.execute()
+        self._client.rename(temporary, key)
+
+    def close(self) -> None:
+        self._client.close()

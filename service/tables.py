@@ -1,0 +1,128 @@
+"""Reading and validating the table files the service loads (formats in DESIGN.md).
+
+Tables are parsed into a compact CSR layout (one flat int64 array plus row offsets) so that a
+50,000 x 100 table costs 40 MB instead of millions of Python ints. Both stores start from
+this parsed form. A file that is missing, truncated or of the wrong shape raises TableError
+with the file name, the line and what to do; nothing is half-loaded.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+# Ids are Spark longs in the logs; the same bound is applied to HTTP input (validation.py).
+MAX_ID = 2**63 - 1
+
+# kind -> (key field, list field) of a keyed JSONL table
+KEYED_KINDS = {"tracks": ("track", "recommendations"), "users": ("user", "tracks")}
+
+
+class TableError(ValueError):
+    """A table file the service refuses to load; the message says which file and why."""
+
+
+@dataclass(frozen=True)
+class KeyedRows:
+    """A parsed keyed table: row i has key keys[i] and values flat[offsets[i]:offsets[i+1]]."""
+    path: Path
+    digest: str          # content hash: identifies the table in Redis across replicas
+    keys: np.ndarray     # int64, unique
+    offsets: np.ndarray  # int64, len(keys) + 1
+    flat: np.ndarray     # int64
+
+
+@dataclass(frozen=True)
+class TrackList:
+    """A parsed top-pop list: track ids, most popular first."""
+    path: Path
+    digest: str
+    tracks: np.ndarray   # int64
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise TableError(f"{path}: table file not found; check the path in the experiments "
+                         f"config (relative paths are relative to the repo root)") from None
+    except OSError as e:
+        raise TableError(f"{path}: cannot read table file: {e.strerror}") from None
+
+
+def _digest(kind: str, data: bytes) -> str:
+    return hashlib.sha1(kind.encode() + b"\0" + data).hexdigest()[:20]
+
+
+def _check_ids(path: Path, values: list, what: str, catalog_ids: np.ndarray | None) -> np.ndarray:
+    """values -> int64 array, refusing non-ints (booleans included), negatives and unknown tracks."""
+    kinds = set(map(type, values))
+    if kinds - {int}:
+        bad = next(v for v in values if type(v) is not int)
+        raise TableError(f"{path}: {what} must be integers, found {bad!r}")
+    try:
+        array = np.array(values, dtype=np.int64)
+    except OverflowError:
+        raise TableError(f"{path}: {what} must fit in 64 bits") from None
+    if array.size and array.min() < 0:
+        raise TableError(f"{path}: {what} must be non-negative, found {int(array.min())}")
+    if catalog_ids is not None and array.size:
+        unknown = ~np.isin(array, catalog_ids)
+        if unknown.any():
+            raise TableError(f"{path}: track {int(array[unknown][0])} is not in the catalog "
+                             f"({int(unknown.sum())} unknown ids); was the table built for "
+                             f"another world?")
+    return array
+
+
+def read_keyed(path: Path, kind: str, catalog_ids: np.ndarray | None = None) -> KeyedRows:
+    """Parse a track-keyed ("tracks") or user-keyed ("users") JSONL table."""
+    key_field, list_field = KEYED_KINDS[kind]
+    data = _read(path)
+    keys: list = []
+    lengths: list[int] = []
+    flat: list = []
+    expected = {key_field, list_field}
+    for number, line in enumerate(data.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError as e:
+            hint = " (the file looks truncated)" if number == data.count(b"\n") + 1 else ""
+            raise TableError(f"{path}:{number}: invalid JSON{hint}: {e}") from None
+        if not isinstance(record, dict) or record.keys() != expected:
+            found = sorted(record) if isinstance(record, dict) else type(record).__name__
+            raise TableError(f"{path}:{number}: expected an object with keys {sorted(expected)}, "
+                             f"found {found}; is this a {kind}-keyed table?")
+        values = record[list_field]
+        if not isinstance(values, list):
+            raise TableError(f"{path}:{number}: {list_field!r} must be a list")
+        keys.append(record[key_field])
+        lengths.append(len(values))
+        flat.extend(values)
+    if not keys:
+        raise TableError(f"{path}: table is empty")
+    key_array = _check_ids(path, keys, f"{key_field!r} keys",
+                           catalog_ids if kind == "tracks" else None)
+    if np.unique(key_array).size != key_array.size:
+        raise TableError(f"{path}: duplicate {key_field!r} keys")
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return KeyedRows(path, _digest(kind, data), key_array, offsets,
+                     _check_ids(path, flat, f"{list_field!r} values", catalog_ids))
+
+
+def read_list(path: Path, catalog_ids: np.ndarray | None = None) -> TrackList:
+    """Parse a top-pop table: a JSON list of track ids."""
+    data = _read(path)
+    try:
+        values = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        raise TableError(f"{path}: invalid JSON (truncated file?): {e}") from None
+    if not isinstance(values, list) or not values:
+        raise TableError(f"{path}: a top-pop table must be a non-empty JSON list of track ids")
+    return TrackList(path, _digest("toppop", data), _check_ids(path, values, "track ids", catalog_ids))
