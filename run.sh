@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # botify's one entry point.
 #   ./run.sh [experiment options]  the whole experiment: day 0, day 1, the A/B day, the report
+#                                  (options: ./run.sh experiment --help)
 #   ./run.sh test [pytest args]    the test suite against a private HDFS + Redis on free ports
 #   ./run.sh up | down | status    the local stack for a person at the keyboard (HDFS, Redis, service)
 # Every command first sets itself up: .venv with the project, Hadoop jars (Maven), redis-server (apt).
@@ -50,6 +51,7 @@ setup() {
 }
 
 command=${1:-experiment}
+[ "$command" = "--help" ] || [ "$command" = "-h" ] && command=help
 case "$command" in
     test)
         shift
@@ -67,8 +69,13 @@ case "$command" in
         [ -x .venv/bin/python ] || die "no .venv yet: nothing was started here"
         exec .venv/bin/python -m infra.stack "$command"
         ;;
+    experiment|--*)
+        [ "$command" = experiment ] && shift
+        setup
+        exec .venv/bin/python -m pipeline "$@"
+        ;;
     -h|--help|help)
-        sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
         ;;
     *)
         die "unknown command '$command' (try ./run.sh --help)"

@@ -199,6 +199,7 @@ class Stack:
             "BOTIFY_HDFS_FS": f"hdfs://{self.host}:{self.ports['namenode_rpc']}",
             "BOTIFY_HDFS_USER": getpass.getuser(),
             "BOTIFY_REDIS_URL": f"redis://{self.host}:{self.ports['redis']}/0",
+            "BOTIFY_SERVICE_URL": self.service_url,
             "BOTIFY_STACK_RUNTIME": str(self.runtime),
         }
 
@@ -309,6 +310,30 @@ class Stack:
 
         self.wait_until("redis", pong, config["redis"]["start_timeout_s"], "Redis did not answer PING")
         print(f"Redis ready: {self.env()['BOTIFY_REDIS_URL']}", flush=True)
+
+    # ---- the botify service
+
+    @property
+    def service_url(self) -> str:
+        return f"http://{self.host}:{self.ports['service']}"
+
+    def start_service(self, config: dict, service_config: Path, log_root: Path,
+                      replica: str = "replica-1") -> None:
+        """Start `python -m service` on the stack's service port, logging under log_root/replica."""
+        require_port_free(self.host, self.ports["service"], "botify service")
+        self.spawn("service", [sys.executable, "-m", "service", "--config", str(service_config),
+                               "--host", self.host, "--port", str(self.ports["service"]),
+                               "--log-dir", str(log_root), "--replica", replica])
+        self.wait_until("service", lambda: http_json(f"{self.service_url}/") is not None,
+                        config["service"]["start_timeout_s"], "the botify service did not answer")
+        print(f"botify service ready: {self.service_url} (config {service_config})", flush=True)
+
+    def stop_service(self) -> None:
+        """SIGTERM the service (it flushes and closes its event log) and forget it."""
+        pid = self.pids.pop("service", None)
+        if pid is not None:
+            stop_process(pid, "service")
+            self.save()
 
     # ---- lifecycle
 
