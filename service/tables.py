@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -29,18 +30,26 @@ class TableError(ValueError):
 class KeyedRows:
     """A parsed keyed table: row i has key keys[i] and values flat[offsets[i]:offsets[i+1]]."""
     path: Path
-    digest: str          # content hash: identifies the table in Redis across replicas
+    kind: str
     keys: np.ndarray     # int64, unique
     offsets: np.ndarray  # int64, len(keys) + 1
     flat: np.ndarray     # int64
+
+    @cached_property
+    def digest(self) -> str:
+        """A content hash: the table's identity in Redis, shared by replicas."""
+        return _digest(self.kind, self.keys, self.offsets, self.flat)
 
 
 @dataclass(frozen=True)
 class TrackList:
     """A parsed top-pop list: track ids, most popular first."""
     path: Path
-    digest: str
     tracks: np.ndarray   # int64
+
+    @cached_property
+    def digest(self) -> str:
+        return _digest("toppop", self.tracks)
 
 
 def _read(path: Path) -> bytes:
@@ -53,8 +62,11 @@ def _read(path: Path) -> bytes:
         raise TableError(f"{path}: cannot read table file: {e.strerror}") from None
 
 
-def _digest(kind: str, data: bytes) -> str:
-    return hashlib.sha1(kind.encode() + b"\0" + data).hexdigest()[:20]
+def _digest(kind: str, *arrays: np.ndarray) -> str:
+    digest = hashlib.blake2b(kind.encode(), digest_size=10)
+    for array in arrays:
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def _check_ids(path: Path, values: list, what: str, catalog_ids: np.ndarray | None) -> np.ndarray:
@@ -70,12 +82,22 @@ def _check_ids(path: Path, values: list, what: str, catalog_ids: np.ndarray | No
     if array.size and array.min() < 0:
         raise TableError(f"{path}: {what} must be non-negative, found {int(array.min())}")
     if catalog_ids is not None and array.size:
-        unknown = ~np.isin(array, catalog_ids)
+        unknown = ~_known(array, catalog_ids)
         if unknown.any():
             raise TableError(f"{path}: track {int(array[unknown][0])} is not in the catalog "
                              f"({int(unknown.sum())} unknown ids); was the table built for "
                              f"another world?")
     return array
+
+
+def _known(array: np.ndarray, catalog_ids: np.ndarray) -> np.ndarray:
+    """Which ids of `array` are in the sorted `catalog_ids` (a lookup mask when ids are dense)."""
+    top = int(catalog_ids[-1])
+    if top > 4 * len(catalog_ids) + 1_000_000:
+        return np.isin(array, catalog_ids)
+    mask = np.zeros(top + 2, dtype=bool)
+    mask[catalog_ids] = True
+    return mask[np.minimum(array, top + 1)]
 
 
 def read_keyed(path: Path, kind: str, catalog_ids: np.ndarray | None = None) -> KeyedRows:
@@ -112,7 +134,7 @@ def read_keyed(path: Path, kind: str, catalog_ids: np.ndarray | None = None) -> 
         raise TableError(f"{path}: duplicate {key_field!r} keys")
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    return KeyedRows(path, _digest(kind, data), key_array, offsets,
+    return KeyedRows(path, kind, key_array, offsets,
                      _check_ids(path, flat, f"{list_field!r} values", catalog_ids))
 
 
@@ -125,4 +147,4 @@ def read_list(path: Path, catalog_ids: np.ndarray | None = None) -> TrackList:
         raise TableError(f"{path}: invalid JSON (truncated file?): {e}") from None
     if not isinstance(values, list) or not values:
         raise TableError(f"{path}: a top-pop table must be a non-empty JSON list of track ids")
-    return TrackList(path, _digest("toppop", data), _check_ids(path, values, "track ids", catalog_ids))
+    return TrackList(path, _check_ids(path, values, "track ids", catalog_ids))

@@ -1,0 +1,171 @@
+"""Speed of the botify service: start-up, throughput and latency, with both stores.
+
+    .venv/bin/python benchmarks/bench_service.py [--tracks 50000] [--width 100] [--duration 10]
+                                                 [--stores memory,redis] [--redis-url URL]
+
+Builds a synthetic world (catalog + track-keyed contextual table, tracks x width) under
+benchmarks/out/, then for each store starts `python -m service` with a Contextual arm and
+measures:
+- start-up: process spawn until GET / answers, and the table-load time the service logs;
+- throughput: wrk, 64 connections, POST /next with user and track varied per request
+  (benchmarks/next.lua): req/s, p50, p99;
+- keep-alive: wrk, 1 connection: p50, p99;
+- logged latency: the mean of `latency` over the event log the runs produced.
+Needs wrk (`apt-get install -y wrk`). Without --redis-url a private redis-server is started.
+The client runs on the same machine as the service: on 2 cores they compete for CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import orjson
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "benchmarks" / "out"
+LUA = REPO / "benchmarks" / "next.lua"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_world(folder: Path, tracks: int, width: int, seed: int = 7) -> None:
+    """Catalog (tracks, 1 artist per 10 tracks) and a tracks x width contextual table."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if (folder / "done").exists():
+        return
+    rng = np.random.default_rng(seed)
+    with open(folder / "tracks.jsonl", "wb") as f:
+        f.writelines(orjson.dumps({"track": t, "artist": f"artist{t // 10}", "title": f"title{t}"}) + b"\n"
+                     for t in range(tracks))
+    table = rng.integers(0, tracks, size=(tracks, width))
+    with open(folder / "contextual.jsonl", "wb") as f:
+        f.writelines(orjson.dumps({"track": t, "recommendations": row.tolist()}) + b"\n"
+                     for t, row in enumerate(table))
+    (folder / "done").touch()
+
+
+def write_config(path: Path, world: Path, logs: Path, store: str, redis_url: str | None) -> None:
+    config = {
+        "seed": 1, "catalog": str(world / "tracks.jsonl"),
+        "store": {"backend": store, "redis_url": redis_url, "redis_prefix": f"bench{os.getpid()}"},
+        "log": {"dir": str(logs), "replica": store, "max_bytes": 64 * 2**20},
+        "recommenders": {"toppop": {"top_k": 100}, "sticky_artist": {"anchor": "previous"},
+                         "contextual_updated": {"min_time": 0.1, "low_mean_time": 0.2, "window": 3}},
+        "experiments": [{"name": "BENCH", "arms": [
+            {"name": "C", "recommender": "contextual", "tables": {"tracks": str(world / "contextual.jsonl")}}]}],
+    }
+    path.write_text(json.dumps(config))  # JSON is YAML
+
+
+def start_service(config: Path, port: int, stderr_path: Path) -> tuple[subprocess.Popen, float]:
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "service", "--config", str(config), "--port", str(port)],
+                            cwd=REPO, stderr=open(stderr_path, "w"))
+    while True:
+        if proc.poll() is not None:
+            sys.exit(f"service exited with {proc.returncode}: {stderr_path.read_text()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5).status_code == 200:
+                return proc, time.perf_counter() - started
+        except httpx.TransportError:
+            time.sleep(0.02)
+
+
+def wrk(port: int, connections: int, duration: float, tracks: int) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency",
+         "-s", str(LUA), f"http://127.0.0.1:{port}", "--", str(tracks)],
+        capture_output=True, text=True, check=True).stdout
+    def latency(label):
+        value, unit = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+        return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50_ms": latency("50%"), "p99_ms": latency("99%"),
+            "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def logged_latency_ms(folder: Path) -> tuple[float, int]:
+    latencies = [orjson.loads(line)["latency"] for file in sorted(folder.glob("events.jsonl*"))
+                 for line in file.read_bytes().splitlines()]
+    return 1e3 * sum(latencies) / len(latencies), len(latencies)
+
+
+def load_seconds(stderr_path: Path) -> float:
+    return float(re.search(r"tables in ([\d.]+) s", stderr_path.read_text()).group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tracks", type=int, default=50_000)
+    parser.add_argument("--width", type=int, default=100)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
+    parser.add_argument("--stores", default="memory,redis")
+    parser.add_argument("--redis-url", help="an existing Redis; default: start a private redis-server")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk not found: apt-get install -y wrk")
+
+    world = OUT / f"world-{args.tracks}x{args.width}"
+    print(f"world: {args.tracks} tracks, contextual table {args.tracks} x {args.width} ({world})")
+    make_world(world, args.tracks, args.width)
+    redis_proc, redis_url = None, args.redis_url
+    if "redis" in args.stores and not redis_url:
+        redis_port = free_port()
+        redis_proc = subprocess.Popen(["redis-server", "--port", str(redis_port), "--save", "",
+                                       "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        time.sleep(0.3)
+    results = {}
+    try:
+        for store in args.stores.split(","):
+            with tempfile.TemporaryDirectory(prefix=f"bench-{store}-") as tmp:
+                tmp = Path(tmp)
+                write_config(tmp / "service.yml", world, tmp / "logs", store, redis_url)
+                port = free_port()
+                proc, ready = start_service(tmp / "service.yml", port, tmp / "stderr.log")
+                try:
+                    wrk(port, 64, 2, args.tracks)                      # warm-up, not reported
+                    load = wrk(port, 64, args.duration, args.tracks)
+                    single = wrk(port, 1, args.duration / 2, args.tracks)
+                finally:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(30)
+                mean_ms, events = logged_latency_ms(tmp / "logs" / store)
+                results[store] = {"ready_s": ready, "load_s": load_seconds(tmp / "stderr.log"),
+                                  "load": load, "single": single, "logged_ms": mean_ms, "events": events}
+                print(f"{store}: done", flush=True)
+    finally:
+        if redis_proc:
+            redis_proc.terminate()
+            redis_proc.wait()
+
+    print(f"\n{'store':8} {'start-up s':>10} {'load s':>7} {'req/s @64':>10} {'p50 ms':>7} {'p99 ms':>7} "
+          f"{'1-conn p50 ms':>13} {'1-conn p99 ms':>13} {'logged mean ms':>14} {'non-2xx':>7}")
+    for store, r in results.items():
+        print(f"{store:8} {r['ready_s']:10.2f} {r['load_s']:7.2f} {r['load']['rps']:10.0f} "
+              f"{r['load']['p50_ms']:7.2f} {r['load']['p99_ms']:7.2f} {r['single']['p50_ms']:13.3f} "
+              f"{r['single']['p99_ms']:13.3f} {r['logged_ms']:14.4f} {r['load']['non_2xx'] + r['single']['non_2xx']:7d}")
+    print("\ntargets: >= 7000 req/s @64 with p99 <= 15 ms; 1-conn p50 <= 0.5 ms; logged mean <= 0.1 ms; "
+          "start-up <= 3 s memory / 5 s redis")
+    print(f"events logged: " + ", ".join(f"{s} {r['events']}" for s, r in results.items()))
+
+
+if __name__ == "__main__":
+    main()

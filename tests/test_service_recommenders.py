@@ -1,0 +1,229 @@
+"""Recommenders, session histories and the experiment split, against both stores (the Redis
+store talks to the real redis-server of `./run.sh test`)."""
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+
+import mmh3
+import orjson
+import pytest
+import redis
+
+from service.catalog import load_catalog
+from service.config import Arm, Experiment
+from service.experiments import Split
+from service.recommenders import Listen
+from service.recommenders.contextual import Contextual
+from service.recommenders.contextual_updated import ContextualUpdated
+from service.recommenders.indexed import Indexed
+from service.recommenders.random import Random
+from service.recommenders.sticky_artist import StickyArtist
+from service.recommenders.toppop import TopPop
+from service.stores.memory import MemoryStore
+from service.stores.redis import RedisStore
+from service.tables import read_keyed, read_list
+
+SEED = 3
+# 30 tracks: artist a0 has tracks 0-9, a1 10-19, a2 20-29.
+ARTISTS = {track: f"a{track // 10}" for track in range(30)}
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(request):
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    url = request.getfixturevalue("redis_url")
+    prefix = f"test-{uuid.uuid4().hex}"
+    store = RedisStore(url, prefix)
+    yield store
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(f"{prefix}:*"))
+    if keys:
+        client.delete(*keys)
+    store.close()
+
+
+@pytest.fixture
+def files(tmp_path):
+    def jsonl(name, records):
+        (tmp_path / name).write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+        return tmp_path / name
+    catalog = load_catalog(jsonl("tracks.jsonl", [{"track": t, "artist": a, "title": f"t{t}"}
+                                                 for t, a in ARTISTS.items()]))
+    tracks = jsonl("contextual.jsonl", [{"track": 0, "recommendations": [5, 6, 7]},
+                                        {"track": 1, "recommendations": []}])
+    users = jsonl("svd.jsonl", [{"user": 1, "tracks": [11, 12]}])
+    (tmp_path / "top.json").write_bytes(orjson.dumps([20, 21, 22, 23]))
+    return catalog, tracks, users, tmp_path / "top.json"
+
+
+@pytest.fixture
+def tables(store, files):
+    catalog, tracks, users, top = files
+    return (catalog, store.keyed_table(read_keyed(tracks, "tracks", catalog.id_array)),
+            store.keyed_table(read_keyed(users, "users", catalog.id_array)),
+            store.track_list(read_list(top, catalog.id_array)))
+
+
+def listen(user=1, track=0, time=0.5, history=None):
+    return Listen(user, track, time, history if history is not None else [(track, time)])
+
+
+def outcomes(recommender, **kwargs) -> set[int]:
+    """Every track the recommender gives at 60 positions in the session: well-listened filler
+    tracks (29, by artist a2) are inserted after the first track, which keeps the first track
+    and the end of the history."""
+    base = listen(**kwargs)
+    at = 1 if len(base.history) > 1 else 0
+    return {recommender.recommend(Listen(base.user, base.track, base.time,
+                                         [*base.history[:at], *[(29, 1.0)] * n, *base.history[at:]]))
+            for n in range(60)}
+
+
+def test_random_is_uniform_over_the_catalog_and_request_derived(files):
+    catalog = files[0]
+    random = Random(catalog, SEED)
+    picks = [random.recommend(listen(user=u, track=u % 30)) for u in range(3000)]
+    assert set(picks) == set(range(30))
+    assert max(Counter(picks).values()) < 3 * 3000 / 30
+    # the same request gives the same track; another seed gives other tracks
+    assert picks == [random.recommend(listen(user=u, track=u % 30)) for u in range(3000)]
+    assert picks != [Random(catalog, SEED + 1).recommend(listen(user=u, track=u % 30)) for u in range(3000)]
+
+
+def test_contextual_picks_from_the_previous_tracks_list_else_falls_back(tables):
+    catalog, tracks, _, _ = tables
+    contextual = Contextual(tracks, Random(catalog, SEED), SEED)
+    assert outcomes(contextual, track=0) == {5, 6, 7}
+    assert len(outcomes(contextual, track=3)) > 5     # no row: Random over the catalog
+    assert len(outcomes(contextual, track=1)) > 5     # empty row: Random too
+    assert Contextual(tracks, None, SEED).recommend(listen(track=3)) is None
+
+
+def test_indexed_uses_the_users_list_then_its_fallback(tables):
+    catalog, _, users, top = tables
+    indexed = Indexed(users, TopPop(top, 2, SEED), SEED)
+    assert outcomes(indexed, user=1) == {11, 12}
+    assert outcomes(indexed, user=2) == {20, 21}      # no list: top-pop, top_k = 2
+
+
+def test_toppop_picks_among_the_top_k(tables):
+    top = tables[3]
+    assert outcomes(TopPop(top, 3, SEED)) == {20, 21, 22}
+    assert outcomes(TopPop(top, 100, SEED)) == {20, 21, 22, 23}
+
+
+def test_sticky_artist_follows_its_anchor_and_avoids_played_tracks(files):
+    catalog = files[0]
+    previous = StickyArtist(catalog, "previous", SEED)
+    first = StickyArtist(catalog, "first", SEED)
+    history = [(25, 1.0), (13, 0.4)]
+    assert outcomes(previous, track=13, history=history) <= set(range(10, 20)) - {13}
+    assert outcomes(first, track=13, history=history) <= set(range(20, 30)) - {25}
+    everything = [(t, 1.0) for t in range(20, 30)]    # all of a2 played: replay rather than fail
+    assert first.recommend(listen(track=29, history=everything)) in range(20, 30)
+
+
+@pytest.fixture
+def updated(tables):
+    catalog, tracks, users, top = tables
+    return ContextualUpdated(
+        main=Contextual(tracks, None, SEED),
+        fallback=Indexed(users, TopPop(top, 100, SEED), SEED),
+        sticky_first_artist=StickyArtist(catalog, "first", SEED),
+        min_time=0.1, low_mean_time=0.3, window=3)
+
+
+def test_contextual_updated_uses_the_nn_table_first(updated):
+    assert outcomes(updated, user=2, track=0, time=0.5, history=[(28, 1.0)]) == {5, 6, 7}
+
+
+def test_contextual_updated_low_previous_time_goes_straight_to_the_fallback(updated):
+    history = [(28, 1.0), (0, 0.05)]
+    assert outcomes(updated, user=1, track=0, time=0.05, history=history) == {11, 12}
+    assert outcomes(updated, user=2, track=0, time=0.05, history=history) == {20, 21, 22, 23}
+
+
+def test_contextual_updated_unknown_track_goes_to_svd_then_toppop(updated):
+    assert outcomes(updated, user=1, track=4, time=0.9, history=[(28, 1.0)]) == {11, 12}
+    assert outcomes(updated, user=2, track=4, time=0.9, history=[(28, 1.0)]) == {20, 21, 22, 23}
+
+
+def test_contextual_updated_low_recent_mean_goes_to_the_first_tracks_artist(updated):
+    bad_run = [(28, 1.0), (2, 0.2), (3, 0.2), (0, 0.2)]   # last three mean 0.2 < 0.3
+    assert outcomes(updated, user=1, track=0, time=0.2, history=bad_run) <= set(range(20, 30))
+    good_run = [(28, 1.0), (2, 0.2), (3, 0.9), (0, 0.5)]
+    assert outcomes(updated, user=2, track=0, time=0.5, history=good_run) == {5, 6, 7}
+
+
+def test_contextual_updated_with_nothing_found_goes_to_the_first_tracks_artist(tables):
+    catalog, tracks, users, _ = tables
+    bare = ContextualUpdated(Contextual(tracks, None, SEED), Indexed(users, None, SEED),
+                             StickyArtist(catalog, "first", SEED), 0.1, 0.3, 3)
+    assert outcomes(bare, user=2, track=4, time=0.9, history=[(28, 1.0)]) <= set(range(20, 30))
+
+
+def test_sessions_accumulate_and_reset(store):
+    sessions = store.sessions
+    assert list(sessions.listen(7, 3, 1.0)) == [(3, 1.0)]
+    assert list(sessions.listen(7, 4, 0.25)) == [(3, 1.0), (4, 0.25)]
+    assert list(sessions.listen(8, 9, 1.0)) == [(9, 1.0)]          # users are separate
+    sessions.end(7)
+    assert list(sessions.listen(7, 5, 0.5)) == [(5, 0.5)]
+
+
+def test_both_stores_give_the_same_recommendations(files, redis_url):
+    """Request-derived randomness: the same traffic gives the same tracks on any store."""
+    catalog, tracks_path, users_path, top_path = files
+    results = []
+    for store in (MemoryStore(), RedisStore(redis_url, f"test-{uuid.uuid4().hex}")):
+        recommender = ContextualUpdated(
+            Contextual(store.keyed_table(read_keyed(tracks_path, "tracks", catalog.id_array)), None, SEED),
+            Indexed(store.keyed_table(read_keyed(users_path, "users", catalog.id_array)),
+                    TopPop(store.track_list(read_list(top_path, catalog.id_array)), 100, SEED), SEED),
+            StickyArtist(catalog, "first", SEED), 0.1, 0.3, 3)
+        picks = []
+        for user in range(20):
+            track, time = user % 3, 1.0
+            for _ in range(5):
+                history = store.sessions.listen(user, track, time)
+                track = recommender.recommend(Listen(user, track, time, history))
+                picks.append(track)
+                time = (track % 10) / 10
+            store.sessions.end(user)
+        results.append(picks)
+    assert results[0] == results[1]
+
+
+def arms(*weights: float) -> Experiment:
+    return Experiment("EXP", tuple(Arm(f"A{i}", w, "random", {}, {}) for i, w in enumerate(weights)))
+
+
+def test_split_follows_the_weights_and_the_documented_hash():
+    experiment = arms(1, 1)
+    split = Split((experiment,), {("EXP", "A0"): "r0", ("EXP", "A1"): "r1"})
+    counts = Counter(split.assign(user)[1]["EXP"] for user in range(10_000))
+    assert abs(counts["A0"] - 5_000) < 300
+    for user in range(100):  # mmh3("<experiment>:<user>") mapped to [0, 1) against 0.5
+        expected = "A0" if mmh3.hash(f"EXP:{user}", signed=False) / 2**32 < 0.5 else "A1"
+        recommender, assigned = split.assign(user)
+        assert assigned == {"EXP": expected}
+        assert recommender == {"A0": "r0", "A1": "r1"}[expected]
+
+
+def test_split_one_arm_takes_everyone_and_zero_weight_takes_no_one():
+    one = Split((arms(1),), {("EXP", "A0"): "r"})
+    assert {one.assign(u)[1]["EXP"] for u in range(1000)} == {"A0"}
+    skewed = Split((arms(0, 3),), {("EXP", "A0"): "r0", ("EXP", "A1"): "r1"})
+    assert {skewed.assign(u)[1]["EXP"] for u in range(1000)} == {"A1"}
+
+
+def test_every_experiment_is_logged_and_the_first_one_serves():
+    first, second = arms(1, 1), Experiment("OTHER", (Arm("X", 1, "random", {}, {}), Arm("Y", 1, "random", {}, {})))
+    split = Split((first, second), {("EXP", "A0"): "r0", ("EXP", "A1"): "r1",
+                                    ("OTHER", "X"): "x", ("OTHER", "Y"): "y"})
+    pairs = Counter(tuple(split.assign(u)[1].values()) for u in range(4000))
+    assert len(pairs) == 4 and min(pairs.values()) > 800   # independent splits
+    assert {split.assign(u)[0] for u in range(100)} == {"r0", "r1"}
