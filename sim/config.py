@@ -1,0 +1,99 @@
+"""conf/sim.yml, parsed and validated: a bad key or value is refused with its dotted name."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_CONFIG = Path("conf/sim.yml")
+
+
+class ConfigError(ValueError):
+    """conf/sim.yml is missing, unreadable or has a bad key; the message says which and why."""
+
+
+class _Strict(BaseModel):
+    # Unknown keys are typos: refuse them instead of silently using a default.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Spread(_Strict):
+    shared: float = Field(ge=0)
+    genre: float = Field(ge=0)
+    artist: float = Field(ge=0)
+    track: float = Field(gt=0)
+
+
+class WorldConfig(_Strict):
+    tracks: int = Field(gt=0)
+    artists: int = Field(gt=0)
+    genres: int = Field(gt=0)
+    dimension: int = Field(gt=1)
+    tracks_per_artist_sigma: float = Field(ge=0)
+    artists_per_genre_sigma: float = Field(ge=0)
+    spread: Spread
+    scale: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _sizes_nest(self) -> "WorldConfig":
+        if self.artists > self.tracks:
+            raise ValueError(f"artists ({self.artists}) must not exceed tracks ({self.tracks})")
+        if self.genres > self.artists:
+            raise ValueError(f"genres ({self.genres}) must not exceed artists ({self.artists})")
+        return self
+
+
+class UsersConfig(_Strict):
+    users: int = Field(gt=0)
+    interests: int = Field(gt=0)
+    interest_neighbours: int = Field(gt=0)
+    consume_bias: tuple[float, float]
+    consume_sharpness: tuple[float, float]
+    session_budget: int = Field(gt=0)
+    artist_discount_gamma: float = Field(gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _ranges_ordered(self) -> "UsersConfig":
+        for name in ("consume_bias", "consume_sharpness"):
+            low, high = getattr(self, name)
+            if not low <= high:
+                raise ValueError(f"{name}: [low, high] needs low <= high, got [{low}, {high}]")
+        return self
+
+
+class RunConfig(_Strict):
+    url: str
+    timeout_s: float = Field(gt=0)
+    max_session_tracks: int = Field(gt=0)
+    oracle_candidates: int = Field(gt=0)
+
+
+class SimConfig(_Strict):
+    world: WorldConfig
+    users: UsersConfig
+    run: RunConfig
+
+    def world_fingerprint(self) -> dict:
+        """What the generated world depends on (besides the seed)."""
+        return {"world": self.world.model_dump(), "users": self.users.model_dump(mode="json")}
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG) -> SimConfig:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"cannot read simulator config {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must be a mapping with keys world, users, run")
+    try:
+        return SimConfig.model_validate(raw)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+            problems.append(f"{key}: {item['msg']}")
+        raise ConfigError(f"{path}: bad key {'; '.join(problems)}") from None

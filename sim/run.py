@@ -1,0 +1,285 @@
+"""The user simulator CLI: plays simulated sessions against a recommender.
+
+    python -m sim.run --episodes 5000 --recommender remote --config conf/sim.yml --seed 42 \
+        [--world data/world] [--url http://127.0.0.1:5001] [--processes N] [--output FILE]
+
+Episode i belongs to a user drawn uniformly from the seed. Users are partitioned across
+worker processes (user % N), so one user never has two sessions open at once, and every
+user's randomness is its own stream derived from (seed, user): the same seed, world and
+service behaviour give the same sessions with any number of processes.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import queue
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import orjson
+from rich.console import Console
+from rich.table import Table
+from tqdm import tqdm
+
+from sim.agents import Agent, ConsoleAgent, DummyAgent, OracleAgent
+from sim.config import ConfigError, SimConfig, load_config
+from sim.remote import RemoteAgent, ServiceUnreachable, check_service
+from sim.user import Session, UserModel
+from sim.world import World, ensure_world, load_world
+
+AGENTS = ("remote", "console", "dummy", "oracle")
+# a worker reports progress at most this often (seconds)
+_PROGRESS_EVERY_S = 0.2
+
+
+@dataclass
+class RunStats:
+    steps: int = 0                    # /next requests (or in-process recommendations)
+    truncated: int = 0                # sessions cut at run.max_session_tracks
+    seconds_in_requests: float = 0.0  # remote only: wall time waiting on the service
+    worker_seconds: float = 0.0       # wall time of the workers, summed
+
+    def add(self, other: "RunStats") -> None:
+        self.steps += other.steps
+        self.truncated += other.truncated
+        self.seconds_in_requests += other.seconds_in_requests
+        self.worker_seconds += other.worker_seconds
+
+
+@dataclass
+class RunSpec:
+    """Everything a worker needs besides the world (inherited by fork)."""
+    agent: str
+    seed: int
+    url: str
+    config: SimConfig
+    episodes: list[tuple[int, int]] = field(default_factory=list)  # (episode, user)
+
+
+def episode_users(seed: int, episodes: int, n_users: int) -> np.ndarray:
+    """The user of each episode, uniform over users, from the run seed alone."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,)))
+    return rng.integers(n_users, size=episodes)
+
+
+def user_streams(seed: int, user: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """(the user's own generator, the generator agents use in this user's sessions)."""
+    return (np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, user))),
+            np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2, user))))
+
+
+def make_agent(name: str, world: World, config: SimConfig, url: str) -> Agent:
+    if name == "dummy":
+        return DummyAgent(world)
+    if name == "oracle":
+        return OracleAgent(world, config.run.oracle_candidates)
+    if name == "console":
+        return ConsoleAgent(world)
+    if name == "remote":
+        return RemoteAgent(url, config.run.timeout_s, world.n_tracks)
+    raise ValueError(f"unknown recommender {name!r}; choose one of {', '.join(AGENTS)}")
+
+
+def play(session: Session, agent: Agent) -> int:
+    """Play one session to its end; returns the number of recommendation steps."""
+    track, listened = session.first_track, 1.0
+    steps = 0
+    while not session.over:
+        steps += 1
+        recommended = agent.recommend(session, track, listened)
+        if recommended is None:
+            session.fail()  # re-send the same (track, time) next: nothing new was played
+        else:
+            listened = session.listen(recommended)
+            track = recommended
+    if not agent.finish(session, track, listened):
+        session.failed_steps += 1
+    return steps
+
+
+def run_episodes(world: World, spec: RunSpec, progress) -> tuple[list[dict], RunStats]:
+    """Play `spec.episodes` in order in this process; `progress(n)` after each session."""
+    started = time.perf_counter()
+    model = UserModel(world, spec.config.run.max_session_tracks)
+    agent = make_agent(spec.agent, world, spec.config, spec.url)
+    streams: dict[int, tuple[np.random.Generator, np.random.Generator]] = {}
+    results: list[dict] = []
+    stats = RunStats()
+    try:
+        for episode, user in spec.episodes:
+            if user not in streams:
+                streams[user] = user_streams(spec.seed, user)
+            session = model.start_session(user, *streams[user])
+            stats.steps += play(session, agent)
+            stats.truncated += session.truncated
+            results.append(session.result(episode))
+            progress(1)
+    except KeyboardInterrupt:
+        pass  # console agent quit (or Ctrl-C): keep the sessions finished so far
+    finally:
+        if isinstance(agent, RemoteAgent):
+            stats.seconds_in_requests = agent.seconds_in_requests
+            agent.close()
+    stats.worker_seconds = time.perf_counter() - started
+    return results, stats
+
+
+def _worker(world: World, spec: RunSpec, messages) -> None:
+    pending, last = 0, time.perf_counter()
+
+    def progress(count: int) -> None:
+        nonlocal pending, last
+        pending += count
+        if time.perf_counter() - last >= _PROGRESS_EVERY_S:
+            messages.put(("progress", pending))
+            pending, last = 0, time.perf_counter()
+
+    try:
+        results, stats = run_episodes(world, spec, progress)
+        messages.put(("progress", pending))
+        messages.put(("done", results, stats))
+    except BaseException:  # the parent must hear about any crash, or it would wait forever
+        messages.put(("error", traceback.format_exc()))
+
+
+def run_parallel(world: World, spec: RunSpec, processes: int,
+                 bar: tqdm) -> tuple[list[dict], RunStats]:
+    """Partition users across `processes` forked workers (user % processes)."""
+    context = multiprocessing.get_context("fork")  # workers share the world copy-on-write
+    messages = context.Queue()
+    workers = []
+    for index in range(processes):
+        part = RunSpec(spec.agent, spec.seed, spec.url, spec.config,
+                       [(e, u) for e, u in spec.episodes if u % processes == index])
+        worker = context.Process(target=_worker, args=(world, part, messages), daemon=True)
+        worker.start()
+        workers.append(worker)
+    results: list[dict] = []
+    stats = RunStats()
+    done = 0
+    while done < processes:
+        try:
+            message = messages.get(timeout=1.0)
+        except queue.Empty:
+            dead = [w for w in workers if w.exitcode not in (None, 0)]
+            if dead:
+                raise RuntimeError(f"a simulator worker died with exit code {dead[0].exitcode}")
+            continue
+        if message[0] == "progress":
+            bar.update(message[1])
+        elif message[0] == "done":
+            results.extend(message[1])
+            stats.add(message[2])
+            done += 1
+        else:
+            raise RuntimeError(f"a simulator worker failed:\n{message[1]}")
+    for worker in workers:
+        worker.join()
+    return results, stats
+
+
+def _mean_and_error(values: np.ndarray) -> str:
+    if len(values) == 0:
+        return "-"
+    error = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
+    return f"{values.mean():.3f} ± {error:.3f}"
+
+
+def summary_table(results: list[dict], stats: RunStats, agent: str, wall_s: float) -> Table:
+    session_time = np.array([r["session_time"] for r in results], dtype=float)
+    tracks = np.array([r["tracks"] for r in results], dtype=float)
+    failed = sum(r["failed_steps"] for r in results)
+    table = Table(title=f"simulation summary ({agent})", show_header=False)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("sessions", str(len(results)))
+    table.add_row("mean session time (± s.e.)", _mean_and_error(session_time))
+    table.add_row("mean tracks per session (± s.e.)", _mean_and_error(tracks))
+    table.add_row("failed steps", f"{failed} in {sum(r['failed_steps'] > 0 for r in results)} "
+                                  f"sessions")
+    table.add_row("truncated sessions", str(stats.truncated))
+    table.add_row("steps", str(stats.steps))
+    table.add_row("wall time, s", f"{wall_s:.1f}")
+    table.add_row("steps/s", f"{stats.steps / wall_s:,.0f}" if wall_s > 0 else "-")
+    if agent == "remote" and stats.seconds_in_requests > 0:
+        waiting = stats.seconds_in_requests / max(stats.worker_seconds, 1e-9)
+        table.add_row("workers' time waiting on the service", f"{min(waiting, 1.0):.0%}")
+        table.add_row("workers' time in the simulator", f"{max(1.0 - waiting, 0.0):.0%}")
+    table.caption = ("session time and tracks count only recommended tracks; "
+                     "the service's logs add the first track (time 1.0)")
+    return table
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m sim.run",
+        description="Simulate listening sessions against a recommender and summarise them.")
+    parser.add_argument("--episodes", type=int, default=5000, help="sessions to simulate")
+    parser.add_argument("--recommender", choices=AGENTS, default="remote",
+                        help="remote: the botify service over HTTP; dummy: random tracks; "
+                             "oracle: the ceiling, cheating with hidden embeddings; "
+                             "console: you pick the tracks")
+    parser.add_argument("--config", default="conf/sim.yml", help="simulator config (YAML)")
+    parser.add_argument("--seed", type=int, default=42,
+                        help="run seed (also the world seed when the world is generated here)")
+    parser.add_argument("--world", default="data/world",
+                        help="world folder; generated from --seed when missing")
+    parser.add_argument("--url", help="botify service url (default: run.url in the config)")
+    parser.add_argument("--processes", type=int, default=1, help="parallel worker processes")
+    parser.add_argument("--output", help="write one JSON line per session to this file")
+    args = parser.parse_args(argv)
+    if args.episodes < 1:
+        parser.error(f"--episodes must be at least 1, got {args.episodes}")
+    if args.processes < 1:
+        parser.error(f"--processes must be at least 1, got {args.processes}")
+    if args.recommender == "console" and args.processes != 1:
+        parser.error("--recommender console needs --processes 1 (one person at the keyboard)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    console = Console()
+    try:
+        config = load_config(args.config)
+        world_dir = Path(args.world)
+        if not world_dir.exists():
+            ensure_world(world_dir, config, args.seed, log=lambda line: print(line,
+                                                                              file=sys.stderr))
+        world = load_world(world_dir)
+        url = args.url or config.run.url
+        if args.recommender == "remote":
+            check_service(url, config.run.timeout_s)
+    except (ConfigError, FileNotFoundError, ServiceUnreachable, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    users = episode_users(args.seed, args.episodes, world.n_users)
+    spec = RunSpec(args.recommender, args.seed, url, config,
+                   [(episode, int(user)) for episode, user in enumerate(users)])
+    started = time.perf_counter()
+    with tqdm(total=args.episodes, unit="session", desc=f"sim {args.recommender}",
+              disable=args.recommender == "console") as bar:
+        if args.processes == 1:
+            results, stats = run_episodes(world, spec, bar.update)
+        else:
+            results, stats = run_parallel(world, spec, args.processes, bar)
+    wall_s = time.perf_counter() - started
+
+    results.sort(key=lambda row: row["episode"])
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.output, "wb") as out:
+            for row in results:
+                out.write(orjson.dumps(row) + b"\n")
+    console.print(f"world {world_dir} (seed {world.seed}), run seed {args.seed}")
+    console.print(summary_table(results, stats, args.recommender, wall_s))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
