@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "log_dirs, e.g. runtime/logs/*)")
     sources.add_argument("--dry-run", action="store_true",
                          help="print what would be done and change nothing")
+    sources.add_argument("--threads", type=int, metavar="N",
+                         help="files copied in parallel (default: conf threads)")
 
     parser = argparse.ArgumentParser(prog="python -m dataclient", parents=[common],
                                      description="Move botify service logs, safely re-runnable.")
@@ -59,13 +61,13 @@ def plan_sources(settings: Settings,
     return log_dirs, files
 
 
-def run(target: Target, files: list[LogFile], settings: Settings, cleanup: bool,
-        dry_run: bool, label: str) -> int:
+def run(target: Target, files: list[LogFile], threads: int, cleanup: bool, dry_run: bool,
+        label: str) -> int:
     plan = make_plan(files, target, cleanup)
     if dry_run:
         print("\n".join(describe(plan, target) or ["nothing to do"]))
         return 0
-    summary = execute(plan, target, settings.threads, label)
+    summary = execute(plan, target, threads, label)
     for failure in summary.failed:
         print(f"dataclient: error: {failure}; re-run to copy it", file=sys.stderr)
     print(f"{label} -> {target.description}: {summary.line()}")
@@ -84,7 +86,8 @@ def log2hdfs(args: argparse.Namespace, settings: Settings) -> int:
     client = InsecureClient(url, user=user, timeout=settings.timeout_seconds)
     target = HdfsTarget(client, directory, TempNames(settings.temp_prefix, settings.temp_suffix))
     with hdfs_errors(url, user, directory, settings.url_env):
-        return run(target, files, settings, args.cleanup, args.dry_run, "log2hdfs")
+        return run(target, files, args.threads or settings.threads, args.cleanup, args.dry_run,
+                   "log2hdfs")
 
 
 def log2local(args: argparse.Namespace, settings: Settings) -> int:
@@ -94,7 +97,8 @@ def log2local(args: argparse.Namespace, settings: Settings) -> int:
     directory = check_local_dir(args.local_dir, log_dirs)
     target = LocalTarget(directory, TempNames(settings.temp_prefix, settings.temp_suffix),
                          settings.read_chunk_bytes)
-    return run(target, files, settings, False, args.dry_run, "log2local")
+    return run(target, files, args.threads or settings.threads, False, args.dry_run,
+               "log2local")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,7 +47,12 @@ def load_settings(path: Path = CONF_PATH) -> Settings:
 
 def resolve_url(settings: Settings, flag: str | None) -> str:
     """--url > $url_env > conf."""
-    return flag or os.environ.get(settings.url_env) or settings.webhdfs_url
+    url = flag or os.environ.get(settings.url_env) or settings.webhdfs_url
+    if not url.startswith(("http://", "https://")):
+        raise DataclientError(f"WebHDFS URL {url!r} is not http(s)://host:port: give the "
+                              f"NameNode's HTTP address (e.g. http://127.0.0.1:9870), not the "
+                              f"hdfs:// file system URI")
+    return url
 
 
 def resolve_user(settings: Settings, flag: str | None) -> str:

@@ -98,7 +98,7 @@ def hdfs_errors(url: str, user: str, directory: str, url_env: str) -> Iterator[N
         raise DataclientError(f"cannot reach WebHDFS at {url} ({reason}): is HDFS running? "
                               f"Point --url or ${url_env} at the NameNode's HTTP address") from e
     except HdfsError as e:
-        message = " ".join(str(e).split())
+        message = " ".join(str(e).split())[:300]  # one line, even for an HTML error page
         if getattr(e, "exception", None) == "AccessControlException":
             home = f"/user/{user}"
             raise DataclientError(

@@ -70,7 +70,9 @@ def test_log2local_rerun_is_a_no_op_and_refreshes_a_grown_file(log_dirs, tmp_pat
 def test_log2local_removes_a_killed_runs_temp_file(log_dirs, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    (out / ".replica-1__events.jsonl.dataclient-partial").write_bytes(b"half a li")
+    # Left by a run killed while copying a file the service has since deleted: no upload of
+    # the same name will overwrite it, only the start-of-run sweep removes it.
+    (out / ".replica-1__events.jsonl.7.dataclient-partial").write_bytes(b"half a li")
     assert log2local(log_dirs, out).returncode == 0
     assert not [n for n in os.listdir(out) if n.startswith(".")]
 
