@@ -1,0 +1,188 @@
+"""The `remote` agent against a tiny in-test HTTP peer speaking the botify API.
+
+The peer is not the botify service: it answers deterministic or deliberately broken
+recommendations so that the simulator's client (keep-alive, failed-step counting, session
+ordering, reachability check) can be tested on its own. The real service is driven by the
+end-to-end run.
+"""
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections import defaultdict
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from test_sim_support import SMALL_WORLD, read_sessions, run_module, write_config
+
+N_TRACKS = SMALL_WORLD["tracks"]
+TIMEOUT_S = 0.3
+
+
+def deterministic_track(user: int, track: int) -> int:
+    return (track * 31 + user * 7 + 1) % N_TRACKS
+
+
+class Peer:
+    """A starlette app on a free port in a background thread; records every request."""
+
+    def __init__(self, mode: str):
+        self.mode = mode
+        self.requests: list[tuple[str, int, int, float]] = []   # (endpoint, user, track, time)
+        self.bad_answers = 0
+        self.connections: set[tuple[str, int]] = set()
+        app = Starlette(routes=[
+            Route("/", self.alive),
+            Route("/next/{user:int}", self.next, methods=["POST"]),
+            Route("/last/{user:int}", self.last, methods=["POST"]),
+        ])
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> "Peer":
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline, "test peer did not start"
+            time.sleep(0.01)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+    async def alive(self, request: Request) -> Response:
+        return PlainTextResponse("botify test peer")
+
+    async def _record(self, endpoint: str, request: Request) -> tuple[int, int]:
+        user = request.path_params["user"]
+        body = await request.json()
+        self.requests.append((endpoint, user, body["track"], body["time"]))
+        self.connections.add(request.client)
+        return user, body["track"]
+
+    async def next(self, request: Request) -> Response:
+        user, track = await self._record("next", request)
+        good = JSONResponse({"user": user, "track": deterministic_track(user, track)})
+        if self.mode == "deterministic":
+            return good
+        # "broken": one answer in five is good, the others fail in a different way each
+        kind = (track * 31 + user) % 5
+        if kind == 4:
+            return good
+        self.bad_answers += 1
+        if kind == 0:
+            return PlainTextResponse("boom", status_code=500)
+        if kind == 1:
+            return JSONResponse({"user": user, "track": N_TRACKS + 5})
+        if kind == 2:
+            return PlainTextResponse("not json")
+        if user % 2 == 0:
+            return JSONResponse({"user": user, "track": "abc"})
+        await asyncio.sleep(TIMEOUT_S * 2)  # a timeout
+        return good
+
+    async def last(self, request: Request) -> Response:
+        user, _ = await self._record("last", request)
+        return JSONResponse({"user": user})
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("remote")
+    config = write_config(folder, run={"timeout_s": TIMEOUT_S})
+    result = run_module("sim.world", "--config", str(config), "--seed", "42",
+                        "--out", str(folder / "world"))
+    assert result.returncode == 0, result.stderr
+    return folder, config
+
+
+def simulate(setup, peer: Peer, name: str, *args: str):
+    folder, config = setup
+    output = folder / f"{name}.jsonl"
+    result = run_module("sim.run", "--recommender", "remote", "--config", str(config),
+                        "--world", str(folder / "world"), "--url", peer.url,
+                        "--output", str(output), *args)
+    assert result.returncode == 0, result.stderr
+    return result, read_sessions(output)
+
+
+def sessions_in_requests(requests) -> dict[int, list[list[tuple]]]:
+    """Cut each user's requests after every /last, as the jobs do with the logs."""
+    sessions: dict[int, list[list[tuple]]] = defaultdict(lambda: [[]])
+    for request in requests:
+        endpoint, user = request[0], request[1]
+        sessions[user][-1].append(request)
+        if endpoint == "last":
+            sessions[user].append([])
+    return {user: cut[:-1] for user, cut in sessions.items() if not cut[-1]}
+
+
+def test_remote_sessions_follow_the_protocol(setup):
+    with Peer("deterministic") as peer:
+        result, sessions = simulate(setup, peer, "det", "--episodes", "200", "--seed", "3",
+                                    "--processes", "2")
+    assert sum(s["failed_steps"] for s in sessions) == 0
+    by_user = sessions_in_requests(peer.requests)
+    assert sum(len(cut) for cut in by_user.values()) == 200  # every session closed by /last
+    for user, cuts in by_user.items():
+        expected = [s for s in sessions if s["user"] == user]
+        assert [len(cut) - 1 for cut in cuts] == [s["tracks"] for s in expected]
+        for cut, session in zip(cuts, expected):
+            assert cut[0][3] == 1.0   # the first track is reported listened fully
+            # each /next carries the track the peer recommended just before
+            for previous, current in zip(cut, cut[1:]):
+                assert current[2] == deterministic_track(user, previous[2])
+            assert round(sum(r[3] for r in cut[1:]), 2) == session["session_time"]
+    # one keep-alive connection per worker process (plus the parent's reachability check)
+    assert len(peer.connections) <= 3
+    assert "workers' time in the simulator" in result.stdout
+
+
+def test_same_seed_same_remote_sessions_with_any_number_of_processes(setup):
+    with Peer("deterministic") as peer:
+        _, one = simulate(setup, peer, "r1", "--episodes", "150", "--processes", "1")
+        _, three = simulate(setup, peer, "r3", "--episodes", "150", "--processes", "3")
+    assert one == three
+
+
+def test_broken_answers_are_failed_steps_and_never_crash_the_run(setup):
+    with Peer("broken") as peer:
+        result, sessions = simulate(setup, peer, "broken", "--episodes", "40", "--seed", "4")
+    failed = sum(s["failed_steps"] for s in sessions)
+    assert failed == peer.bad_answers > 0
+    assert len(sessions) == 40
+    assert f"{failed} in" in result.stdout
+    by_user = sessions_in_requests(peer.requests)
+    assert sum(len(cut) for cut in by_user.values()) == 40
+    for user, cuts in by_user.items():
+        for cut in cuts:
+            for previous, current in zip(cut, cut[1:]):
+                if (previous[2] * 31 + user) % 5 == 4:  # a good answer was listened to
+                    assert current[2] == deterministic_track(user, previous[2])
+                else:  # after a failure the same track and time are re-sent
+                    assert current[2:] == previous[2:]
+
+
+def test_unreachable_service_is_one_clear_error(setup):
+    folder, config = setup
+    with socket.socket() as probe:  # a free port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    result = run_module("sim.run", "--recommender", "remote", "--config", str(config),
+                        "--world", str(folder / "world"), "--url", url, "--episodes", "5")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert f"not reachable at {url}" in result.stderr

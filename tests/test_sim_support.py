@@ -1,0 +1,39 @@
+"""Helpers shared by the simulator's test modules (this module holds no tests)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO / "conf" / "sim.yml"
+
+# a world small enough to generate in well under a second, with the same structure
+SMALL_WORLD = {"tracks": 3000, "artists": 300, "genres": 12, "dimension": 16}
+SMALL_USERS = {"users": 300}
+
+
+def write_config(folder: Path, world: dict | None = None, users: dict | None = None,
+                 run: dict | None = None, name: str = "sim.yml") -> Path:
+    """conf/sim.yml with overrides (defaults: a small world), written into `folder`."""
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    config["world"].update(SMALL_WORLD if world is None else world)
+    config["users"].update(SMALL_USERS if users is None else users)
+    config["run"].update(run or {})
+    path = folder / name
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def run_module(module: str, *args: str, stdin: str | None = None,
+               timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `python -m module args` from the repository root, capturing text output."""
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, input=stdin,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def read_sessions(path: Path) -> list[dict]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
