@@ -56,6 +56,8 @@ def plan_sources(settings: Settings,
     log_dirs = resolve_log_dirs(settings, log_dir_flags)
     files, warnings = find_log_files(log_dirs, settings.skip_names, settings.name_separator,
                                      settings.read_chunk_bytes)
+    if not files:
+        warnings.append(f"no log file with a complete line in {', '.join(map(str, log_dirs))}")
     for warning in warnings:
         print(f"dataclient: warning: {warning}", file=sys.stderr)
     return log_dirs, files

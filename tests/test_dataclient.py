@@ -15,6 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
 
@@ -117,7 +118,7 @@ def test_rerun_leaves_identical_files_alone_and_replaces_changed_ones(
     # rotates (active -> events.jsonl.2, as service/eventlog.py does) and starts a new file.
     active1 = log_dirs[0] / "events.jsonl"
     with open(active1, "ab") as f:
-        f.write(b'amp":1}\n' + event_lines(__import__("numpy").random.default_rng(3), 0, 50)[0])
+        f.write(b'amp":1}\n' + event_lines(np.random.default_rng(3), 0, 50)[0])
     os.rename(log_dirs[1] / "events.jsonl", log_dirs[1] / "events.jsonl.2")
     (log_dirs[1] / "events.jsonl").write_bytes(b'{"message":"last"}\n')
     third = upload(webhdfs_url, hdfs_user, log_dirs, hdfs_dir)
@@ -142,8 +143,8 @@ def test_killed_upload_then_rerun_equals_one_clean_run(
         # Kill as soon as one file is complete while others are still being written.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and process.poll() is None:
-            names = [n for n in (hdfs_client.list(killed_path, status=False)
-                                 if hdfs_client.status(killed_path, strict=False) else [])]
+            names = (hdfs_client.list(killed_path)
+                     if hdfs_client.status(killed_path, strict=False) else [])
             if any(n.endswith(TEMP_SUFFIX) for n in names) and \
                     any(not n.endswith(TEMP_SUFFIX) for n in names):
                 break
@@ -181,7 +182,7 @@ def test_log_file_growing_during_upload_is_cut_at_a_line_boundary(
 
     def service_writer():
         # Each line in two writes with a pause between: a reader often sees half a line.
-        lines = event_lines(__import__("numpy").random.default_rng(9), 0, 20_000)[0]
+        lines = event_lines(np.random.default_rng(9), 0, 20_000)[0]
         with open(active, "ab", buffering=0) as f:
             for line in lines.splitlines(keepends=True):
                 if stop.is_set():
