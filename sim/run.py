@@ -40,14 +40,14 @@ _PROGRESS_EVERY_S = 0.2
 class RunStats:
     steps: int = 0                    # /next requests (or in-process recommendations)
     truncated: int = 0                # sessions cut at run.max_session_tracks
-    seconds_in_requests: float = 0.0  # remote only: wall time waiting on the service
     worker_seconds: float = 0.0       # wall time of the workers, summed
+    worker_cpu_seconds: float = 0.0   # CPU time of the workers (simulator + HTTP client)
 
     def add(self, other: "RunStats") -> None:
         self.steps += other.steps
         self.truncated += other.truncated
-        self.seconds_in_requests += other.seconds_in_requests
         self.worker_seconds += other.worker_seconds
+        self.worker_cpu_seconds += other.worker_cpu_seconds
 
 
 @dataclass
@@ -103,7 +103,7 @@ def play(session: Session, agent: Agent) -> int:
 
 def run_episodes(world: World, spec: RunSpec, progress) -> tuple[list[dict], RunStats]:
     """Play `spec.episodes` in order in this process; `progress(n)` after each session."""
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     model = UserModel(world, spec.config.run.max_session_tracks)
     agent = make_agent(spec.agent, world, spec.config, spec.url)
     streams: dict[int, tuple[np.random.Generator, np.random.Generator]] = {}
@@ -122,9 +122,9 @@ def run_episodes(world: World, spec: RunSpec, progress) -> tuple[list[dict], Run
         pass  # console agent quit (or Ctrl-C): keep the sessions finished so far
     finally:
         if isinstance(agent, RemoteAgent):
-            stats.seconds_in_requests = agent.seconds_in_requests
             agent.close()
     stats.worker_seconds = time.perf_counter() - started
+    stats.worker_cpu_seconds = time.process_time() - started_cpu
     return results, stats
 
 
@@ -205,10 +205,10 @@ def summary_table(results: list[dict], stats: RunStats, agent: str, wall_s: floa
     table.add_row("steps", str(stats.steps))
     table.add_row("wall time, s", f"{wall_s:.1f}")
     table.add_row("steps/s", f"{stats.steps / wall_s:,.0f}" if wall_s > 0 else "-")
-    if agent == "remote" and stats.seconds_in_requests > 0:
-        waiting = stats.seconds_in_requests / max(stats.worker_seconds, 1e-9)
-        table.add_row("workers' time waiting on the service", f"{min(waiting, 1.0):.0%}")
-        table.add_row("workers' time in the simulator", f"{max(1.0 - waiting, 0.0):.0%}")
+    if agent == "remote" and stats.worker_seconds > 0:
+        # CPU time over wall time of the workers: the rest was spent waiting on the service
+        busy = stats.worker_cpu_seconds / stats.worker_seconds
+        table.add_row("workers' time in the simulator", f"{min(busy, 1.0):.0%}")
     table.caption = ("session time and tracks count only recommended tracks; "
                      "the service's logs add the first track (time 1.0)")
     return table

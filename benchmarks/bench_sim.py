@@ -1,0 +1,138 @@
+"""Simulator speed: in-process steps/s, and remote steps/s with the share of time in the sim.
+
+    .venv/bin/python benchmarks/bench_sim.py [--world data/world] [--url URL] [--episodes N]
+
+- dummy, in-process, one core: the simulator's own cost per step (target >= 50,000 steps/s);
+- remote: against --url (the botify service), or else against a trivial peer started here
+  (a bare ASGI app under uvicorn in its own process, answering random track ids), with
+  1 and 2 worker processes: steps/s per worker and the share of the workers' time spent in
+  the simulator rather than waiting on the service (target >= 2,500 steps/s per worker
+  against the service).
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import random
+import socket
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import uvicorn
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sim.config import load_config  # noqa: E402
+from sim.remote import check_service  # noqa: E402
+from sim.run import RunSpec, episode_users, run_episodes, run_parallel  # noqa: E402
+from sim.world import ensure_world, load_world  # noqa: E402
+
+PEER_TRACKS = {"n": 0}
+
+
+async def trivial_peer(scope, receive, send):
+    """The cheapest thing that speaks the botify API: random recommendations."""
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    path = scope["path"]
+    if path.startswith("/next/"):
+        body = orjson.dumps({"user": int(path[6:]), "track": random.randrange(PEER_TRACKS["n"])})
+    elif path.startswith("/last/"):
+        body = orjson.dumps({"user": int(path[6:])})
+    else:
+        body = b"trivial peer"
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _serve_peer(port: int, n_tracks: int) -> None:
+    PEER_TRACKS["n"] = n_tracks
+    uvicorn.run(trivial_peer, host="127.0.0.1", port=port, log_level="warning",
+                access_log=False, lifespan="off", http="httptools")
+
+
+def start_peer(n_tracks: int) -> tuple[multiprocessing.Process, str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = multiprocessing.get_context("spawn").Process(
+        target=_serve_peer, args=(port, n_tracks), daemon=True)
+    process.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            check_service(url, 1.0)
+            return process, url
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def measure(world, config, agent: str, episodes: int, processes: int, url: str) -> dict:
+    users = episode_users(1, episodes, world.n_users)
+    spec = RunSpec(agent, 1, url, config, [(e, int(u)) for e, u in enumerate(users)])
+    started = time.perf_counter()
+    with tqdm(total=episodes, disable=True) as bar:
+        if processes == 1:
+            _, stats = run_episodes(world, spec, bar.update)
+        else:
+            _, stats = run_parallel(world, spec, processes, bar)
+    wall = time.perf_counter() - started
+    return {"steps": stats.steps, "wall_s": wall, "steps_per_s": stats.steps / wall,
+            "per_worker": stats.steps / stats.worker_seconds,
+            "sim_share": stats.worker_cpu_seconds / stats.worker_seconds,
+            "sim_us_per_step": stats.worker_cpu_seconds / stats.steps * 1e6}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default="conf/sim.yml")
+    parser.add_argument("--world", default="data/world")
+    parser.add_argument("--seed", type=int, default=42, help="world seed if generated")
+    parser.add_argument("--url", help="botify service to measure against (default: a "
+                                      "trivial peer started by this script)")
+    parser.add_argument("--episodes", type=int, default=20000, help="dummy sessions")
+    parser.add_argument("--remote-episodes", type=int, default=3000, help="remote sessions")
+    args = parser.parse_args()
+
+    config = load_config(args.config)
+    ensure_world(Path(args.world), config, args.seed)
+    world = load_world(Path(args.world))
+
+    dummy = measure(world, config, "dummy", args.episodes, 1, "")
+    print(f"dummy in-process, 1 process: {dummy['steps']} steps in {dummy['wall_s']:.2f} s "
+          f"= {dummy['steps_per_s']:,.0f} steps/s")
+
+    peer = None
+    url = args.url
+    if url is None:
+        peer, url = start_peer(world.n_tracks)
+        print(f"remote: trivial peer (bare ASGI app, uvicorn+httptools) at {url}")
+    else:
+        check_service(url, config.run.timeout_s)
+        print(f"remote: service at {url}")
+    try:
+        for processes in (1, 2):
+            remote = measure(world, config, "remote", args.remote_episodes, processes, url)
+            print(f"remote, {processes} process(es): {remote['steps']} steps in "
+                  f"{remote['wall_s']:.2f} s = {remote['steps_per_s']:,.0f} steps/s total, "
+                  f"{remote['per_worker']:,.0f} steps/s per worker; time in the simulator "
+                  f"{remote['sim_share']:.0%} ({remote['sim_us_per_step']:.0f} us CPU/step incl. the "
+                  f"HTTP client), the rest waiting on the service")
+    finally:
+        if peer is not None:
+            peer.terminate()
+            peer.join()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
