@@ -11,6 +11,7 @@ import asyncio
 import hmac
 import logging
 import signal
+import threading
 import time
 from contextlib import asynccontextmanager
 from time import perf_counter
@@ -153,11 +154,15 @@ def create_app(config: ServiceConfig, reload_config: Callable[[], ServiceConfig]
     @asynccontextmanager
     async def lifespan(app: Starlette):
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(service.reload_on_signal()))
+        # Signals reach the main thread only; an in-process test client runs the app elsewhere.
+        on_main_thread = threading.current_thread() is threading.main_thread()
+        if on_main_thread:
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(service.reload_on_signal()))
         try:
             yield
         finally:
-            loop.remove_signal_handler(signal.SIGHUP)
+            if on_main_thread:
+                loop.remove_signal_handler(signal.SIGHUP)
             service.close()
 
     app = Starlette(

@@ -137,8 +137,11 @@ def load_config(path: str | Path, experiments: str | Path | None = None,
     catalog = resolve(top.get("catalog", str))
 
     server = top.section("server", {})
-    host = host or server.get("host", str, "127.0.0.1")
-    port = port if port is not None else server.get("port", int, 5001)
+    # Every key is read (and checked) even when a CLI flag overrides it.
+    config_host = server.get("host", str, "127.0.0.1")
+    host = host or config_host
+    config_port = server.get("port", int, 5001)
+    port = port if port is not None else config_port
     server.done()
     if not 0 <= port <= 65535:
         server.fail(f"must be a TCP port, got {port}", "port")
@@ -154,8 +157,9 @@ def load_config(path: str | Path, experiments: str | Path | None = None,
     store.done()
 
     log = top.section("log")
-    log_root = resolve(log_root) if log_root else resolve(log.get("dir", str))
-    replica = replica or log.get("replica", str, "r0")
+    config_root, config_replica = log.get("dir", str), log.get("replica", str, "r0")
+    log_root = resolve(log_root or config_root)
+    replica = replica or config_replica
     if not replica or "/" in replica:
         log.fail(f"must be a plain folder name, got {replica!r}", "replica")
     max_bytes = log.get("max_bytes", int, 16 * 2**20)

@@ -1,0 +1,361 @@
+"""The botify service through its public interfaces: HTTP (in-process and as a real
+`python -m service` process), its event log, its CLI and its config."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+import schemathesis
+import yaml
+from hypothesis import HealthCheck, settings
+from starlette.testclient import TestClient
+
+from service.app import create_app
+from service.config import ConfigError, load_config
+from service.events import validation_error
+
+REPO = Path(__file__).resolve().parents[1]
+TOKEN = "test-token"
+TRACKS = 100  # tracks 0..99, artist a<track // 10>
+
+
+def jsonl(path: Path, records) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    return path
+
+
+@pytest.fixture
+def world(tmp_path) -> dict[str, Path]:
+    return {
+        "catalog": jsonl(tmp_path / "tracks.jsonl", [{"track": t, "artist": f"a{t // 10}", "title": f"t{t}"}
+                                                     for t in range(TRACKS)]),
+        "tracks": jsonl(tmp_path / "contextual.jsonl", [{"track": t, "recommendations": [(t + 1) % TRACKS, (t + 2) % TRACKS]}
+                                                        for t in range(TRACKS)]),
+        "other": jsonl(tmp_path / "contextual2.jsonl", [{"track": t, "recommendations": [(t + 50) % TRACKS]}
+                                                        for t in range(TRACKS)]),
+        "users": jsonl(tmp_path / "svd.jsonl", [{"user": u, "tracks": [u % TRACKS]} for u in range(50)]),
+        "toppop": (tmp_path / "top.json", (tmp_path / "top.json").write_bytes(b"[1, 2, 3]"))[0],
+    }
+
+
+def ab_arms(world) -> list[dict]:
+    return [{"name": "C", "recommender": "contextual", "tables": {"tracks": str(world["tracks"])}},
+            {"name": "T1", "recommender": "contextual_updated",
+             "tables": {"nn": str(world["tracks"]), "users": str(world["users"]), "toppop": str(world["toppop"])}}]
+
+
+def write_config(tmp_path: Path, world, arms: list[dict] | None = None, **log) -> Path:
+    config = yaml.safe_load((REPO / "conf" / "service.yml").read_text())
+    config.update(seed=5, catalog=str(world["catalog"]), admin={"token": TOKEN},
+                  experiments=[{"name": "AB", "arms": arms or ab_arms(world)}])
+    config["log"] = {"dir": str(tmp_path / "logs"), "replica": "r0", "flush_interval_s": 0.01, **log}
+    path = tmp_path / "service.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def event_lines(folder: Path) -> list[dict]:
+    """Every event of a replica folder, checking that no line is torn or off-contract."""
+    events = []
+    for file in folder.glob("events.jsonl*"):
+        data = file.read_bytes()
+        assert not data or data.endswith(b"\n"), f"{file.name} ends in a partial line"
+        for line in data.splitlines():
+            event = orjson.loads(line)
+            assert validation_error(event) is None, (validation_error(event), line)
+            events.append(event)
+    return events
+
+
+@pytest.fixture
+def config_path(tmp_path, world) -> Path:
+    return write_config(tmp_path, world)
+
+
+@pytest.fixture
+def client(config_path):
+    with TestClient(create_app(load_config(config_path))) as client:
+        yield client
+
+
+def test_api_answers_like_the_course_service(client, tmp_path):
+    assert client.get("/").status_code == 200
+    assert client.get("/track/42").json() == {"track": 42, "artist": "a4", "title": "t42"}
+    missing = client.get("/track/4242")
+    assert missing.status_code == 404 and "not in the catalog" in missing.json()["detail"]
+    answer = client.post("/next/7", json={"track": 3, "time": 0.5})
+    assert answer.status_code == 200 and answer.json()["user"] == 7
+    assert 0 <= answer.json()["track"] < TRACKS
+    assert client.post("/last/7", json={"track": answer.json()["track"], "time": 0.0}).json() == {"user": 7}
+    document = client.get("/openapi.json").json()
+    assert {"/", "/track/{track}", "/next/{user}", "/last/{user}"} <= set(document["paths"])
+
+
+BAD_REQUESTS = [
+    ("POST", "/next/1", b'{"track": 1,', 400, "not valid JSON"),
+    ("POST", "/next/1", b"", 400, "not valid JSON"),
+    ("POST", "/next/1", b'{"track": 1, "time": NaN}', 400, "not valid JSON"),
+    ("POST", "/next/1", b"[1, 0.5]", 422, "JSON object"),
+    ("POST", "/next/1", b'{"track": 1}', 422, "missing field(s) ['time']"),
+    ("POST", "/next/1", b'{"track": 1, "time": 0.5, "user": 2}', 422, "unexpected field(s) ['user']"),
+    ("POST", "/next/1", b'{"track": "1", "time": 0.5}', 422, "track must be an integer"),
+    ("POST", "/next/1", b'{"track": true, "time": 0.5}', 422, "track must be an integer"),
+    ("POST", "/next/1", b'{"track": 1.0, "time": 0.5}', 422, "track must be an integer"),
+    ("POST", "/next/1", b'{"track": -3, "time": 0.5}', 422, "track must be an integer"),
+    ("POST", "/next/1", b'{"track": 1, "time": true}', 422, "time must be a number"),
+    ("POST", "/next/1", b'{"track": 1, "time": 1.5}', 422, "time must be a number between 0 and 1"),
+    ("POST", "/last/1", b'{"track": 1, "time": -0.1}', 422, "time must be a number between 0 and 1"),
+    ("POST", "/next/1", b'{"track": 18446744073709551616, "time": 0.5}', 422, "track must be an integer"),
+    ("POST", "/next/1", b'{"track": 9223372036854775807, "time": 0.5}', 422, "not in the catalog"),
+    ("POST", "/next/1", b'{"track": 4242, "time": 0.5}', 422, "not in the catalog"),
+    ("POST", "/next/-1", b'{"track": 1, "time": 0.5}', 422, "user must be an integer"),
+    ("POST", "/next/abc", b'{"track": 1, "time": 0.5}', 422, "user must be an integer"),
+    ("POST", "/next/99999999999999999999", b'{"track": 1, "time": 0.5}', 422, "user must be an integer"),
+    ("POST", "/next/1", b"x" * 5000, 413, "too large"),
+    ("GET", "/next/1", b"", 405, "not allowed"),
+    ("GET", "/track/-1", b"", 422, "track must be an integer"),
+    ("GET", "/nowhere", b"", 404, "no route"),
+    ("POST", "/admin/reload", b"", 403, "X-Admin-Token"),
+]
+
+
+@pytest.mark.parametrize("method,path,body,status,message", BAD_REQUESTS,
+                         ids=[f"{m} {p} {b[:30]!r}" for m, p, b, *_ in BAD_REQUESTS])
+def test_bad_input_gets_a_4xx_json_message(client, method, path, body, status, message):
+    response = client.request(method, path, content=body)
+    assert response.status_code == status, response.text
+    assert message in response.json()["detail"]
+
+
+def test_only_answered_requests_are_logged_by_the_contract(config_path, tmp_path):
+    answered = 0
+    with TestClient(create_app(load_config(config_path))) as client:
+        for user in range(40):
+            for method, path, body, *_ in BAD_REQUESTS[:8]:   # refused: not logged
+                client.request(method, path.replace("/1", f"/{user}"), content=body)
+            track = user % TRACKS
+            for _ in range(3):
+                response = client.post(f"/next/{user}", json={"track": track, "time": 0.5})
+                track = response.json()["track"]
+                answered += response.status_code == 200
+            answered += client.post(f"/last/{user}", json={"track": track, "time": 0.25}).status_code == 200
+    events = event_lines(tmp_path / "logs" / "r0")
+    assert len(events) == answered == 160
+    assert {e["experiments"]["AB"] for e in events} == {"C", "T1"}
+    assert all((e["recommendation"] is None) == (e["message"] == "last") for e in events)
+    assert all(0 <= e["latency"] < 1 for e in events)
+
+
+def play(client, users) -> dict[int, list[int]]:
+    """Three requests per user, users interleaved in the given order."""
+    tracks = {user: user % TRACKS for user in users}
+    picks = {user: [] for user in users}
+    for _ in range(3):
+        for user in users:
+            tracks[user] = client.post(f"/next/{user}", json={"track": tracks[user], "time": 0.9}).json()["track"]
+            picks[user].append(tracks[user])
+    return picks
+
+
+def test_same_traffic_gives_the_same_recommendations_whatever_the_interleaving(tmp_path, world):
+    arms = [{"name": "R", "recommender": "random"}]
+    results = []
+    for order in (range(30), reversed(range(30))):
+        folder = tmp_path / f"run{len(results)}"
+        folder.mkdir()
+        with TestClient(create_app(load_config(write_config(folder, world, arms)))) as client:
+            results.append(play(client, list(order)))
+    assert results[0] == results[1]
+    assert len({track for picks in results[0].values() for track in picks}) > 20  # and random
+
+
+def test_reload_swaps_tables_and_refuses_bad_files(tmp_path, world):
+    def arm(table):
+        return [{"name": "C", "recommender": "contextual", "tables": {"tracks": str(table)}}]
+    path = write_config(tmp_path, world, arm(world["tracks"]))
+    with TestClient(create_app(load_config(path), lambda: load_config(path))) as client:
+        def next_of(track):
+            return client.post("/next/1", json={"track": track, "time": 1.0}).json()["track"]
+        assert next_of(10) in (11, 12)
+        assert client.post("/admin/reload", headers={"X-Admin-Token": "wrong"}).status_code == 403
+        write_config(tmp_path, world, arm(world["other"]))
+        reloaded = client.post("/admin/reload", headers={"X-Admin-Token": TOKEN})
+        assert reloaded.status_code == 200 and str(world["other"]) in reloaded.json()["tables"]
+        assert next_of(10) == 60
+        broken = tmp_path / "broken.jsonl"
+        for content, message in [(world["other"].read_bytes()[:-40], "truncated"),
+                                 (world["users"].read_bytes(), "is this a tracks-keyed table"),
+                                 (b'{"track": 1, "recommendations": [4242]}\n', "not in the catalog")]:
+            broken.write_bytes(content)
+            write_config(tmp_path, world, arm(broken))
+            refused = client.post("/admin/reload", headers={"X-Admin-Token": TOKEN})
+            assert refused.status_code == 422 and message in refused.json()["detail"]
+            assert next_of(10) == 60                       # the previous tables stay in service
+        write_config(tmp_path, world, arm(tmp_path / "absent.jsonl"))
+        refused = client.post("/admin/reload", headers={"X-Admin-Token": TOKEN})
+        assert "not found" in refused.json()["detail"] and next_of(10) == 60
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda c: c.update(seed="x"), "seed must be an integer"),
+    (lambda c: c.update(colour="red"), "unknown key(s) ['colour']"),
+    (lambda c: c["log"].update(max_bytes=10), "log.max_bytes must be at least 1024"),
+    (lambda c: c["store"].update(backend="sqlite"), "store.backend must be 'memory' or 'redis'"),
+    (lambda c: c["experiments"][0]["arms"][0].update(recommender="magic"), "experiments[0].arms[0].recommender"),
+    (lambda c: c["experiments"][0]["arms"][0].update(weight=True), "experiments[0].arms[0].weight"),
+    (lambda c: c["experiments"][0]["arms"][1]["tables"].pop("nn"), "experiments[0].arms[1].tables.nn is required"),
+    (lambda c: c["experiments"][0]["arms"][0]["tables"].update(nn="x"), "experiments[0].arms[0].tables has unknown key(s) ['nn']"),
+    (lambda c: c["experiments"][0]["arms"][1].update(params={"min_time": 2}), "params.min_time must be between 0 and 1"),
+    (lambda c: c["experiments"].append(c["experiments"][0]), "experiments[1].name 'AB' is used twice"),
+    (lambda c: c["recommenders"].pop("contextual_updated"), "recommenders.contextual_updated is required"),
+])
+def test_config_mistakes_are_refused_naming_the_key(config_path, change, message):
+    config = yaml.safe_load(config_path.read_text())
+    change(config)
+    config_path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError) as error:
+        load_config(config_path)
+    assert message in str(error.value)
+
+
+def test_cli_refuses_a_bad_table_with_a_clear_message(tmp_path, world):
+    world["tracks"].write_bytes(world["tracks"].read_bytes()[:-5])   # truncated
+    result = subprocess.run([sys.executable, "-m", "service", "--config", str(write_config(tmp_path, world))],
+                            cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "arm 'C'" in result.stderr and "truncated" in result.stderr and str(world["tracks"]) in result.stderr
+
+
+# ---- the real process: signals, concurrency, rotation
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def serve(tmp_path):
+    """Start `python -m service` on a config; stop it (SIGTERM) at the end if still running."""
+    processes = []
+
+    def start(config: Path, *flags: str) -> tuple[subprocess.Popen, str]:
+        port = free_port()
+        process = subprocess.Popen([sys.executable, "-m", "service", "--config", str(config),
+                                    "--port", str(port), *flags], cwd=REPO)
+        processes.append(process)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert process.poll() is None, "the service exited during start-up"
+            try:
+                httpx.get(url, timeout=1)
+                return process, url
+            except httpx.TransportError:
+                time.sleep(0.05)
+        pytest.fail("the service did not answer within 30 s")
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
+
+
+class Load:
+    """Simulated users playing sessions against a URL until `stop`, counting 2xx answers."""
+
+    def __init__(self, url: str, users: int):
+        self.url, self.users, self.answered = url, users, 0
+        self.stop = asyncio.Event()
+
+    async def run(self) -> None:
+        await asyncio.gather(*(self.user(n) for n in range(self.users)))
+
+    async def user(self, number: int) -> None:
+        async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
+            track, step = number % TRACKS, 0
+            while not self.stop.is_set():
+                step += 1
+                endpoint = "last" if step % 7 == 0 else "next"
+                try:
+                    response = await http.post(f"/{endpoint}/{number}", json={"track": track, "time": 0.5})
+                except httpx.TransportError:
+                    await asyncio.sleep(0.01)  # shutting down: this request was not answered
+                    continue
+                if response.status_code == 200:
+                    self.answered += 1
+                    track = response.json().get("track", track)
+
+
+def test_under_load_with_rotation_and_sigterm_every_answer_is_one_whole_line(tmp_path, world, serve):
+    """Event lines == 2xx answers: nothing lost, nothing doubled, no torn line, across
+    rotations, with SIGTERM arriving in the middle of the load."""
+    process, url = serve(write_config(tmp_path, world, max_bytes=2048), "--replica", "loaded")
+
+    async def scenario() -> int:
+        load = Load(url, 32)
+        task = asyncio.create_task(load.run())
+        deadline = time.monotonic() + 30  # the machine may be busy: wait for work, not time
+        while load.answered < 400 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        process.send_signal(signal.SIGTERM)      # mid-load
+        await asyncio.to_thread(process.wait, 30)
+        load.stop.set()
+        await task
+        return load.answered
+
+    answered = asyncio.run(scenario())
+    folder = tmp_path / "logs" / "loaded"
+    events = event_lines(folder)
+    assert answered >= 400
+    assert len(events) == answered
+    rotated = sorted(int(p.suffix[1:]) for p in folder.glob("events.jsonl.*"))
+    assert len(rotated) > 10 and rotated == list(range(1, len(rotated) + 1))
+    assert all(os.path.getsize(p) <= 2048 for p in folder.glob("events.jsonl*"))
+
+
+def test_sighup_reloads_the_experiments(tmp_path, world, serve):
+    arms = [{"name": "C", "recommender": "contextual", "tables": {"tracks": str(world["tracks"])}}]
+    config = write_config(tmp_path, world, arms)
+    process, url = serve(config)
+    assert httpx.post(f"{url}/next/1", json={"track": 10, "time": 1.0}).json()["track"] in (11, 12)
+    write_config(tmp_path, world, [{"name": "D", "recommender": "contextual", "tables": {"tracks": str(world["other"])}}])
+    process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 20
+    while httpx.post(f"{url}/next/1", json={"track": 10, "time": 1.0}).json()["track"] != 60:
+        assert time.monotonic() < deadline, "SIGHUP did not reload the tables"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    process.wait(30)
+    arms_logged = [e["experiments"]["AB"] for e in event_lines(tmp_path / "logs" / "r0")]
+    assert arms_logged[0] == "C" and arms_logged[-1] == "D"
+
+
+# ---- property-based: no input from the OpenAPI document makes a 5xx
+
+@pytest.fixture
+def api_schema(config_path):
+    app = create_app(load_config(config_path))
+    yield schemathesis.openapi.from_asgi("/openapi.json", app)
+    app.state.service.close()
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+def test_generated_requests_never_get_a_5xx(case):
+    response = case.call()
+    assert response.status_code < 500, response.text
+    assert "detail" in response.json() or response.status_code == 200
