@@ -11,7 +11,6 @@ Exit status: 0 on success, 2 on bad input or configuration (the message says wha
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -47,22 +46,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def spark_session(config: AnalysisConfig):
-    """The active session (tests, notebooks) or a new one with the config's Spark settings;
-    spark-submit's --master and --conf take precedence over the config."""
+def spark_session():
+    """The active session (tests, notebooks) or the jobs' session from conf/spark.yml
+    (spark-submit's --master and --conf win over it)."""
     from pyspark.sql import SparkSession
 
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active
-    # Python workers must be this interpreter: it has numpy, pandas and this package.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = SparkSession.builder.appName("botify-ab-test")
-    for key, value in config.spark.items():
-        builder = builder.config(key, value)
-    session = builder.getOrCreate()
-    session.sparkContext.setLogLevel("ERROR")
-    return session
+    from jobs.common import spark_session as jobs_spark_session
+
+    return SparkSession.getActiveSession() or jobs_spark_session("ab-test")
 
 
 def _iso(ms: int | None) -> str | None:
@@ -71,26 +62,31 @@ def _iso(ms: int | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
 
 
-def analyze(spark, args: argparse.Namespace, config: AnalysisConfig,
-            console: Console) -> tuple[dict, list]:
-    """Read, check, compare. Returns the results document (without rows) and the rows."""
+def analyze(spark, args: argparse.Namespace, config: AnalysisConfig, console: Console,
+            timings: dict[str, float] | None = None) -> tuple[dict, list]:
+    """Read, check, compare. Returns the results document (without rows) and the rows;
+    `timings` (if given) receives the seconds to the per-user table and to the bootstrap."""
+    timings = {} if timings is None else timings
     settings = config.settings
     started = time.perf_counter()
     events = read_events(spark, args.events)
     users = per_user(events, args.experiment).cache()
     try:
         summary = summarize(users)
-        console.log(f"per-user table built ({time.perf_counter() - started:.1f} s)")
+        timings["per_user_s"] = time.perf_counter() - started
+        console.log(f"per-user table built ({timings['per_user_s']:.1f} s)")
         arms = check_arms(summary, args.experiment, args.control, args.treatments, events)
         _warn(summary, arms, console)
         table = metric_table(users, arms)
         comparison = compare_spark(table, arms, settings)
     finally:
         users.unpersist()
-    console.log(f"bootstrap done ({time.perf_counter() - started:.1f} s)")
+    timings["bootstrap_s"] = time.perf_counter() - started
+    console.log(f"bootstrap done ({timings['bootstrap_s']:.1f} s)")
     if comparison.quantile_escapes:
         console.print(f"warning: {comparison.quantile_escapes} bootstrap quantiles fell outside "
-                      f"their window; raise quantiles.window_sd in the config", style="yellow")
+                      f"their window; raise quantiles.window_sd in the config", style="yellow",
+                      soft_wrap=True)
     split = config.expected_split(args.experiment, arms)
     srm = sample_ratio_check(comparison.users, split, config.srm_alpha)
     in_experiment = [s for g, s in summary.items() if g not in (INVALID, OUTSIDE, CONFLICT)]
@@ -137,7 +133,8 @@ def _warn(summary: dict, arms: list[str], console: Console) -> None:
             notes.append(f"arm {arm}: {s.open_users} user(s) have events after their last "
                          f"\"last\"; they count in the user's sums as the design defines them")
     for note in notes:
-        console.print(f"warning: {note}", style="yellow")
+        console.print(f"warning: {note}", style="yellow", markup=False, highlight=False,
+                      soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,11 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     log = Console(stderr=True)
     try:
         config = load_config(args.config, replicates=args.bootstrap, seed=args.seed)
-        spark = spark_session(config)
+        spark = spark_session()
         results, rows = analyze(spark, args, config, log)
         write_outputs(args.out, results, rows)
     except AnalysisError as error:
-        log.print(f"error: {error}", style="bold red", markup=False, highlight=False)
+        print(f"error: {error}", file=sys.stderr)
         return 2
     print_table(results, rows, Console(width=180))
     log.print(f"wrote ab_report.png, ab_report.md, results.json, results.csv to {args.out}")

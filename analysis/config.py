@@ -19,7 +19,6 @@ class AnalysisConfig:
     settings: Settings
     srm_alpha: float
     srm_splits: dict[str, dict[str, float]]
-    spark: dict[str, str]
 
     def expected_split(self, experiment: str, arms: list[str]) -> dict[str, float]:
         """The configured weight of each arm, equal weights when the experiment is not listed."""
@@ -57,8 +56,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG, replicates: int | None = None
             window_sd=float(quant["window_sd"]), partitions=int(boot["partitions"]),
             chunk_rows=int(boot["chunk_rows"]))
         config = AnalysisConfig(settings=settings, srm_alpha=float(srm["alpha"]),
-                                srm_splits=dict(srm.get("splits") or {}),
-                                spark={str(k): str(v) for k, v in (raw.get("spark") or {}).items()})
+                                srm_splits=dict(srm.get("splits") or {}))
     except (KeyError, TypeError, ValueError) as error:
         raise AnalysisError(f"config file {path} is missing or has a malformed key ({error!r}); "
                             f"compare it with {DEFAULT_CONFIG}") from None

@@ -18,7 +18,7 @@ BASE_TIMESTAMP_MS = 1_795_000_000_000  # 2026-11-18, so report dates look like a
 LISTEN_MAX = 0.8                      # recommended tracks: U(0, LISTEN_MAX) before the lift
 
 
-def synthetic_events(users: int, seed: int, experiment: str = "EXP",
+def synthetic_events(users: int, seed: int | list[int], experiment: str = "EXP",
                      split: dict[str, float] | None = None,
                      time_lift: dict[str, float] | None = None,
                      latency_lift: dict[str, float] | None = None,
@@ -70,8 +70,10 @@ def synthetic_events(users: int, seed: int, experiment: str = "EXP",
     })
 
 
-def per_user_metrics(events: pd.DataFrame, experiment: str = "EXP") -> pd.DataFrame:
-    """The design's per-user metrics computed with pandas: the reference for the Spark job."""
+def per_user_metrics(events: pd.DataFrame, arms: list[str],
+                     experiment: str = "EXP") -> pd.DataFrame:
+    """The design's per-user metrics computed with pandas (the reference for the Spark job),
+    with `arm` the index of the user's arm in `arms` (the numpy engine's input)."""
     frame = events.assign(arm_name=[e[experiment] for e in events["experiments"]],
                           last=events["message"] == "last")
     grouped = frame.groupby("user")
@@ -84,6 +86,7 @@ def per_user_metrics(events: pd.DataFrame, experiment: str = "EXP") -> pd.DataFr
     })
     return pd.DataFrame({
         "arm_name": table["arm_name"],
+        "arm": table["arm_name"].map({name: i for i, name in enumerate(arms)}),
         "sessions": table["sessions"].astype(float),
         "mean_session_time": table["time"] / table["sessions"],
         "mean_session_length": table["events"] / table["sessions"],
@@ -97,5 +100,5 @@ def write_events(events: pd.DataFrame, folder: str | Path, files: int = 4) -> Pa
     folder.mkdir(parents=True, exist_ok=True)
     for part, rows in enumerate(np.array_split(np.arange(len(events)), files)):
         events.iloc[rows].to_json(folder / f"part-{part:05d}.jsonl", orient="records",
-                                  lines=True)
+                                  lines=True, double_precision=15)
     return folder

@@ -15,6 +15,7 @@ order Spark adds them in and the same logs always give the same table.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from service.events import MESSAGES, REQUIRED_FIELDS, spark_schema
 
@@ -37,6 +38,8 @@ def read_events(spark, path: str):
     schema = spark_schema().add(T.StructField(CORRUPT, T.StringType(), True))
     reader = (spark.read.schema(schema).option("mode", "PERMISSIVE")
               .option("columnNameOfCorruptRecord", CORRUPT))
+    if "://" not in path:  # a plain path is local, whatever Hadoop's default file system is
+        path = f"file://{Path(path).absolute()}"
     if not any(ch in path for ch in "*?["):
         reader = reader.option("recursiveFileLookup", "true")  # log folders nest by date
     try:

@@ -1,0 +1,221 @@
+"""The A/B job through Spark: per-user table, the Spark bootstrap engine against the numpy
+one, the outputs, determinism, bad input, spark-submit over HDFS."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import ab_test
+from analysis.compare import compare_numpy, compare_spark
+from analysis.config import load_config
+from analysis.report import COLUMNS
+from analysis.synthetic import per_user_metrics, synthetic_events, write_events
+from analysis.user_metrics import INVALID, metric_table, per_user, read_events, summarize
+
+# Spark's Python workers run `python3` unless told otherwise; the bootstrap needs this venv's
+# numpy. Set at import, i.e. before the session-scoped `spark` fixture starts Spark.
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+REPO = Path(__file__).resolve().parents[1]
+SETTINGS = dataclasses.replace(load_config().settings, partitions=1)
+BAD_LINES = ["not json at all",
+             '{"message": "next"}',
+             '{"message": "next", "timestamp": 1, "user": "abc", "track": 1, "time": 0.5, '
+             '"latency": 0.01, "recommendation": 2, "experiments": {"EXP": "C"}}',
+             '{"message": "skip", "timestamp": 1, "user": 5, "track": 1, "time": 0.5, '
+             '"latency": 0.01, "recommendation": 2, "experiments": {"EXP": "C"}}']
+
+
+@pytest.fixture(scope="module")
+def events() -> pd.DataFrame:
+    """~5,000 sessions of 4,000 users; T1 listens longer (session time +10% in expectation)
+    and is answered 20% slower."""
+    return synthetic_events(4000, seed=21, time_lift={"T1": 0.15}, latency_lift={"T1": 0.2})
+
+
+@pytest.fixture(scope="module")
+def event_dir(events, tmp_path_factory) -> Path:
+    folder = write_events(events, tmp_path_factory.mktemp("events") / "logs", files=3)
+    with open(folder / "part-00001.jsonl", "a") as f:
+        f.write("\n".join(BAD_LINES) + "\n")
+    return folder
+
+
+def run_job(folder: Path | str, out: Path, *extra: str, experiment: str = "EXP") -> int:
+    return ab_test.main(["--events", str(folder), "--experiment", experiment, "--control", "C",
+                         "--out", str(out), *extra])
+
+
+def test_per_user_table_matches_pandas(spark, events, event_dir):
+    table = per_user(read_events(spark, str(event_dir)), "EXP").cache()
+    summary = summarize(table)
+    assert summary[INVALID].users == len(BAD_LINES)
+    got = metric_table(table, ["C", "T1"]).toPandas().sort_values("user").reset_index(drop=True)
+    want = per_user_metrics(events, ["C", "T1"]).sort_values("user").reset_index(drop=True)
+    assert got["user"].tolist() == want["user"].tolist()
+    assert (got["arm"] == want["arm"]).all()
+    for metric in ["sessions", "mean_session_time", "mean_session_length", "mean_request_time"]:
+        # Sums are taken in nano-units: 1e-9 absolute is the resolution.
+        np.testing.assert_allclose(got[metric], want[metric], rtol=1e-9, atol=1e-9,
+                                   err_msg=metric)
+    assert summary["C"].sessions + summary["T1"].sessions == (events["message"] == "last").sum()
+    table.unpersist()
+
+
+def test_spark_engine_equals_numpy_engine(spark):
+    events = synthetic_events(3000, seed=5, time_lift={"T1": 0.05})
+    users = per_user_metrics(events, ["C", "T1"])
+    frame = spark.createDataFrame(users[["user", "arm", *SETTINGS.metrics]])
+    settings = dataclasses.replace(SETTINGS, replicates=300)
+    local = compare_numpy(users, ["C", "T1"], settings).rows
+    # One partition: the same users in the same order draw the same weights.
+    for mine, theirs in zip(compare_spark(frame, ["C", "T1"], settings).rows, local):
+        for field in dataclasses.fields(mine):
+            a, b = getattr(mine, field.name), getattr(theirs, field.name)
+            if isinstance(a, float):
+                assert a == pytest.approx(b, rel=1e-9, abs=1e-12), (mine.metric, field.name)
+            else:
+                assert a == b, (mine.metric, field.name)
+    # Several partitions: other draws; the same point estimates, intervals within MC noise.
+    spread = dataclasses.replace(settings, partitions=3)
+    for mine, theirs in zip(compare_spark(frame, ["C", "T1"], spread).rows, local):
+        assert mine.effect == pytest.approx(theirs.effect, rel=1e-9, abs=1e-12)
+        width = theirs.upper - theirs.lower
+        assert abs(mine.lower - theirs.lower) < 0.3 * width, mine.metric
+        assert abs(mine.upper - theirs.upper) < 0.3 * width, mine.metric
+
+
+def test_job_writes_report_and_detects_effect(event_dir, tmp_path, capsys):
+    assert run_job(event_dir, tmp_path / "a") == 0
+    out = tmp_path / "a"
+    assert {p.name for p in out.iterdir()} == {"ab_report.png", "ab_report.md", "results.json",
+                                               "results.csv"}
+    assert (out / "ab_report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    results = json.loads((out / "results.json").read_text())
+    assert results["parameters"]["replicates"] == 1000 and results["srm"]["passed"]
+    assert results["data"]["invalid_lines"] == len(BAD_LINES)
+    assert results["quantile_escapes"] == 0
+    rows = {r["metric"]: r for r in results["results"]}
+    assert set(rows) == {*SETTINGS.metrics, *SETTINGS.quantiles}
+    session_time = rows["mean_session_time"]
+    assert session_time["verdict"] == "better" and session_time["significant"]
+    assert session_time["lower"] <= 0.10 <= session_time["upper"]
+    assert rows["mean_request_time"]["verdict"] == "worse"
+    assert rows["sessions"]["verdict"] == "no difference"
+    csv = pd.read_csv(out / "results.csv")
+    assert list(csv.columns) == COLUMNS and len(csv) == len(rows)
+    table = (out / "ab_report.md").read_text()
+    assert "mean_session_time" in table and "SRM check passed" in table
+    printed = capsys.readouterr().out
+    assert "mean_session_time" in printed and "SRM check passed" in printed
+
+    # Same seed, same file; another seed moves the intervals but not the point estimates.
+    assert run_job(event_dir, tmp_path / "b") == 0
+    assert (tmp_path / "b" / "results.json").read_bytes() == (out / "results.json").read_bytes()
+    assert run_job(event_dir, tmp_path / "c", "--seed", "5", "--bootstrap", "200") == 0
+    other = {r["metric"]: r for r in json.loads((tmp_path / "c" / "results.json").read_text())[
+        "results"]}
+    assert other["mean_session_time"]["effect"] == session_time["effect"]
+    assert other["mean_session_time"]["lower"] != session_time["lower"]
+
+
+def test_sample_ratio_mismatch_is_flagged(event_dir, tmp_path):
+    """A configured 2:1 split that the 1:1 data does not follow fails the SRM check."""
+    config = (REPO / "conf" / "analysis.yml").read_text().replace(
+        "splits: {}", "splits: {EXP: {C: 2, T1: 1}}")
+    (tmp_path / "analysis.yml").write_text(config)
+    assert run_job(event_dir, tmp_path / "out", "--config", str(tmp_path / "analysis.yml"),
+                   "--bootstrap", "200") == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert not results["srm"]["passed"] and results["srm"]["p_value"] < 1e-6
+    assert "SRM check FAILED" in (tmp_path / "out" / "ab_report.md").read_text()
+
+
+def write_variant(events: pd.DataFrame, folder: Path, keep) -> Path:
+    return write_events(events[keep(events)], folder, files=1)
+
+
+@pytest.fixture(scope="module")
+def three_arms() -> pd.DataFrame:
+    return synthetic_events(300, seed=2, split={"C": 1, "T1": 1, "T2": 1})
+
+
+def _no_last_in_t2(e):
+    in_t2 = pd.Series([x["EXP"] == "T2" for x in e["experiments"]], index=e.index)
+    return ~(in_t2 & (e["message"] == "last"))
+
+
+@pytest.mark.parametrize("case, args, keep, message", [
+    ("unknown experiment", ["--experiment", "NOPE"], None,
+     "unknown experiment 'NOPE': no event carries it. Experiments in the logs: ['EXP', 'OTHER']"),
+    ("control not in data", ["--control", "X"], None, "control arm 'X' not found"),
+    ("treatment not in data", ["--treatment", "T9"], None, "treatment arm(s) ['T9'] not found"),
+    ("arm without users", ["--treatment", "T2"], _no_last_in_t2,
+     "arm 'T2' has 0 user(s) with a closed session"),
+    ("no last events", [], lambda e: e["message"] != "last", 'no "last" events'),
+    ("only corrupt lines", [], lambda e: e["message"] == "never", "no valid events found"),
+    ("bad config", ["--bootstrap", "5"], None, "bootstrap replicates 5 < 100"),
+])
+def test_bad_input_is_refused(spark, three_arms, tmp_path, capsys, case, args, keep, message):
+    folder = write_variant(three_arms, tmp_path / "logs", keep or (lambda e: e["user"] >= 0))
+    if case == "only corrupt lines":
+        (folder / "bad.jsonl").write_text("\n".join(BAD_LINES) + "\n")
+    argv = ["--events", str(folder), "--experiment", "EXP", "--control", "C",
+            "--out", str(tmp_path / "out")]
+    for flag, value in zip(args[::2], args[1::2]):
+        if flag in argv:
+            argv[argv.index(flag) + 1] = value
+        else:
+            argv += [flag, value]
+    assert ab_test.main(argv) == 2, case
+    assert message in capsys.readouterr().err.replace("\n", " "), case
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_events_path_is_refused(spark, tmp_path, capsys):
+    assert run_job(tmp_path / "nowhere", tmp_path / "out") == 2
+    assert "cannot read events" in capsys.readouterr().err
+
+
+def test_cli_exit_status(tmp_path):
+    """The script itself exits non-zero with the message (a config error: no JVM needed)."""
+    result = subprocess.run([sys.executable, str(REPO / "analysis" / "ab_test.py"), "--events",
+                             str(tmp_path), "--experiment", "EXP", "--control", "C", "--out",
+                             str(tmp_path / "out"), "--config", str(tmp_path / "missing.yml")],
+                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 2
+    assert "missing.yml not found" in result.stderr
+
+
+def test_spark_submit_reads_hdfs(spark, three_arms, hdfs_client, hdfs_fs, hdfs_user, tmp_path):
+    """spark-submit on hdfs:// gives the same results as the in-process run on local files."""
+    local_logs = write_events(three_arms, tmp_path / "logs", files=2)
+    remote = f"/user/{hdfs_user}/analysis-test-{uuid.uuid4().hex[:8]}"
+    hdfs_client.upload(remote, str(local_logs))
+    common = ["--experiment", "EXP", "--control", "C", "--treatment", "T1", "--bootstrap", "200"]
+    try:
+        result = subprocess.run(
+            [str(REPO / ".venv" / "bin" / "spark-submit"), "--master", "local[1]",
+             str(REPO / "analysis" / "ab_test.py"), "--events", f"{hdfs_fs}{remote}",
+             "--out", str(tmp_path / "hdfs"), *common],
+            capture_output=True, text=True, cwd=REPO, timeout=600,
+            env={**os.environ, "PYSPARK_PYTHON": sys.executable,
+                 "PYSPARK_DRIVER_PYTHON": sys.executable})
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "mean_session_time" in result.stdout
+    finally:
+        hdfs_client.delete(remote, recursive=True)
+    assert ab_test.main(["--events", str(local_logs), "--out", str(tmp_path / "local"),
+                         *common]) == 0
+    from_hdfs = json.loads((tmp_path / "hdfs" / "results.json").read_text())
+    local = json.loads((tmp_path / "local" / "results.json").read_text())
+    assert from_hdfs["results"] == local["results"]
+    assert from_hdfs["data"] == local["data"] and from_hdfs["srm"] == local["srm"]
