@@ -164,6 +164,10 @@ def run_parallel(world: World, spec: RunSpec, processes: int,
     while done < processes:
         try:
             message = messages.get(timeout=1.0)
+        except KeyboardInterrupt:
+            # the workers got the same Ctrl-C: each stops after its session and reports
+            print("interrupted: waiting for the workers' finished sessions", file=sys.stderr)
+            continue
         except queue.Empty:
             dead = [w for w in workers if w.exitcode not in (None, 0)]
             if dead:
