@@ -87,3 +87,19 @@ def test_time_one_never_drops_the_budget_and_long_sessions_are_truncated():
 def test_unknown_user_is_refused():
     with pytest.raises(ValueError, match="user 5 is not in 0..0"):
         UserModel(tiny_world(), 10).start_session(5, ScriptedRng([]), None)
+
+
+@pytest.mark.parametrize("candidates", [1, 4])
+def test_oracle_picks_the_longest_listen_and_widens_its_candidates(candidates):
+    from sim.agents import OracleAgent
+
+    world = tiny_world(budget=10)
+    session = UserModel(world, 100).start_session(0, ScriptedRng([0.0] * 4), None)
+    oracle = OracleAgent(world, candidates)
+    picks = []
+    for _ in range(3):
+        # would-be times: t3 0.88 first; then t1 0.20 (artist 0 played once) beats
+        # t2 0.06 (artist 1 played once, after t3); the first track 0 is never repeated
+        picks.append(oracle.recommend(session, session.history[-1], 1.0))
+        session.listen(picks[-1])
+    assert picks == [3, 1, 2]
