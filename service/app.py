@@ -8,6 +8,7 @@ GET /openapi.json, POST /admin/reload (X-Admin-Token header). Errors are JSON
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import logging
 import signal
@@ -48,6 +49,8 @@ class Service:
         self.config, self._reload_config = config, reload_config
         self.store = open_store(config.store_backend, config.redis_url, config.redis_prefix)
         self.serving: Serving = build_serving(config, self.store)
+        self.store.in_service(self.serving.keyed_tables)
+        gc.freeze()  # the tables' millions of objects never change: keep them out of GC passes
         log.info("loaded the catalog and %d tables in %.2f s (%s store)",
                  len(self.serving.tables), self.serving.load_seconds, config.store_backend)
         self.events = EventLog(config.log_dir, config.log_max_bytes, config.log_flush_interval_s)
@@ -60,6 +63,8 @@ class Service:
             def build() -> Serving:
                 return build_serving(self._reload_config(), self.store)
             self.serving = await asyncio.to_thread(build)
+            self.store.in_service(self.serving.keyed_tables)
+            gc.freeze()  # the previous snapshot goes by reference counting; exempt the new one
             log.info("reloaded %d tables in %.2f s", len(self.serving.tables), self.serving.load_seconds)
             return self.serving
 

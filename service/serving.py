@@ -26,6 +26,7 @@ class Serving:
     catalog: Catalog
     split: Split
     tables: tuple[Path, ...]
+    keyed_tables: tuple[KeyedTable, ...]
     load_seconds: float
 
 
@@ -50,6 +51,10 @@ class _Tables:
     def paths(self) -> tuple[Path, ...]:
         return tuple(path for _, path in self._loaded)
 
+    @property
+    def keyed_tables(self) -> tuple[KeyedTable, ...]:
+        return tuple(table for (kind, _), table in self._loaded.items() if kind != "toppop")
+
 
 def build_serving(config: ServiceConfig, store: Store) -> Serving:
     """Load the catalog and every arm's tables; raise TableError naming the arm on failure."""
@@ -63,7 +68,7 @@ def build_serving(config: ServiceConfig, store: Store) -> Serving:
                 recommenders[(exp.name, arm.name)] = _build(arm, tables, catalog, config)
             except TableError as e:
                 raise TableError(f"experiment {exp.name!r}, arm {arm.name!r}: {e}") from None
-    return Serving(catalog, Split(config.experiments, recommenders), tables.paths,
+    return Serving(catalog, Split(config.experiments, recommenders), tables.paths, tables.keyed_tables,
                    time.perf_counter() - started)
 
 

@@ -178,6 +178,34 @@ def test_same_traffic_gives_the_same_recommendations_whatever_the_interleaving(t
     assert len({track for picks in results[0].values() for track in picks}) > 20  # and random
 
 
+def test_two_redis_replicas_share_sessions_and_answer_like_one_memory_replica(tmp_path, world, redis_url):
+    """A user's requests alternate between two replicas on one Redis: the session history
+    (which ContextualUpdated reads) is shared, so the answers equal one memory replica's."""
+    def config(folder: str, backend: str) -> Path:
+        (tmp_path / folder).mkdir()
+        path = write_config(tmp_path / folder, world)
+        data = yaml.safe_load(path.read_text())
+        data["store"] = {"backend": backend, "redis_url": redis_url, "redis_prefix": f"test-{tmp_path.name}"}
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    def session(clients, user: int) -> list[int]:
+        track, answers = user % TRACKS, []
+        for step in range(12):
+            time_ = [1.0, 0.05, 0.0, 0.1, 0.9][step % 5]   # exercises every ContextualUpdated branch
+            track = clients[step % len(clients)].post(f"/next/{user}", json={"track": track, "time": time_}).json()["track"]
+            answers.append(track)
+        clients[0].post(f"/last/{user}", json={"track": track, "time": 0.5})
+        return answers
+
+    with TestClient(create_app(load_config(config("a", "redis")))) as a, \
+            TestClient(create_app(load_config(config("b", "redis")))) as b:
+        shared = [session([a, b], user) for user in range(40)]
+    with TestClient(create_app(load_config(config("m", "memory")))) as memory:
+        alone = [session([memory], user) for user in range(40)]
+    assert shared == alone
+
+
 def test_reload_swaps_tables_and_refuses_bad_files(tmp_path, world):
     def arm(table):
         return [{"name": "C", "recommender": "contextual", "tables": {"tracks": str(table)}}]

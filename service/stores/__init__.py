@@ -41,6 +41,11 @@ class Store(Protocol):
 
     def keyed_table(self, rows: KeyedRows) -> KeyedTable: ...
     def track_list(self, rows: TrackList) -> ListTable: ...
+
+    def in_service(self, tables: Sequence[KeyedTable]) -> None:
+        """The keyed tables the serving snapshot reads (a store may fetch the rows a request
+        will need together with its session)."""
+
     def close(self) -> None: ...
 
 

@@ -50,5 +50,8 @@ class MemoryStore:
     def track_list(self, rows: TrackList) -> MemoryListTable:
         return MemoryListTable(rows)
 
+    def in_service(self, tables: Sequence[MemoryKeyedTable]) -> None:
+        pass  # lookups are local: nothing to fetch ahead
+
     def close(self) -> None:
         pass

@@ -8,6 +8,9 @@ Layout (all keys under a configurable prefix, default "botify"):
   with pipelined HSETs and then RENAMEd, so readers never see a half-written table.
 - `<prefix>:list:<digest>`: a top-pop list, the same int64 bytes.
 - `<prefix>:session:<user>`: a Redis list of "track:time" entries for the open session.
+One round trip per /next: a Lua call appends to the session, reads it back, and reads the
+rows any table in service may need for this (user, track); the recommender's lookups are then
+answered from those rows (safe to reuse: a table key's content never changes).
 Old table keys are left in place for replicas still serving them; flush the prefix between
 runs if memory matters.
 """
@@ -21,11 +24,15 @@ import redis
 from service.stores import History
 from service.tables import KeyedRows, TrackList
 
-# Appending the listened track and reading the whole history back is one atomic round trip.
+# KEYS[1] the session, ARGV[1] the new entry; KEYS[i], ARGV[i] (i > 1): table hash, field.
+# Returns the history, then each row (nil when absent).
 _LISTEN = """
 redis.call('RPUSH', KEYS[1], ARGV[1])
-return redis.call('LRANGE', KEYS[1], 0, -1)
+local out = {redis.call('LRANGE', KEYS[1], 0, -1)}
+for i = 2, #KEYS do out[i] = redis.call('HGET', KEYS[i], ARGV[i]) end
+return out
 """
+_NOT_FETCHED = object()
 _ROWS_PER_HSET = 1_000
 _HSETS_PER_PIPELINE = 20
 
@@ -35,11 +42,13 @@ def _ints(data: bytes) -> memoryview:
 
 
 class RedisKeyedTable:
-    def __init__(self, client: redis.Redis, key: str):
-        self._client, self._key = client, key
+    def __init__(self, client: redis.Redis, key: str, by_user: bool, fetched: dict):
+        self._client, self.key, self.by_user, self._fetched = client, key, by_user, fetched
 
     def get(self, key: int) -> Sequence[int] | None:
-        data = self._client.hget(self._key, key)
+        data = self._fetched.get((self.key, key), _NOT_FETCHED)
+        if data is _NOT_FETCHED:
+            data = self._client.hget(self.key, key)
         return None if data is None else _ints(data)
 
 
@@ -56,9 +65,18 @@ class RedisSessions:
         self._prefix = prefix
         self._listen = client.register_script(_LISTEN)
         self._client = client
+        self.tables: Sequence[RedisKeyedTable] = ()  # read ahead with each session update
+        # The rows read ahead for the latest request, (table key, field) -> row bytes or None.
+        self.fetched: dict[tuple[str, int], bytes | None] = {}
 
     def listen(self, user: int, track: int, time: float) -> History:
-        entries = self._listen(keys=[f"{self._prefix}:session:{user}"], args=[f"{track}:{time!r}"])
+        tables = self.tables
+        entries, *rows = self._listen(
+            keys=[f"{self._prefix}:session:{user}", *(t.key for t in tables)],
+            args=[f"{track}:{time!r}", *(user if t.by_user else track for t in tables)])
+        self.fetched.clear()
+        for table, row in zip(tables, rows):
+            self.fetched[(table.key, user if table.by_user else track)] = row
         history = []
         for entry in entries:
             t, _, listened = entry.partition(b":")
@@ -82,12 +100,15 @@ class RedisStore:
         key = f"{self._prefix}:table:{rows.digest}"
         if not self._client.exists(key):
             self._write_rows(key, rows)
-        return RedisKeyedTable(self._client, key)
+        return RedisKeyedTable(self._client, key, rows.kind == "users", self.sessions.fetched)
 
     def track_list(self, rows: TrackList) -> RedisListTable:
         key = f"{self._prefix}:list:{rows.digest}"
         self._client.set(key, rows.tracks.astype("<i8").tobytes())
         return RedisListTable(self._client, key)
+
+    def in_service(self, tables: Sequence[RedisKeyedTable]) -> None:
+        self.sessions.tables = tuple(tables)
 
     def _write_rows(self, key: str, rows: KeyedRows) -> None:
         temporary = f"{key}:loading:{uuid.uuid4().hex}"
