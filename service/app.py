@@ -74,10 +74,10 @@ class Service:
         except (ConfigError, TableError, redis.RedisError) as e:
             log.error("reload refused, the previous tables stay in service: %s", e)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Write every queued event, close the log, disconnect from the store."""
         self.events.close()
-        self.store.close()
+        await self.store.close()
 
 
 def create_app(config: ServiceConfig, reload_config: Callable[[], ServiceConfig] | None = None) -> Starlette:
@@ -107,7 +107,7 @@ def create_app(config: ServiceConfig, reload_config: Callable[[], ServiceConfig]
 
     async def next_track(request: Request) -> Response:
         started, user, track_id, listened_time, serving = await listened(request)
-        history = service.store.sessions.listen(user, track_id, listened_time)
+        history = await service.store.sessions.listen(user, track_id, listened_time)
         recommender, arms = serving.split.assign(user)
         recommendation = recommender.recommend(Listen(user, track_id, listened_time, history))
         body = orjson.dumps({"user": user, "track": recommendation})
@@ -117,7 +117,7 @@ def create_app(config: ServiceConfig, reload_config: Callable[[], ServiceConfig]
 
     async def last_track(request: Request) -> Response:
         started, user, track_id, listened_time, serving = await listened(request)
-        service.store.sessions.end(user)
+        await service.store.sessions.end(user)
         _, arms = serving.split.assign(user)
         service.events.append("last", time.time_ns() // 1_000_000, user, track_id, listened_time,
                               perf_counter() - started, None, arms)
@@ -168,7 +168,7 @@ def create_app(config: ServiceConfig, reload_config: Callable[[], ServiceConfig]
         finally:
             if on_main_thread:
                 loop.remove_signal_handler(signal.SIGHUP)
-            service.close()
+            await service.close()
 
     app = Starlette(
         routes=[

@@ -375,7 +375,7 @@ def test_sighup_reloads_the_experiments(tmp_path, world, serve):
 def api_schema(config_path):
     app = create_app(load_config(config_path))
     yield schemathesis.openapi.from_asgi("/openapi.json", app)
-    app.state.service.close()
+    asyncio.run(app.state.service.close())
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")

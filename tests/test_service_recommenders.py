@@ -2,6 +2,7 @@
 store talks to the real redis-server of `./run.sh test`)."""
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 
@@ -42,7 +43,7 @@ def store(request):
     keys = list(client.scan_iter(f"{prefix}:*"))
     if keys:
         client.delete(*keys)
-    store.close()
+    asyncio.run(store.close())
 
 
 @pytest.fixture
@@ -166,20 +167,23 @@ def test_contextual_updated_with_nothing_found_goes_to_the_first_tracks_artist(t
 
 
 def test_sessions_accumulate_and_reset(store):
-    sessions = store.sessions
-    assert list(sessions.listen(7, 3, 1.0)) == [(3, 1.0)]
-    assert list(sessions.listen(7, 4, 0.25)) == [(3, 1.0), (4, 0.25)]
-    assert list(sessions.listen(8, 9, 1.0)) == [(9, 1.0)]          # users are separate
-    sessions.end(7)
-    assert list(sessions.listen(7, 5, 0.5)) == [(5, 0.5)]
+    async def scenario():
+        sessions = store.sessions
+        assert list(await sessions.listen(7, 3, 1.0)) == [(3, 1.0)]
+        assert list(await sessions.listen(7, 4, 0.25)) == [(3, 1.0), (4, 0.25)]
+        assert list(await sessions.listen(8, 9, 1.0)) == [(9, 1.0)]          # users are separate
+        await sessions.end(7)
+        assert list(await sessions.listen(7, 5, 0.5)) == [(5, 0.5)]
+        await store.close()  # in the loop that used it
+    asyncio.run(scenario())
 
 
 def test_both_stores_give_the_same_recommendations(files, redis_url):
     """Request-derived randomness: the same traffic gives the same tracks on any store (and
     Redis's read-ahead of rows with the session update answers like direct lookups)."""
     catalog, tracks_path, users_path, top_path = files
-    results = []
-    for store in (MemoryStore(), RedisStore(redis_url, f"test-{uuid.uuid4().hex}")):
+
+    async def play(store) -> list[int]:
         tracks = store.keyed_table(read_keyed(tracks_path, "tracks", catalog.id_array))
         users = store.keyed_table(read_keyed(users_path, "users", catalog.id_array))
         store.in_service([tracks, users])  # Redis: rows come with the session update
@@ -191,13 +195,15 @@ def test_both_stores_give_the_same_recommendations(files, redis_url):
         for user in range(20):
             track, time = user % 3, 1.0
             for _ in range(5):
-                history = store.sessions.listen(user, track, time)
+                history = await store.sessions.listen(user, track, time)
                 track = recommender.recommend(Listen(user, track, time, history))
                 picks.append(track)
                 time = (track % 10) / 10
-            store.sessions.end(user)
-        results.append(picks)
-    assert results[0] == results[1]
+            await store.sessions.end(user)
+        await store.close()
+        return picks
+
+    assert asyncio.run(play(MemoryStore())) == asyncio.run(play(RedisStore(redis_url, f"test-{uuid.uuid4().hex}")))
 
 
 def arms(*weights: float) -> Experiment:

@@ -29,10 +29,10 @@ class ListTable(Protocol):
 
 
 class Sessions(Protocol):
-    def listen(self, user: int, track: int, time: float) -> History:
+    async def listen(self, user: int, track: int, time: float) -> History:
         """Append (track, time) to the user's open session and return the whole history."""
 
-    def end(self, user: int) -> None:
+    async def end(self, user: int) -> None:
         """Forget the user's session (after /last)."""
 
 
@@ -46,7 +46,7 @@ class Store(Protocol):
         """The keyed tables the serving snapshot reads (a store may fetch the rows a request
         will need together with its session)."""
 
-    def close(self) -> None: ...
+    async def close(self) -> None: ...
 
 
 def open_store(backend: str, redis_url: str | None = None, redis_prefix: str = "botify") -> Store:

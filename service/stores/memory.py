@@ -31,12 +31,12 @@ class MemorySessions:
     def __init__(self):
         self._open: dict[int, list[tuple[int, float]]] = {}
 
-    def listen(self, user: int, track: int, time: float) -> History:
+    async def listen(self, user: int, track: int, time: float) -> History:
         history = self._open.setdefault(user, [])
         history.append((track, time))
         return history
 
-    def end(self, user: int) -> None:
+    async def end(self, user: int) -> None:
         self._open.pop(user, None)
 
 
@@ -53,5 +53,5 @@ class MemoryStore:
     def in_service(self, tables: Sequence[MemoryKeyedTable]) -> None:
         pass  # lookups are local: nothing to fetch ahead
 
-    def close(self) -> None:
+    async def close(self) -> None:
         pass

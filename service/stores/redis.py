@@ -8,9 +8,11 @@ Layout (all keys under a configurable prefix, default "botify"):
   with pipelined HSETs and then RENAMEd, so readers never see a half-written table.
 - `<prefix>:list:<digest>`: a top-pop list, the same int64 bytes.
 - `<prefix>:session:<user>`: a Redis list of "track:time" entries for the open session.
-One round trip per /next: a Lua call appends to the session, reads it back, and reads the
-rows any table in service may need for this (user, track); the recommender's lookups are then
-answered from those rows (safe to reuse: a table key's content never changes).
+One asynchronous round trip per /next: a Lua call appends to the session, reads it back, and
+reads the rows any table in service may need for this (user, track). The event loop serves
+other requests meanwhile. The recommender's lookups are then answered from those rows, kept
+in a small cache of recent rows (always valid: a table key's content never changes); a row
+not in the cache is read synchronously.
 Old table keys are left in place for replicas still serving them; flush the prefix between
 runs if memory matters.
 """
@@ -20,6 +22,7 @@ import uuid
 from typing import Sequence
 
 import redis
+import redis.asyncio
 
 from service.stores import History
 from service.tables import KeyedRows, TrackList
@@ -33,6 +36,7 @@ for i = 2, #KEYS do out[i] = redis.call('HGET', KEYS[i], ARGV[i]) end
 return out
 """
 _NOT_FETCHED = object()
+_RECENT_ROWS = 10_000
 _ROWS_PER_HSET = 1_000
 _HSETS_PER_PIPELINE = 20
 
@@ -55,26 +59,29 @@ class RedisKeyedTable:
 class RedisListTable:
     def __init__(self, client: redis.Redis, key: str):
         self._client, self._key = client, key
+        self._items: Sequence[int] | None = None
 
     def items(self) -> Sequence[int]:
-        return _ints(self._client.get(self._key) or b"")
+        if self._items is None:  # read once: the key's content never changes
+            self._items = _ints(self._client.get(self._key) or b"")
+        return self._items
 
 
 class RedisSessions:
-    def __init__(self, client: redis.Redis, prefix: str):
-        self._prefix = prefix
+    def __init__(self, client: redis.asyncio.Redis, prefix: str):
+        self._prefix, self._client = prefix, client
         self._listen = client.register_script(_LISTEN)
-        self._client = client
         self.tables: Sequence[RedisKeyedTable] = ()  # read ahead with each session update
-        # The rows read ahead for the latest request, (table key, field) -> row bytes or None.
+        # Rows read ahead by recent requests, (table key, field) -> row bytes or None.
         self.fetched: dict[tuple[str, int], bytes | None] = {}
 
-    def listen(self, user: int, track: int, time: float) -> History:
+    async def listen(self, user: int, track: int, time: float) -> History:
         tables = self.tables
-        entries, *rows = self._listen(
+        entries, *rows = await self._listen(
             keys=[f"{self._prefix}:session:{user}", *(t.key for t in tables)],
             args=[f"{track}:{time!r}", *(user if t.by_user else track for t in tables)])
-        self.fetched.clear()
+        if len(self.fetched) > _RECENT_ROWS:
+            self.fetched.clear()
         for table, row in zip(tables, rows):
             self.fetched[(table.key, user if table.by_user else track)] = row
         history = []
@@ -83,8 +90,8 @@ class RedisSessions:
             history.append((int(t), float(listened)))
         return history
 
-    def end(self, user: int) -> None:
-        self._client.delete(f"{self._prefix}:session:{user}")
+    async def end(self, user: int) -> None:
+        await self._client.delete(f"{self._prefix}:session:{user}")
 
 
 class RedisStore:
@@ -94,7 +101,11 @@ class RedisStore:
         self._client = redis.Redis.from_url(url)
         self._prefix = prefix
         self._client.ping()  # fail at start-up, with the URL in the message, not on a request
-        self.sessions = RedisSessions(self._client, prefix)
+        # Requests use the asyncio client (it connects lazily, inside the server's event loop);
+        # loading tables and rare lookups use the blocking one.
+        self._async_client = redis.asyncio.Redis.from_url(url)
+        self._closed = False
+        self.sessions = RedisSessions(self._async_client, prefix)
 
     def keyed_table(self, rows: KeyedRows) -> RedisKeyedTable:
         key = f"{self._prefix}:table:{rows.digest}"
@@ -125,5 +136,9 @@ class RedisStore:
         pipe.execute()
         self._client.rename(temporary, key)
 
-    def close(self) -> None:
-        self._client.close()
+    async def close(self) -> None:
+        """Disconnect; call it from the event loop that served requests (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            await self._async_client.aclose()
+            self._client.close()
