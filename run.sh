@@ -30,8 +30,11 @@ setup_venv() {
     want=$(sha256sum pyproject.toml | cut -d' ' -f1)
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         echo "installing botify and its dependencies into .venv ..."
-        .venv/bin/python -m pip install -q --upgrade pip
-        .venv/bin/python -m pip install -q -e '.[test]' || die "pip install failed (see above)"
+        if ! { .venv/bin/python -m pip install -q --upgrade pip &&
+               .venv/bin/python -m pip install -q -e '.[test]'; } > .venv/pip-install.log 2>&1; then
+            tail -n 30 .venv/pip-install.log >&2
+            die "pip install failed (full log: .venv/pip-install.log)"
+        fi
         echo "$want" > "$stamp"
     fi
 }

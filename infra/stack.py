@@ -1,10 +1,11 @@
-"""Start, stop and inspect botify's local stack: a real single-node HDFS and a real Redis.
+"""Start, stop and inspect botify's local stack: a real single-node HDFS, a real Redis and the
+botify service (`up` only; tests start their own service).
 
     python -m infra.stack fetch                      # Hadoop jars from Maven Central (cached)
     python -m infra.stack up [--ephemeral]           # start; state in <runtime>/stack.json
     python -m infra.stack status
     python -m infra.stack down
-    python -m infra.stack run --ephemeral -- CMD...  # start, run CMD with the stack's env, stop
+    python -m infra.stack run --ephemeral -- CMD...  # HDFS + Redis, run CMD with their env, stop
 
 `up` uses the ports of conf/stack.yml; `--ephemeral` picks free ports and a temporary runtime
 folder, so several test runs can share one machine. Every process is started in its own session
@@ -190,7 +191,7 @@ class Stack:
         return self.runtime / "stack.json"
 
     def log(self, name: str) -> Path:
-        return self.runtime / "logs" / f"{name}.log"
+        return self.runtime / "daemons" / f"{name}.log"  # runtime/logs/ holds event logs
 
     def env(self) -> dict[str, str]:
         """What programs need to find the stack (tests, dataclient, jobs, the service)."""
@@ -367,6 +368,19 @@ def tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
+def serve_default(stack: Stack, config: dict) -> None:
+    """Start the service of `./run.sh up` on conf/service.yml, generating the world it needs
+    (the simulator's default world) when its catalog is missing."""
+    service_config = REPO / config["service"]["config"]
+    catalog = REPO / yaml.safe_load(service_config.read_text())["catalog"]
+    if not catalog.exists():
+        print(f"generating the simulated world for the catalog {catalog} ...", flush=True)
+        if subprocess.run([sys.executable, "-m", "sim.world", "--out", str(catalog.parent)],
+                          cwd=REPO).returncode != 0:
+            raise StackError(f"generating the world for {catalog} failed (see above)")
+    stack.start_service(config, service_config, REPO / config["service"]["log_dir"])
+
+
 def new_stack(config: dict, ephemeral: bool) -> Stack:
     host = config["host"]
     if ephemeral:
@@ -387,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=CONFIG, help="stack config (default conf/stack.yml)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("fetch", help="fetch the Hadoop jars from Maven Central into the cache")
-    up = sub.add_parser("up", help="start HDFS and Redis")
+    up = sub.add_parser("up", help="start HDFS, Redis and the botify service")
     up.add_argument("--ephemeral", action="store_true", help="free ports, temporary runtime folder")
     sub.add_parser("down", help="stop what `up` started")
     sub.add_parser("status", help="show what runs, with pids, ports and logs")
@@ -408,6 +422,11 @@ def main(argv: list[str] | None = None) -> int:
                                  "`./run.sh down` first.")
             stack = new_stack(config, args.ephemeral)
             stack.up(config)
+            try:
+                serve_default(stack, config)
+            except BaseException:
+                stack.down()
+                raise
             for key, value in stack.env().items():
                 print(f"export {key}={value}")
         elif args.command == "down":

@@ -66,6 +66,6 @@ def test_safe_mode_timeout_is_explained(tmp_path):
             ports[name] = probe.getsockname()[1]
     result = stack_cli(tmp_path, "up", hadoop=hadoop, ports=ports)
     assert result.returncode == 2
-    assert "HDFS did not leave safe mode" in result.stderr and "datanode.log" in result.stderr
+    assert "HDFS did not leave safe mode" in result.stderr and "daemons/datanode.log" in result.stderr
     leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
     assert leftovers.stdout == ""
