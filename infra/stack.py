@@ -202,6 +202,7 @@ class Stack:
             "BOTIFY_REDIS_URL": f"redis://{self.host}:{self.ports['redis']}/0",
             "BOTIFY_SERVICE_URL": self.service_url,
             "BOTIFY_STACK_RUNTIME": str(self.runtime),
+            "SPARK_LOCAL_IP": self.host,  # Spark would otherwise bind to the machine's public address
         }
 
     def save(self) -> None:

@@ -150,9 +150,7 @@ class Experiment:
         events, sessions = self.hdfs_uri(step, "events"), self.hdfs_uri(step, "sessions")
         tables = self.hdfs_uri(step, "tables")
         seed = ["--seed", str(self.seed)]
-        self.spark_job(step, "jobs/sessions.py", ["--events", events, "--out", sessions,
-                                                  "--quarantine", self.hdfs_uri(step, "quarantine")],
-                       timings)
+        self.spark_job(step, "jobs/sessions.py", ["--events", events, "--out", sessions], timings)
         self.spark_job(step, "jobs/toppop.py", ["--sessions", sessions, "--out", tables], timings)
         self.spark_job(step, "jobs/nn.py", ["--sessions", sessions, "--out", tables, *nn_args, *seed],
                        timings)
