@@ -161,8 +161,15 @@ def create_app(config: ServiceConfig, reload_config: Callable[[], ServiceConfig]
         loop = asyncio.get_running_loop()
         # Signals reach the main thread only; an in-process test client runs the app elsewhere.
         on_main_thread = threading.current_thread() is threading.main_thread()
+        reloads: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
+
+        def reload_on_signal() -> None:
+            task = loop.create_task(service.reload_on_signal())
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
         if on_main_thread:
-            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(service.reload_on_signal()))
+            loop.add_signal_handler(signal.SIGHUP, reload_on_signal)
         try:
             yield
         finally:

@@ -14,7 +14,9 @@ class StickyArtist:
 
     def recommend(self, listen: Listen) -> int:
         anchor = listen.history[0][0] if self._anchor == "first" else listen.track
-        tracks = self._catalog.tracks_by_artist[self._catalog.artist_of[anchor]]
+        # A session begun before a reload may start with a track the new catalog lacks.
+        artist = self._catalog.artist_of.get(anchor) or self._catalog.artist_of[listen.track]
+        tracks = self._catalog.tracks_by_artist[artist]
         played = {track for track, _ in listen.history}
         fresh = [track for track in tracks if track not in played]
         return listen.pick(fresh or tracks, self._seed, "sticky_artist")
