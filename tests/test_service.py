@@ -21,6 +21,7 @@ from starlette.testclient import TestClient
 
 from service.app import create_app
 from service.config import ConfigError, load_config
+from service.eventlog import EventLog
 from service.events import validation_error
 
 REPO = Path(__file__).resolve().parents[1]
@@ -261,6 +262,22 @@ def test_cli_refuses_a_bad_table_with_a_clear_message(tmp_path, world):
                             cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "arm 'C'" in result.stderr and "truncated" in result.stderr and str(world["tracks"]) in result.stderr
+
+
+def test_event_log_rotates_by_size_and_a_restart_continues_the_numbering(tmp_path):
+    folder = tmp_path / "r0"
+    for run in range(2):
+        log = EventLog(folder, max_bytes=1024, flush_interval_s=0.001)
+        for i in range(100):
+            log.append("next", 1_700_000_000_000 + i, run, i, 0.5, 0.0001, i + 1, {"AB": "C"})
+        log.close()
+    names = sorted(p.name for p in folder.iterdir())
+    numbers = sorted(int(n.rsplit(".", 1)[1]) for n in names if n != "events.jsonl")
+    assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) > 20
+    events = event_lines(folder)
+    assert len(events) == 200
+    assert sorted((e["user"], e["track"]) for e in events) == [(r, i) for r in range(2) for i in range(100)]
+    assert all(p.stat().st_size <= 1024 for p in folder.iterdir())
 
 
 # ---- the real process: signals, concurrency, rotation
