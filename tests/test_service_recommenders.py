@@ -178,6 +178,21 @@ def test_sessions_accumulate_and_reset(store):
     asyncio.run(scenario())
 
 
+def test_redis_sessions_survive_a_redis_script_flush_and_batch_concurrent_calls(redis_url):
+    store = RedisStore(redis_url, f"test-{uuid.uuid4().hex}")
+
+    async def scenario():
+        histories = await asyncio.gather(*(store.sessions.listen(u, 1, 1.0) for u in range(50)))
+        assert histories == [[(1, 1.0)]] * 50            # 50 concurrent calls, one pipeline
+        redis.Redis.from_url(url=redis_url).script_flush()  # e.g. Redis restarted
+        assert await store.sessions.listen(3, 2, 0.5) == [(1, 1.0), (2, 0.5)]
+        await asyncio.gather(*(store.sessions.end(u) for u in range(50)))
+        assert await store.sessions.listen(3, 4, 1.0) == [(4, 1.0)]
+        await store.sessions.end(3)
+        await store.close()
+    asyncio.run(scenario())
+
+
 def test_both_stores_give_the_same_recommendations(files, redis_url):
     """Request-derived randomness: the same traffic gives the same tracks on any store (and
     Redis's read-ahead of rows with the session update answers like direct lookups)."""

@@ -8,9 +8,10 @@ Layout (all keys under a configurable prefix, default "botify"):
   with pipelined HSETs and then RENAMEd, so readers never see a half-written table.
 - `<prefix>:list:<digest>`: a top-pop list, the same int64 bytes.
 - `<prefix>:session:<user>`: a Redis list of "track:time" entries for the open session.
-One asynchronous round trip per /next: a Lua call appends to the session, reads it back, and
-reads the rows any table in service may need for this (user, track). The event loop serves
-other requests meanwhile. The recommender's lookups are then answered from those rows, kept
+One asynchronous round trip per /next, shared with the other requests in flight
+(autopipeline.py): a Lua call appends to the session, reads it back, and reads the rows any
+table in service may need for this (user, track). The event loop serves other requests
+meanwhile. The recommender's lookups are then answered from those rows, kept
 in a small cache of recent rows (always valid: a table key's content never changes); a row
 not in the cache is read synchronously.
 Old table keys are left in place for replicas still serving them; flush the prefix between
@@ -18,6 +19,7 @@ runs if memory matters.
 """
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Sequence
 
@@ -25,6 +27,7 @@ import redis
 import redis.asyncio
 
 from service.stores import History
+from service.stores.autopipeline import AutoPipeline
 from service.tables import KeyedRows, TrackList
 
 # KEYS[1] the session, ARGV[1] the new entry; KEYS[i], ARGV[i] (i > 1): table hash, field.
@@ -70,14 +73,16 @@ class RedisListTable:
 class RedisSessions:
     def __init__(self, client: redis.asyncio.Redis, prefix: str):
         self._prefix, self._client = prefix, client
-        self._listen = client.register_script(_LISTEN)
+        self._pipeline = AutoPipeline(client)
+        self._listen_sha = hashlib.sha1(_LISTEN.encode()).hexdigest()
         self.tables: Sequence[RedisKeyedTable] = ()  # read ahead with each session update
         # Rows read ahead by recent requests, (table key, field) -> row bytes or None.
         self.fetched: dict[tuple[str, int], bytes | None] = {}
 
     async def listen(self, user: int, track: int, time: float) -> History:
         tables = self.tables
-        entries, *rows = await self._listen(
+        entries, *rows = await self._pipeline.script(
+            _LISTEN, self._listen_sha,
             keys=[f"{self._prefix}:session:{user}", *(t.key for t in tables)],
             args=[f"{track}:{time!r}", *(user if t.by_user else track for t in tables)])
         if len(self.fetched) > _RECENT_ROWS:
@@ -91,7 +96,7 @@ class RedisSessions:
         return history
 
     async def end(self, user: int) -> None:
-        await self._client.delete(f"{self._prefix}:session:{user}")
+        await self._pipeline.call("DEL", f"{self._prefix}:session:{user}")
 
 
 class RedisStore:
