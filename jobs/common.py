@@ -1,0 +1,197 @@
+"""What every job shares: configuration, the SparkSession, paths, table writers, the split.
+
+Each job file defines `add_arguments(parser, cfg)`, `run(spark, args)` and calls `main()` from
+here; tests call `run()` with their own SparkSession.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import orjson
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+JOBS_CONF = REPO / "conf" / "jobs.yml"
+SPARK_CONF = REPO / "conf" / "spark.yml"
+
+
+class JobError(Exception):
+    """Bad input or a failed check: the message says what was wrong and what to do."""
+
+
+# --- configuration and command line ---------------------------------------------------------
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    try:
+        with open(path) as f:
+            return yaml.safe_load(f) or {}
+    except OSError as e:
+        raise JobError(f"cannot read config {path}: {e.strerror}") from e
+
+
+def parse_args(name: str, description: str,
+               add_arguments: Callable[[argparse.ArgumentParser, dict], None],
+               argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse a job's flags; their defaults come from conf/jobs.yml (or `--conf FILE`)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--conf", default=str(JOBS_CONF))
+    known, _ = pre.parse_known_args(argv)
+    cfg = load_yaml(known.conf)
+    parser = argparse.ArgumentParser(
+        prog=f"spark-submit jobs/{name}.py", description=description,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--conf", default=str(JOBS_CONF), help="jobs config (YAML) giving the defaults")
+    parser.add_argument("--master", default=None,
+                        help="Spark master; default: spark-submit's --master, else conf/spark.yml")
+    add_arguments(parser, cfg)
+    args = parser.parse_args(argv)
+    args.cfg = cfg
+    return args
+
+
+def add_split_arguments(parser: argparse.ArgumentParser, cfg: dict) -> None:
+    """Flags of the held-out split and the offline check (nn and svd must agree on them)."""
+    parser.add_argument("--seed", type=int, default=cfg["seed"], help="seed of every random step")
+    parser.add_argument("--holdout-share", type=float, default=cfg["holdout_share"],
+                        help="share of sessions held out for MSE and hit rate / NDCG")
+    parser.add_argument("--good-time", type=float, default=cfg["offline"]["good_time"],
+                        help="a held-out track counts as well listened at time >= this")
+    parser.add_argument("--eval-k", type=int, default=cfg["offline"]["k"],
+                        help="cut-off of hit rate@k and NDCG@k")
+
+
+def main(name: str, description: str, add_arguments, run, argv: list[str] | None = None) -> int:
+    """Entry point shared by all jobs: parse, start Spark, run, report errors plainly."""
+    args = parse_args(name, description, add_arguments, argv)
+    spark = spark_session(name, args.master)
+    started = time.perf_counter()
+    try:
+        run(spark, args)
+    except JobError as e:
+        print(f"error: {name}: {e}", file=sys.stderr)
+        return 2
+    finally:
+        spark.stop()
+    log(name, f"done in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+# --- Spark ------------------------------------------------------------------------------------
+
+def spark_session(name: str, master: str | None = None):
+    """SparkSession with conf/spark.yml settings; spark-submit's own --master/--conf win."""
+    from pyspark.sql import SparkSession
+
+    # Python workers must run this interpreter (it has numpy/pyarrow); the default is `python3`.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    settings = load_yaml(SPARK_CONF)
+    # Under spark-submit the JVM already exists (PYSPARK_GATEWAY_PORT) and holds its settings.
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ
+    builder = SparkSession.builder.appName(f"botify-{name}")
+    if master or not submitted:
+        builder = builder.master(master or settings.get("master", "local[*]"))
+    if not submitted:
+        for key, value in (settings.get("conf") or {}).items():
+            builder = builder.config(key, str(value))
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def qualify(path: str) -> str:
+    """A URI Hadoop understands: hdfs://... and file://... stay, a plain path becomes file:///abs."""
+    if "://" in path:
+        return path
+    return Path(path).resolve().as_uri()
+
+
+def join(base: str, *parts: str) -> str:
+    return "/".join([qualify(base).rstrip("/"), *parts])
+
+
+def hadoop_fs(spark, uri: str):
+    """(FileSystem, Path) of a URI through Spark's JVM: one code path for hdfs:// and file://."""
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    return fs, path
+
+
+def require_exists(spark, uri: str, what: str) -> None:
+    fs, path = hadoop_fs(spark, uri)
+    if not fs.exists(path):
+        raise JobError(f"{what} not found at {uri}: check the path (and that the previous job ran)")
+
+
+def read_sessions(spark, paths: list[str]):
+    """The Parquet session table(s) written by jobs/sessions.py; several days may be combined."""
+    uris = [qualify(p) for p in paths]
+    for uri in uris:
+        require_exists(spark, uri, "sessions table")
+    return spark.read.parquet(*uris)
+
+
+# --- outputs -----------------------------------------------------------------------------------
+
+def publish(spark, write: Callable[[Path], None], uri: str) -> None:
+    """Write a file locally with `write(path)`, then copy it to `uri` (hdfs:// or file://) in one
+    call, so readers see either the old file or the complete new one's rename, never a partial."""
+    fs, dest = hadoop_fs(spark, uri)
+    fs.setWriteChecksum(False)   # no .crc side files next to the tables the service loads
+    fs.mkdirs(dest.getParent())
+    with tempfile.TemporaryDirectory(prefix="botify-job-") as tmp:
+        local = Path(tmp) / dest.getName()
+        write(local)
+        staged = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(
+            dest.getParent(), f".{dest.getName()}.tmp")
+        fs.copyFromLocalFile(False, True, spark.sparkContext._jvm.org.apache.hadoop.fs.Path(
+            local.as_uri()), staged)
+        if fs.exists(dest):
+            fs.delete(dest, False)
+        if not fs.rename(staged, dest):
+            raise JobError(f"could not move {staged} to {uri}")
+
+
+def write_jsonl(spark, rows: Iterable[dict], uri: str) -> None:
+    """One JSON object per line (the track- and user-keyed tables)."""
+    def write(path: Path) -> None:
+        with open(path, "wb") as f:
+            for row in rows:
+                f.write(orjson.dumps(row))
+                f.write(b"\n")
+    publish(spark, write, uri)
+
+
+def write_json(spark, value: Any, uri: str) -> None:
+    """One JSON document (top_tracks.json)."""
+    publish(spark, lambda path: path.write_bytes(orjson.dumps(value) + b"\n"), uri)
+
+
+# --- held-out split, logging -------------------------------------------------------------------
+
+def holdout_flag(seed: int, share: float):
+    """Column: True for held-out sessions. A hash of (user, session, seed): the same sessions are
+    held out by every job given the same seed, whatever the partitioning."""
+    from pyspark.sql import functions as F
+
+    return F.pmod(F.xxhash64("user", "session", F.lit(seed)), F.lit(1_000_000)) < int(share * 1_000_000)
+
+
+def log(name: str, message: str) -> None:
+    print(f"[{name}] {message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def stage(name: str, what: str):
+    """Log the start and duration of a step of a job (Spark shows no progress of its own here)."""
+    log(name, f"{what} ...")
+    started = time.perf_counter()
+    yield
+    log(name, f"{what}: {time.perf_counter() - started:.1f} s")

@@ -1,0 +1,64 @@
+"""Offline check of a recommendation table on held-out sessions: hit rate@k and NDCG@k.
+
+Query: a held-out session's key (its first track for track-keyed tables, its user for user-keyed
+ones). Target: the session's next well-listened track, i.e. the first track after the first one
+with time >= good_time (other than the first track). One target per session; sessions without
+one are left out. A hit is the target within the key's first k recommendations; NDCG@k with one
+relevant item is 1 / log2(rank + 2) for a hit at 0-based rank, else 0. A key missing from the
+table is a miss (coverage says how often). Top-pop answers every query with the same list.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from jobs.toppop import listens
+
+
+def heldout_queries(sessions: DataFrame, good_time: float) -> DataFrame:
+    """Held-out sessions -> user, session, context (first track), target (next well-listened)."""
+    return (listens(sessions, "first_track").withColumnRenamed("first_track", "context")
+            .where((F.col("pos") >= 1) & (F.col("time") >= good_time) & (F.col("track") != F.col("context")))
+            .groupBy("user", "session", "context")
+            .agg(F.min_by("track", "pos").alias("target")))
+
+
+def hit_rate_ndcg(lookup: Callable[[int], Sequence[int] | None], keys: Sequence[int],
+                  targets: Sequence[int], k: int) -> dict[str, float]:
+    """`lookup(key)` is the table's list for a key, None when the table has no such key."""
+    hits, gains, covered = 0, 0.0, 0
+    for key, target in zip(keys, targets):
+        recs = lookup(key)
+        if recs is None:
+            continue
+        covered += 1
+        found = np.flatnonzero(np.asarray(recs[:k]) == target)
+        if found.size:
+            hits += 1
+            gains += 1.0 / np.log2(found[0] + 2)
+    n = max(len(keys), 1)
+    return {"queries": len(keys), "coverage": covered / n, "hit_rate": hits / n, "ndcg": gains / n}
+
+
+def report(job: str, k: int, results: dict[str, dict[str, float]]) -> None:
+    """Print the comparison as a small aligned table (stdout: it is the job's result)."""
+    print(f"[{job}] offline check on held-out sessions (next track with time >= good_time):")
+    print(f"  {'table':<24}{'queries':>9}{'coverage':>10}{f'hit@{k}':>10}{f'ndcg@{k}':>10}")
+    for name, r in results.items():
+        print(f"  {name:<24}{r['queries']:>9}{r['coverage']:>10.3f}{r['hit_rate']:>10.4f}{r['ndcg']:>10.4f}")
+
+
+def compare(job: str, table_name: str, lookup: Callable[[int], Sequence[int] | None],
+            heldout_sessions: DataFrame, key: str, top_pop: Sequence[int], good_time: float,
+            k: int) -> dict[str, dict[str, float]]:
+    """Evaluate a table and top-pop on the same held-out queries, print and return both.
+    `key` is the queries' column the table is keyed by: "context" or "user"."""
+    queries = heldout_queries(heldout_sessions, good_time).select(key, "target").toPandas()
+    keys, targets = queries[key].tolist(), queries["target"].tolist()
+    results = {table_name: hit_rate_ndcg(lookup, keys, targets, k),
+               "top-pop": hit_rate_ndcg(lambda _: top_pop, keys, targets, k)}
+    report(job, k, results)
+    return results

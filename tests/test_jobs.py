@@ -1,0 +1,230 @@
+"""Tests of the Spark jobs (jobs/): transformations on hand-written data, the jobs' outputs on
+synthetic logs, corrupt-record accounting, and one run over the real HDFS. The standalone-cluster
+test is in test_jobs_cluster.py."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from jobs import common, fetch, nn, offline, ranking, sessions, svd, toppop
+from service.events import make_event, spark_schema
+from test_jobs_synth import synthetic_sessions, write_event_log
+
+# Spark's Python workers must run this interpreter (numpy, pyarrow); its default is `python3`.
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+REPO = Path(__file__).resolve().parent.parent
+
+
+def event(message, ts, user, track, time=0.5, rec=None, arm="C"):
+    return make_event(message, ts, user, track, time, 0.01, rec if message == "next" else None,
+                      {"CONTEXTUAL": arm})
+
+
+def args_for(job, argv):
+    return common.parse_args(job.NAME, "test", job.add_arguments, argv)
+
+
+def write_lines(folder: Path, name: str, lines: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text("".join(line + "\n" for line in lines))
+    return folder
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+# --- sessions ----------------------------------------------------------------------------------
+
+def test_sessionize_orders_by_time_and_cuts_after_last(spark):
+    rows = [
+        # user 1: two sessions, lines out of order; user 2 interleaved, its session never closed.
+        event("next", 1003, 1, 12, 0.4, rec=13),
+        event("next", 1000, 1, 10, 1.0, rec=11),
+        event("next", 1001, 2, 20, 1.0, rec=21),
+        event("last", 1005, 1, 13, 0.1),
+        event("next", 1002, 1, 11, 0.9, rec=12),
+        event("next", 1004, 2, 21, 0.7, rec=22),
+        event("next", 1010, 1, 30, 1.0, rec=31, arm="T1"),
+        event("last", 1011, 1, 31, 0.0, arm="T1"),
+        event("next", 1012, 2, 22, 0.2, rec=23),
+    ]
+    events = spark.createDataFrame(rows, schema=spark_schema())
+    got = {(r.user, r.session): r for r in sessions.sessionize(events).collect()}
+    assert sorted(got) == [(1, 0), (1, 1), (2, 0)]
+    first = got[(1, 0)]
+    assert first.tracks == [10, 11, 12, 13] and first.times == [1.0, 0.9, 0.4, 0.1]
+    assert (first.first_track, first.start_ts, first.end_ts, first.events) == (10, 1000, 1005, 4)
+    assert first.closed and first.total_time == pytest.approx(2.4)
+    assert got[(1, 1)].tracks == [30, 31] and got[(1, 1)].experiments == {"CONTEXTUAL": "T1"}
+    open_session = got[(2, 0)]
+    assert open_session.tracks == [20, 21, 22] and not open_session.closed
+
+    users = {r.user: r for r in sessions.user_aggregates(sessions.sessionize(events)).collect()}
+    assert users[1].sessions == 2 and users[1].events == 6
+    assert users[1].mean_session_time == pytest.approx((2.4 + 1.0) / 2)
+    assert users[1].mean_request_time == pytest.approx(0.01)
+    assert users[2].sessions == 0 and users[2].mean_session_time is None
+
+
+def test_sessions_job_quarantines_corrupt_lines_and_enforces_threshold(spark, tmp_path):
+    good = [orjson.dumps(event("next", 1000 + i, 1, i, rec=i + 1)).decode() for i in range(96)]
+    good.append(orjson.dumps(event("last", 2000, 1, 99)).decode())
+    bad = ['{"message": "next", "timestamp": 5',                                  # not JSON
+           orjson.dumps({**event("next", 1, 1, 1, rec=2), "user": "7"}).decode(),  # wrong type
+           orjson.dumps({k: v for k, v in event("next", 1, 1, 1, rec=2).items() if k != "time"}).decode(),
+           orjson.dumps({**event("next", 1, 1, 1, rec=2), "experiments": {"X": 1}}).decode()]
+    events = write_lines(tmp_path / "events", "a.jsonl", good + bad)
+    out = tmp_path / "out"
+
+    with pytest.raises(common.JobError, match=r"4 of 101 lines \(3.96%\)"):
+        sessions.run(spark, args_for(sessions, ["--events", str(events), "--out", str(out)]))
+    quarantined = [orjson.loads(line) for f in (out / "quarantine").glob("part-*")
+                   for line in f.read_bytes().splitlines()]
+    assert sorted(q["line"] for q in quarantined) == sorted(bad)
+    reasons = " | ".join(q["error"] for q in quarantined)
+    for expected in ("not JSON", "field 'user' has type str", "missing field 'time'",
+                     "experiments must map strings to strings"):
+        assert expected in reasons
+    assert not (out / "sessions").exists(), "sessions must not be published from rejected input"
+
+    result = sessions.run(spark, args_for(sessions, ["--events", str(events), "--out", str(out),
+                                                     "--max-corrupt-share", "0.05"]))
+    assert result == {"lines": 101, "corrupt": 4, "sessions": 1}
+    row = spark.read.parquet(str(out / "sessions")).first()
+    assert row.tracks == list(range(96)) + [99] and row.closed
+
+
+# --- ranking, tables ---------------------------------------------------------------------------
+
+def test_top_k_is_strictly_ordered_and_excludes():
+    rng = np.random.default_rng(0)
+    queries, items = rng.normal(size=(7, 5)), rng.normal(size=(300, 5))
+    items[10] = items[11]  # a tie: the smaller index must come first
+
+    def exclude(start, end):
+        return np.arange(end - start), np.arange(start, end)  # row i never gets item i
+
+    got = ranking.top_k(queries, items, 100, exclude=exclude, batch=3)
+    unordered = ranking.top_k(queries, items, 100, ordered=False, exclude=exclude, batch=3)
+    for i, row in enumerate(got):
+        scores = (queries[i].astype(np.float32) @ items.T.astype(np.float32))
+        scores[i] = -np.inf
+        expected = np.lexsort((np.arange(300), -scores))[:100]
+        assert row.tolist() == expected.tolist()
+        assert i not in row and len(set(row)) == 100
+        # The same best scores (which of two tied items is left out may differ).
+        assert sorted(scores[unordered[i]]) == sorted(scores[row])
+    assert any(u.tolist() != o.tolist() for u, o in zip(unordered, got))
+    # Fewer items than k once the excluded are gone: rows are just shorter.
+    assert [len(r) for r in ranking.top_k(queries[:2], items[:4], 100, exclude=exclude)] == [3, 3]
+
+
+def test_hit_rate_and_ndcg():
+    table = {1: [5, 6, 7], 2: [9]}
+    got = offline.hit_rate_ndcg(table.get, [1, 1, 2, 3], [6, 8, 9, 5], k=2)
+    assert got["coverage"] == 0.75 and got["hit_rate"] == 0.5
+    assert got["ndcg"] == pytest.approx((1 / np.log2(3) + 1) / 4)
+
+
+@pytest.fixture(scope="module")
+def synthetic_run(spark, tmp_path_factory):
+    """sessions -> toppop, nn, nn --unordered, svd on ~60k synthetic events; the jobs' results."""
+    root = tmp_path_factory.mktemp("jobs")
+    write_event_log(synthetic_sessions(9_000, n_tracks=1_000, n_users=600, seed=11), root / "events")
+    work, tables = str(root / "work"), str(root / "tables")
+    results = {"root": root, "sessions": sessions.run(spark, args_for(
+        sessions, ["--events", str(root / "events"), "--out", work]))}
+    day = ["--sessions", f"{work}/sessions", "--out", tables]
+    results["toppop"] = toppop.run(spark, args_for(toppop, day))
+    results["nn"] = nn.run(spark, args_for(nn, day + ["--dim", "32", "--iterations", "5"]))
+    results["course"] = nn.run(spark, args_for(nn, day + ["--dim", "16", "--iterations", "5", "--unordered"]))
+    results["svd"] = svd.run(spark, args_for(svd, day + ["--rank", "16"]))
+    return results
+
+
+def test_tables_have_the_contract_formats(synthetic_run):
+    tables = synthetic_run["root"] / "tables"
+    assert sorted(p.name for p in tables.iterdir()) == [
+        "recommendations_svd.json", "top_tracks.json", "tracks_nn.json", "tracks_with_recs.json"]
+    top = orjson.loads((tables / "top_tracks.json").read_bytes())
+    assert top == synthetic_run["toppop"] and len(top) == 100 and len(set(top)) == 100
+    for name in ("tracks_nn.json", "tracks_with_recs.json"):
+        rows = read_jsonl(tables / name)
+        assert [r["track"] for r in rows] == sorted({r["track"] for r in rows})
+        for r in rows:
+            assert set(r) == {"track", "recommendations"} and len(r["recommendations"]) == 100
+            assert r["track"] not in r["recommendations"] and len(set(r["recommendations"])) == 100
+    users = read_jsonl(tables / "recommendations_svd.json")
+    assert len(users) == 600 and all(set(u) == {"user", "tracks"} and len(u["tracks"]) == 100 for u in users)
+
+
+def test_nn_learns_and_beats_top_pop(synthetic_run):
+    result = synthetic_run["nn"]
+    assert result["mse"]["model"] < 0.9 * result["mse"]["baseline"]
+    offline_nn = result["offline"]
+    assert offline_nn["tracks_nn.json"]["hit_rate"] > offline_nn["top-pop"]["hit_rate"]
+    assert offline_nn["tracks_nn.json"]["ndcg"] > synthetic_run["course"]["offline"]["tracks_with_recs.json"]["ndcg"]
+    assert synthetic_run["svd"]["offline"]["recommendations_svd.json"]["hit_rate"] > 0
+
+
+def test_svd_recommends_only_unplayed_tracks(spark, synthetic_run):
+    work = synthetic_run["root"] / "work" / "sessions"
+    train = spark.read.parquet(str(work)).withColumn("heldout", common.holdout_flag(42, 0.1))
+    played = {}
+    for r in train.where("NOT heldout").select("user", "tracks").collect():
+        played.setdefault(r.user, set()).update(r.tracks)
+    for row in read_jsonl(synthetic_run["root"] / "tables" / "recommendations_svd.json"):
+        assert not played[row["user"]] & set(row["tracks"])
+
+
+def test_jobs_are_deterministic(spark, synthetic_run, tmp_path):
+    root = synthetic_run["root"]
+    day = ["--sessions", str(root / "work" / "sessions"), "--out", str(tmp_path)]
+    nn.run(spark, args_for(nn, day + ["--dim", "16", "--iterations", "5", "--unordered"]))
+    assert (tmp_path / "tracks_with_recs.json").read_bytes() == (root / "tables" / "tracks_with_recs.json").read_bytes()
+
+
+def test_missing_input_is_a_clear_error(spark, tmp_path):
+    with pytest.raises(common.JobError, match="sessions table not found"):
+        toppop.run(spark, args_for(toppop, ["--sessions", str(tmp_path / "nope"), "--out", str(tmp_path)]))
+    cli = subprocess.run([sys.executable, str(REPO / "jobs" / "fetch.py"), str(tmp_path / "nope"), str(tmp_path)],
+                         capture_output=True, text=True)
+    assert cli.returncode == 2 and "is not a folder" in cli.stderr
+
+
+@pytest.mark.parametrize("name", ["sessions", "toppop", "nn", "svd", "fetch"])
+def test_help(name):
+    cli = subprocess.run([sys.executable, str(REPO / "jobs" / f"{name}.py"), "--help"],
+                         capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0 and "usage:" in cli.stdout
+
+
+# --- real HDFS ---------------------------------------------------------------------------------
+
+def test_pipeline_over_real_hdfs(spark, hdfs_client, hdfs_user, hdfs_fs, tmp_path):
+    """Events uploaded to HDFS -> sessions and toppop reading/writing hdfs:// -> fetch to local."""
+    local = tmp_path / "events"
+    lines = write_event_log(synthetic_sessions(300, n_tracks=200, n_users=50, seed=5), local, n_files=2)
+    base = f"/user/{hdfs_user}/test_jobs_{os.getpid()}"
+    hdfs_client.delete(base, recursive=True)
+    hdfs_client.upload(f"{base}/events", str(local))
+    try:
+        uri = f"{hdfs_fs}{base}"
+        got = sessions.run(spark, args_for(sessions, ["--events", f"{uri}/events", "--out", f"{uri}/work"]))
+        assert got["lines"] == lines and got["corrupt"] == 0 and got["sessions"] == 300
+        assert any(n.startswith("part-") for n in hdfs_client.list(f"{base}/work/sessions"))
+        top = toppop.run(spark, args_for(toppop, ["--sessions", f"{uri}/work/sessions", "--out", f"{uri}/tables"]))
+        assert hdfs_client.list(f"{base}/tables") == ["top_tracks.json"]
+
+        assert fetch.main([f"{uri}/tables", str(tmp_path / "data")]) == 0
+        assert orjson.loads((tmp_path / "data" / "top_tracks.json").read_bytes()) == top
+        assert fetch.main([f"{uri}/tables", str(tmp_path / "data"), "--tables", "tracks_nn.json"]) == 2
+    finally:
+        hdfs_client.delete(base, recursive=True)
