@@ -69,8 +69,8 @@ def _digest(kind: str, *arrays: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def _check_ids(path: Path, values: list, what: str, catalog_ids: np.ndarray | None) -> np.ndarray:
-    """values -> int64 array, refusing non-ints (booleans included), negatives and unknown tracks."""
+def _check_ids(path: Path, values: list, what: str) -> np.ndarray:
+    """values -> int64 array, refusing non-ints (booleans included) and negatives."""
     kinds = set(map(type, values))
     if kinds - {int}:
         bad = next(v for v in values if type(v) is not int)
@@ -81,13 +81,14 @@ def _check_ids(path: Path, values: list, what: str, catalog_ids: np.ndarray | No
         raise TableError(f"{path}: {what} must fit in 64 bits") from None
     if array.size and array.min() < 0:
         raise TableError(f"{path}: {what} must be non-negative, found {int(array.min())}")
-    if catalog_ids is not None and array.size:
-        unknown = ~_known(array, catalog_ids)
-        if unknown.any():
-            raise TableError(f"{path}: track {int(array[unknown][0])} is not in the catalog "
-                             f"({int(unknown.sum())} unknown ids); was the table built for "
-                             f"another world?")
     return array
+
+
+def _check_catalog(path: Path, array: np.ndarray, what: str, catalog_ids: np.ndarray) -> None:
+    unknown = ~_known(array, catalog_ids)
+    if unknown.any():
+        raise TableError(f"{path}: {what}: track {int(array[unknown][0])} is not in the catalog "
+                         f"({int(unknown.sum())} unknown ids); was the table built for another world?")
 
 
 def _known(array: np.ndarray, catalog_ids: np.ndarray) -> np.ndarray:
@@ -102,8 +103,68 @@ def _known(array: np.ndarray, catalog_ids: np.ndarray) -> np.ndarray:
 
 def read_keyed(path: Path, kind: str, catalog_ids: np.ndarray | None = None) -> KeyedRows:
     """Parse a track-keyed ("tracks") or user-keyed ("users") JSONL table."""
-    key_field, list_field = KEYED_KINDS[kind]
     data = _read(path)
+    parsed = _parse_plain(data, kind) or _parse_exact(path, data, kind)
+    key_field, list_field = KEYED_KINDS[kind]
+    keys, offsets, flat = parsed
+    if not len(keys):
+        raise TableError(f"{path}: table is empty")
+    if catalog_ids is not None and kind == "tracks":
+        _check_catalog(path, keys, f"{key_field!r} keys", catalog_ids)
+    if catalog_ids is not None:
+        _check_catalog(path, flat, f"{list_field!r} values", catalog_ids)
+    if np.unique(keys).size != keys.size:
+        raise TableError(f"{path}: duplicate {key_field!r} keys")
+    return KeyedRows(path, kind, keys, offsets, flat)
+
+
+# Every byte but the ASCII digits becomes a space: what numpy's text parser needs.
+_ONLY_DIGITS = bytes(b if 48 <= b <= 57 else 32 for b in range(256))
+_MAX_DIGITS = 18  # longer numbers may not fit in int64: left to the exact parser
+
+
+def _parse_plain(data: bytes, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The fast path, for the plain layout the jobs write: every line exactly
+    {"<key>": <int>, "<list>": [<int>, ...]} (any spaces). Numbers are read by numpy in one
+    pass, without a Python int per value (about 4x faster than JSON parsing for 50,000 x 100).
+    Each line's skeleton (the line without digits and spaces) must be exactly what its count
+    of numbers implies, so anything else (other keys or order, floats, negatives, booleans,
+    leading zeros, a truncated line) returns None and the exact parser explains the problem."""
+    key_field, list_field = KEYED_KINDS[kind]
+    raw = np.frombuffer(data, dtype=np.uint8)
+    is_digit = (raw >= 48) & (raw <= 57)
+    starts = np.flatnonzero(is_digit & ~np.concatenate(([False], is_digit[:-1])))
+    ends = np.flatnonzero(is_digit & ~np.concatenate((is_digit[1:], [False])))
+    lengths = ends - starts + 1
+    if lengths.size and (lengths.max() > _MAX_DIGITS or ((raw[starts] == 48) & (lengths > 1)).any()):
+        return None
+    newlines = np.flatnonzero(raw == 10)
+    line_of_start = np.searchsorted(newlines, starts)  # newlines before each number
+    numbers_per_line = np.bincount(line_of_start, minlength=newlines.size + 1).tolist()
+    head = f'{{"{key_field}":,"{list_field}":['.encode()
+    skeletons = data.translate(None, b"0123456789 \t\r").split(b"\n")
+    sizes = []
+    for skeleton, numbers in zip(skeletons, numbers_per_line):
+        if not skeleton and not numbers:
+            continue  # blank line
+        if numbers < 1 or skeleton != head + b"," * (numbers - 2) + b"]}":
+            return None
+        sizes.append(numbers - 1)
+    if not sizes:
+        return None
+    values = np.fromstring(data.translate(_ONLY_DIGITS), dtype=np.int64, sep=" ")
+    offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(np.array(sizes, dtype=np.int64) + 1, out=offsets[1:])
+    if values.size != offsets[-1]:
+        return None
+    is_key = np.zeros(values.size, dtype=bool)
+    is_key[offsets[:-1]] = True
+    return values[is_key], offsets - np.arange(len(sizes) + 1), values[~is_key]
+
+
+def _parse_exact(path: Path, data: bytes, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Parse line by line with a JSON parser, raising TableError at the first problem."""
+    key_field, list_field = KEYED_KINDS[kind]
     keys: list = []
     lengths: list[int] = []
     flat: list = []
@@ -126,16 +187,10 @@ def read_keyed(path: Path, kind: str, catalog_ids: np.ndarray | None = None) -> 
         keys.append(record[key_field])
         lengths.append(len(values))
         flat.extend(values)
-    if not keys:
-        raise TableError(f"{path}: table is empty")
-    key_array = _check_ids(path, keys, f"{key_field!r} keys",
-                           catalog_ids if kind == "tracks" else None)
-    if np.unique(key_array).size != key_array.size:
-        raise TableError(f"{path}: duplicate {key_field!r} keys")
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    return KeyedRows(path, kind, key_array, offsets,
-                     _check_ids(path, flat, f"{list_field!r} values", catalog_ids))
+    return (_check_ids(path, keys, f"{key_field!r} keys"), offsets,
+            _check_ids(path, flat, f"{list_field!r} values"))
 
 
 def read_list(path: Path, catalog_ids: np.ndarray | None = None) -> TrackList:
@@ -147,4 +202,7 @@ def read_list(path: Path, catalog_ids: np.ndarray | None = None) -> TrackList:
         raise TableError(f"{path}: invalid JSON (truncated file?): {e}") from None
     if not isinstance(values, list) or not values:
         raise TableError(f"{path}: a top-pop table must be a non-empty JSON list of track ids")
-    return TrackList(path, _check_ids(path, values, "track ids", catalog_ids))
+    tracks = _check_ids(path, values, "track ids")
+    if catalog_ids is not None:
+        _check_catalog(path, tracks, "track ids", catalog_ids)
+    return TrackList(path, tracks)

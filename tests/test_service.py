@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import orjson
 import pytest
 import schemathesis
@@ -23,6 +24,7 @@ from service.app import create_app
 from service.config import ConfigError, load_config
 from service.eventlog import EventLog
 from service.events import validation_error
+from service.tables import TableError, read_keyed
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "test-token"
@@ -232,6 +234,41 @@ def test_reload_swaps_tables_and_refuses_bad_files(tmp_path, world):
         write_config(tmp_path, world, arm(tmp_path / "absent.jsonl"))
         refused = client.post("/admin/reload", headers={"X-Admin-Token": TOKEN})
         assert "not found" in refused.json()["detail"] and next_of(10) == 60
+
+
+@pytest.mark.parametrize("content", [
+    b'{"track":1,"recommendations":[2,3]}\n{"track":2,"recommendations":[]}\n{"track":10,"recommendations":[1]}\n',
+    b'{"track": 1, "recommendations": [2, 3]}\n\n{"track": 2, "recommendations": []}\n{"track": 10, "recommendations": [1]}',
+    b'{"recommendations":[2,3],"track":1}\r\n{"track":2,"recommendations":[]}\r\n{"recommendations":[1],"track":10}\r\n',
+], ids=["compact", "spaced-blank-line-no-final-newline", "reordered-crlf"])
+def test_track_tables_in_any_json_layout_read_the_same(tmp_path, content):
+    path = tmp_path / "table.jsonl"
+    path.write_bytes(content)
+    rows = read_keyed(path, "tracks", np.arange(TRACKS))
+    assert rows.keys.tolist() == [1, 2, 10] and rows.offsets.tolist() == [0, 2, 2, 3]
+    assert rows.flat.tolist() == [2, 3, 1]
+
+
+@pytest.mark.parametrize("content,message", [
+    (b'{"track":1,"recommendations":[2,,3]}\n', "invalid JSON"),
+    (b'{"track":1,"recommendations":[2 3]}\n', "invalid JSON"),
+    (b'{"track":1,"recommendations":[2.5]}\n', "must be integers, found 2.5"),
+    (b'{"track":1,"recommendations":[true]}\n', "must be integers, found True"),
+    (b'{"track":1,"recommendations":[-2]}\n', "must be non-negative"),
+    (b'{"track":1,"recommendations":[02]}\n', "leading zero"),
+    (b'{"track":1,"recommendations":[99999999999999999999]}\n', "must be integers"),
+    (b'{"track":1,"recommendations":[2]}\n{"track":1,"recommendations":[3]}\n', "duplicate 'track' keys"),
+    (b'{"track":1,"recommendations":[2]}\n{"track":2,"recommen', "truncated"),
+    (b'{"track":1,"recommendations":[2],"score":1}\n', "expected an object with keys"),
+    (b'{"track":1,"recommendations":[500]}\n', "track 500 is not in the catalog"),
+    (b"", "table is empty"),
+])
+def test_bad_track_tables_are_refused_saying_why(tmp_path, content, message):
+    path = tmp_path / "table.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(TableError) as error:
+        read_keyed(path, "tracks", np.arange(TRACKS))
+    assert message in str(error.value) and str(path) in str(error.value)
 
 
 @pytest.mark.parametrize("change,message", [
