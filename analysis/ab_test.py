@@ -70,7 +70,7 @@ def analyze(spark, args: argparse.Namespace, config: AnalysisConfig, console: Co
     settings = config.settings
     started = time.perf_counter()
     events = read_events(spark, args.events)
-    users = per_user(events, args.experiment).cache()
+    users = per_user(events, args.experiment)
     try:
         summary = summarize(users)
         timings["per_user_s"] = time.perf_counter() - started

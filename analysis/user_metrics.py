@@ -50,9 +50,24 @@ def read_events(spark, path: str):
                             f"path).") from None
 
 
-def per_user(events, experiment: str):
-    """One row per user (plus one row with user null counting the invalid lines): the
-    user's arm range, counts and fixed-point sums."""
+@dataclass(frozen=True)
+class UserTable:
+    """One row per (user, arm) with counts and fixed-point sums: arm null for a user's events
+    outside the experiment, user (and arm) null for the row holding the invalid lines, and
+    `several_arms` true for users whose events name more than one arm. `frame` reads a cached
+    aggregate: call `unpersist()` when done."""
+
+    frame: object
+    cached: object
+
+    def unpersist(self) -> None:
+        self.cached.unpersist()
+
+
+def per_user(events, experiment: str) -> UserTable:
+    """Aggregate the events per (user, arm). The arm is a grouping key rather than an
+    aggregate on purpose: Spark's hash aggregation cannot keep strings in its buffers and
+    would sort every event instead."""
     from pyspark.sql import functions as F
 
     valid = F.col(CORRUPT).isNull() & F.col("message").isin(*MESSAGES)
@@ -60,20 +75,29 @@ def per_user(events, experiment: str):
         if field != "recommendation":
             valid = valid & F.col(field).isNotNull()
     is_last = valid & (F.col("message") == "last")
-    arm = F.when(valid, F.col("experiments").getItem(experiment))
-    return (events.groupBy(F.when(valid, F.col("user")).alias("user"))
-            .agg(F.count(F.lit(1)).alias("lines"),
-                 F.count(F.when(is_last, 1)).alias("sessions"),
-                 F.sum(F.round(F.col("time") * NANO).cast("long")).alias("time_nano"),
-                 F.sum(F.round(F.col("latency") * NANO).cast("long")).alias("latency_nano"),
-                 F.min(arm).alias("arm_min"), F.max(arm).alias("arm_max"),
-                 F.min("timestamp").alias("first_ts"), F.max("timestamp").alias("last_ts"),
-                 F.max(F.when(is_last, F.col("timestamp"))).alias("last_close_ts")))
+    by_arm = (events.groupBy(F.when(valid, F.col("user")).alias("user"),
+                             F.when(valid, F.col("experiments").getItem(experiment)).alias("arm"))
+              .agg(F.count(F.lit(1)).alias("lines"),
+                   F.count(F.when(is_last, 1)).alias("sessions"),
+                   F.sum(F.round(F.col("time") * NANO).cast("long")).alias("time_nano"),
+                   F.sum(F.round(F.col("latency") * NANO).cast("long")).alias("latency_nano"),
+                   F.min("timestamp").alias("first_ts"), F.max("timestamp").alias("last_ts"),
+                   F.max(F.when(is_last, F.col("timestamp"))).alias("last_close_ts"))
+              .cache())
+    several = (by_arm.where(F.col("user").isNotNull() & F.col("arm").isNotNull())
+               .groupBy("user").count().where(F.col("count") > 1)
+               .select("user", F.lit(True).alias("several_arms")))
+    if several.isEmpty():  # the usual case: no join needed
+        frame = by_arm.withColumn("several_arms", F.lit(False))
+    else:
+        frame = by_arm.join(several, "user", "left").fillna(False, ["several_arms"])
+    return UserTable(frame=frame, cached=by_arm)
 
 
 @dataclass(frozen=True)
 class GroupSummary:
-    users: int           # users (for INVALID: invalid lines)
+    users: int           # users (for INVALID: invalid lines; for OUTSIDE: users with events
+                         # that do not name the experiment)
     closed_users: int    # users with at least one "last"
     events: int
     sessions: int
@@ -82,16 +106,16 @@ class GroupSummary:
     last_ts: int | None
 
 
-def summarize(users) -> dict[str, GroupSummary]:
+def summarize(users: UserTable) -> dict[str, GroupSummary]:
     """Per arm (and per INVALID / OUTSIDE / CONFLICT group) counts, in one small Spark job."""
     from pyspark.sql import functions as F
 
     group = (F.when(F.col("user").isNull(), INVALID)
-             .when(F.col("arm_min").isNull(), OUTSIDE)
-             .when(F.col("arm_min") != F.col("arm_max"), CONFLICT)
-             .otherwise(F.col("arm_min")))
-    rows = (users.groupBy(group.alias("group"))
-            .agg(F.count(F.lit(1)).alias("users"),
+             .when(F.col("arm").isNull(), OUTSIDE)
+             .when(F.col("several_arms"), CONFLICT)
+             .otherwise(F.col("arm")))
+    rows = (users.frame.groupBy(group.alias("group"))
+            .agg(F.count_distinct("user").alias("users"),
                  F.count(F.when(F.col("sessions") > 0, 1)).alias("closed_users"),
                  F.sum("lines").alias("events"), F.sum("sessions").alias("sessions"),
                  F.count(F.when(F.col("last_ts") > F.col("last_close_ts"), 1)).alias("open_users"),
@@ -118,15 +142,14 @@ def seen_experiments(events, limit: int = 50) -> list[str]:
     return sorted(row["name"] for row in names)
 
 
-def metric_table(users, arms: list[str]):
+def metric_table(users: UserTable, arms: list[str]):
     """Users of `arms` who closed a session: `user`, `arm` (index into `arms`), the metrics."""
     from pyspark.sql import functions as F
 
-    arm_index = F.lit(None)
-    for index, name in reversed(list(enumerate(arms))):
-        arm_index = F.when(F.col("arm_min") == name, index).otherwise(arm_index)
-    return (users.where(F.col("user").isNotNull() & (F.col("arm_min") == F.col("arm_max"))
-                        & F.col("arm_min").isin(*arms) & (F.col("sessions") > 0))
+    arm_index = F.create_map(*[F.lit(x) for index, name in enumerate(arms)
+                               for x in (name, index)])[F.col("arm")]
+    return (users.frame.where(F.col("user").isNotNull() & ~F.col("several_arms")
+                              & arm_index.isNotNull() & (F.col("sessions") > 0))
             .select("user", arm_index.cast("int").alias("arm"),
                     F.col("sessions").cast("double").alias("sessions"),
                     (F.col("time_nano") / NANO / F.col("sessions")).alias("mean_session_time"),

@@ -19,7 +19,8 @@ from analysis.compare import compare_numpy, compare_spark
 from analysis.config import load_config
 from analysis.report import COLUMNS
 from analysis.synthetic import per_user_metrics, synthetic_events, write_events
-from analysis.user_metrics import INVALID, metric_table, per_user, read_events, summarize
+from analysis.user_metrics import (CONFLICT, INVALID, OUTSIDE, metric_table, per_user,
+                                   read_events, summarize)
 
 # Spark's Python workers run `python3` unless told otherwise; the bootstrap needs this venv's
 # numpy. Set at import, i.e. before the session-scoped `spark` fixture starts Spark.
@@ -41,11 +42,21 @@ def events() -> pd.DataFrame:
     return synthetic_events(4000, seed=21, time_lift={"T1": 0.15}, latency_lift={"T1": 0.2})
 
 
+def valid_line(user: int, experiments: dict) -> str:
+    return json.dumps({"message": "next", "timestamp": 1_795_000_000_000, "user": user,
+                       "track": 1, "time": 0.5, "latency": 0.01, "recommendation": 2,
+                       "experiments": experiments})
+
+
 @pytest.fixture(scope="module")
 def event_dir(events, tmp_path_factory) -> Path:
+    """The events, the bad lines, one event putting user 0 in the other arm too (user 0 is
+    left out), and a user 10**6 outside the experiment."""
     folder = write_events(events, tmp_path_factory.mktemp("events") / "logs", files=3)
+    other_arm = {"C": "T1", "T1": "C"}[events.loc[events.user == 0, "experiments"].iloc[0]["EXP"]]
     with open(folder / "part-00001.jsonl", "a") as f:
-        f.write("\n".join(BAD_LINES) + "\n")
+        f.write("\n".join([*BAD_LINES, valid_line(0, {"EXP": other_arm}),
+                           valid_line(10**6, {"OTHER": "C"})]) + "\n")
     return folder
 
 
@@ -55,18 +66,21 @@ def run_job(folder: Path | str, out: Path, *extra: str, experiment: str = "EXP")
 
 
 def test_per_user_table_matches_pandas(spark, events, event_dir):
-    table = per_user(read_events(spark, str(event_dir)), "EXP").cache()
+    table = per_user(read_events(spark, str(event_dir)), "EXP")
     summary = summarize(table)
     assert summary[INVALID].users == len(BAD_LINES)
+    assert summary[CONFLICT].users == 1 and summary[OUTSIDE].users == 1
     got = metric_table(table, ["C", "T1"]).toPandas().sort_values("user").reset_index(drop=True)
-    want = per_user_metrics(events, ["C", "T1"]).sort_values("user").reset_index(drop=True)
+    want = per_user_metrics(events, ["C", "T1"]).sort_values("user")
+    want = want[want.user != 0].reset_index(drop=True)
     assert got["user"].tolist() == want["user"].tolist()
     assert (got["arm"] == want["arm"]).all()
     for metric in ["sessions", "mean_session_time", "mean_session_length", "mean_request_time"]:
         # Sums are taken in nano-units: 1e-9 absolute is the resolution.
         np.testing.assert_allclose(got[metric], want[metric], rtol=1e-9, atol=1e-9,
                                    err_msg=metric)
-    assert summary["C"].sessions + summary["T1"].sessions == (events["message"] == "last").sum()
+    assert (summary["C"].sessions + summary["T1"].sessions + summary[CONFLICT].sessions
+            == (events["message"] == "last").sum())
     table.unpersist()
 
 
@@ -102,6 +116,8 @@ def test_job_writes_report_and_detects_effect(event_dir, tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     assert results["parameters"]["replicates"] == 1000 and results["srm"]["passed"]
     assert results["data"]["invalid_lines"] == len(BAD_LINES)
+    assert results["data"]["users_in_several_arms"] == 1
+    assert results["data"]["users_outside_experiment"] == 1
     assert results["quantile_escapes"] == 0
     rows = {r["metric"]: r for r in results["results"]}
     assert set(rows) == {*SETTINGS.metrics, *SETTINGS.quantiles}
