@@ -51,8 +51,9 @@ class Service:
         self.serving: Serving = build_serving(config, self.store)
         self.store.in_service(self.serving.keyed_tables)
         gc.freeze()  # the tables' millions of objects never change: keep them out of GC passes
-        log.info("loaded the catalog and %d tables in %.2f s (%s store)",
-                 len(self.serving.tables), self.serving.load_seconds, config.store_backend)
+        log.info("loaded the catalog and %d tables in %.2f s (CPU %.2f s, %s store)",
+                 len(self.serving.tables), self.serving.load_seconds,
+                 self.serving.load_cpu_seconds, config.store_backend)
         self.events = EventLog(config.log_dir, config.log_max_bytes, config.log_flush_interval_s)
         self._reload_lock = asyncio.Lock()
 
