@@ -3,10 +3,11 @@
 Each user gets an independent Poisson(1) weight per replicate. A replicate's arm mean of a
 metric is sum(w * x) / sum(w) over that arm's users, and a replicate's quantile comes from the
 weighted histogram of the quantile variable. All of it is linear in the weights, so the work is
-one sparse "design matrix" product per chunk of users:
+a matrix product per chunk of users:
 
-    sums (columns x (B + 1)) += design (columns x users) @ weights (users x (B + 1))
+    sums (rows x (B + 1)) += design (rows x users) @ weights (users x (B + 1))
 
+(dense for the per-arm counts and metric sums, sparse for the quantile histograms).
 Column 0 of the weights is all ones, so column 0 of the sums is the plain sample (the point
 estimate) and columns 1..B are the replicates. Partial sums add up across chunks and across
 Spark partitions, which is why the same kernel serves the numpy path (`numpy_replicate_sums`,
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import sparse, stats
+from threadpoolctl import threadpool_limits
 
 # Poisson(1) by inverse CDF over 32-bit uniforms: every probability is exact to 2**-32 and it
 # is about 4x faster than Generator.poisson here. P(k > 12) is below 1e-10; those land on 12.
@@ -86,40 +88,53 @@ def histogram_cells(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.where(values == edges[-1], len(edges) - 1, cells)
 
 
-def design_matrix(arm: np.ndarray, metrics: np.ndarray, qvalue: np.ndarray,
-                  layout: Layout) -> sparse.csr_matrix:
-    """The sparse (layout.rows, users) matrix whose product with the weights gives the sums."""
-    users = len(arm)
-    base = arm.astype(np.int64) * layout.per_arm
-    m = layout.metrics
-    row_blocks = [base[:, None]]
-    data_blocks = [np.ones((users, 1))]
-    row_blocks += [base[:, None] + 1 + np.arange(m), base[:, None] + 1 + m + np.arange(m)]
-    data_blocks += [metrics, metrics**2]
+def moment_matrix(arm: np.ndarray, values: np.ndarray, arms: int) -> np.ndarray:
+    """Dense (users, arms * (1 + metrics)): per arm, its users' indicator then their values."""
+    per_arm = np.concatenate([np.ones((len(arm), 1)), values], axis=1)
+    matrix = np.zeros((len(arm), arms, per_arm.shape[1]))
+    matrix[np.arange(len(arm)), arm] = per_arm
+    return matrix.reshape(len(arm), -1)
+
+
+def cell_matrix(arm: np.ndarray, qvalue: np.ndarray, layout: Layout) -> sparse.csr_matrix:
+    """Sparse (layout.rows, users) one-hot of each user's histogram cell, per quantile."""
+    rows = []
     for q in range(layout.quantiles):
-        cells = np.empty(users, dtype=np.int64)
+        cells = np.empty(len(arm), dtype=np.int64)
         for a in range(layout.arms):
             in_arm = arm == a
             cells[in_arm] = histogram_cells(qvalue[in_arm], layout.edges[a, q])
-        row_blocks.append((base + 1 + 2 * m + q * layout.cells + cells)[:, None])
-        data_blocks.append(np.ones((users, 1)))
-    rows = np.hstack(row_blocks)
-    data = np.hstack(data_blocks)
-    columns = np.repeat(np.arange(users), rows.shape[1])
-    return sparse.csr_matrix((data.ravel(), (rows.ravel(), columns)), shape=(layout.rows, users))
+        rows.append(arm * layout.per_arm + 1 + 2 * layout.metrics + q * layout.cells + cells)
+    rows = np.concatenate(rows)
+    columns = np.tile(np.arange(len(arm)), layout.quantiles)
+    return sparse.csr_matrix((np.ones(len(rows)), (rows, columns)), shape=(layout.rows, len(arm)))
 
 
 def accumulate(sums: np.ndarray, rng: np.random.Generator, arm: np.ndarray, metrics: np.ndarray,
                qvalue: np.ndarray, layout: Layout, chunk_rows: int) -> None:
-    """Add the contribution of these users (in this order) to `sums` (rows x (B + 1))."""
-    replicates = sums.shape[1] - 1
+    """Add the contribution of these users (in this order) to `sums` (rows x (B + 1)).
+    The products are small: one BLAS thread, so Spark's parallel workers do not fight."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        _accumulate(sums, rng, arm, metrics, qvalue, layout, chunk_rows)
+
+
+def _accumulate(sums, rng, arm, metrics, qvalue, layout, chunk_rows) -> None:
+    m, replicates = layout.metrics, sums.shape[1] - 1
+    arm_rows = np.arange(layout.arms)[:, None] * layout.per_arm
+    moment_rows = (arm_rows + np.arange(1 + m)).ravel()
+    square_rows = (arm_rows + 1 + m + np.arange(m)).ravel()
     for start in range(0, len(arm), chunk_rows):
-        stop = min(start + chunk_rows, len(arm))
-        weights = np.empty((stop - start, replicates + 1))
+        chunk = slice(start, min(start + chunk_rows, len(arm)))
+        users = chunk.stop - chunk.start
+        weights = np.empty((users, replicates + 1))
         weights[:, 0] = 1.0
-        weights[:, 1:] = poisson1_weights(rng, stop - start, replicates)
-        sums += design_matrix(arm[start:stop], metrics[start:stop], qvalue[start:stop],
-                              layout) @ weights
+        weights[:, 1:] = poisson1_weights(rng, users, replicates)
+        # Counts and sums: a dense product (BLAS); squares only for the sample (column 0).
+        sums[moment_rows] += moment_matrix(arm[chunk], metrics[chunk], layout.arms).T @ weights
+        squares = moment_matrix(arm[chunk], metrics[chunk] ** 2, layout.arms)
+        sums[square_rows, 0] += squares.reshape(users, layout.arms, 1 + m)[:, :, 1:].sum(
+            axis=0).ravel()
+        sums += cell_matrix(arm[chunk], qvalue[chunk], layout) @ weights
 
 
 def partition_rng(seed: int, partition: int) -> np.random.Generator:
