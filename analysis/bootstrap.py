@@ -28,20 +28,28 @@ import pandas as pd
 from scipy import sparse, stats
 from threadpoolctl import threadpool_limits
 
-# Poisson(1) by inverse CDF over 32-bit uniforms: every probability is exact to 2**-32 and it
-# is about 4x faster than Generator.poisson here. P(k > 12) is below 1e-10; those land on 12.
-_POISSON_MAX = 12
+# Poisson(1) by inverse CDF over 32-bit uniforms: every probability is exact to 2**-32
+# (P(k > 12) < 1e-10 lands on 12). The high 16 bits decide k through a lookup table except in
+# the 8 of 65,536 buckets that hold a threshold; only those draw their low 16 bits. About 4x
+# faster than Generator.poisson here, which matters: the draws are half the bootstrap's work.
 _POISSON_THRESHOLDS = np.minimum(
-    np.round(stats.poisson.cdf(np.arange(_POISSON_MAX), 1.0) * 2.0**32), 2.0**32 - 1
-).astype(np.uint32)
+    np.round(stats.poisson.cdf(np.arange(12), 1.0) * 2.0**32), 2.0**32 - 1).astype(np.uint32)
+_BUCKET_START = np.arange(2**16, dtype=np.uint64) << 16
+_UNDECIDED = 255
+_POISSON_TABLE = np.where(
+    np.searchsorted(_POISSON_THRESHOLDS, _BUCKET_START, side="right")
+    == np.searchsorted(_POISSON_THRESHOLDS, _BUCKET_START + 0xFFFF, side="right"),
+    np.searchsorted(_POISSON_THRESHOLDS, _BUCKET_START, side="right"), _UNDECIDED).astype(np.uint8)
 
 
 def poisson1_weights(rng: np.random.Generator, rows: int, replicates: int) -> np.ndarray:
     """A (rows, replicates) uint8 matrix of independent Poisson(1) draws."""
-    uniform = rng.integers(0, 2**32, size=(rows, replicates), dtype=np.uint32)
-    weights = np.zeros((rows, replicates), dtype=np.uint8)
-    for threshold in _POISSON_THRESHOLDS:
-        weights += uniform >= threshold
+    high = rng.integers(0, 2**16, size=(rows, replicates), dtype=np.uint16)
+    weights = _POISSON_TABLE[high]
+    undecided = np.flatnonzero(weights == _UNDECIDED)
+    low = rng.integers(0, 2**16, size=len(undecided), dtype=np.uint16)
+    uniform = (high.ravel()[undecided].astype(np.uint32) << 16) | low
+    weights.ravel()[undecided] = np.searchsorted(_POISSON_THRESHOLDS, uniform, side="right")
     return weights
 
 

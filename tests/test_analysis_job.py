@@ -123,7 +123,7 @@ def test_job_writes_report_and_detects_effect(event_dir, tmp_path, capsys):
     assert set(rows) == {*SETTINGS.metrics, *SETTINGS.quantiles}
     session_time = rows["mean_session_time"]
     assert session_time["verdict"] == "better" and session_time["significant"]
-    assert session_time["lower"] <= 0.10 <= session_time["upper"]
+    assert 0.03 < session_time["effect"] < 0.17  # true +10%; the estimate's sd is ~2%
     assert rows["mean_request_time"]["verdict"] == "worse"
     assert rows["sessions"]["verdict"] == "no difference"
     csv = pd.read_csv(out / "results.csv")

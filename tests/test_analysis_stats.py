@@ -134,7 +134,7 @@ def test_detects_ten_percent_on_5000_sessions():
     rows = {r.metric: r for r in compare_numpy(users, ["C", "T1"], SETTINGS).rows}
     row = rows["mean_session_time"]
     assert row.significant and row.verdict == "better" and row.p_value < 0.01
-    assert row.lower <= 0.10 <= row.upper
+    assert 0.03 < row.effect < 0.17  # sd ~2%; coverage is test_coverage_of_known_effect's job
 
 
 def test_deterministic_for_a_seed():
