@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import httpx
@@ -18,7 +19,9 @@ import pytest
 import schemathesis
 import yaml
 from hypothesis import HealthCheck, settings
-from starlette.testclient import TestClient
+with warnings.catch_warnings():  # starlette would rather have httpx2; httpx is the project's client
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 from service.app import create_app
 from service.config import ConfigError, load_config
