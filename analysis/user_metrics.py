@@ -14,6 +14,7 @@ order Spark adds them in and the same logs always give the same table.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,8 +80,8 @@ def per_user(events, experiment: str) -> UserTable:
                              F.when(valid, F.col("experiments").getItem(experiment)).alias("arm"))
               .agg(F.count(F.lit(1)).alias("lines"),
                    F.count(F.when(is_last, 1)).alias("sessions"),
-                   F.sum(F.round(F.col("time") * NANO).cast("long")).alias("time_nano"),
-                   F.sum(F.round(F.col("latency") * NANO).cast("long")).alias("latency_nano"),
+                   F.sum(F.floor(F.col("time") * NANO + 0.5)).alias("time_nano"),
+                   F.sum(F.floor(F.col("latency") * NANO + 0.5)).alias("latency_nano"),
                    F.min("timestamp").alias("first_ts"), F.max("timestamp").alias("last_ts"),
                    F.max(F.when(is_last, F.col("timestamp"))).alias("last_close_ts"))
               .cache())
@@ -115,7 +116,7 @@ def summarize(users: UserTable) -> dict[str, GroupSummary]:
              .when(F.col("several_arms"), CONFLICT)
              .otherwise(F.col("arm")))
     rows = (users.frame.groupBy(group.alias("group"))
-            .agg(F.count_distinct("user").alias("users"),
+            .agg(F.count(F.lit(1)).alias("users"),  # rows: one per user, but see CONFLICT
                  F.count(F.when(F.col("sessions") > 0, 1)).alias("closed_users"),
                  F.sum("lines").alias("events"), F.sum("sessions").alias("sessions"),
                  F.count(F.when(F.col("last_ts") > F.col("last_close_ts"), 1)).alias("open_users"),
@@ -123,6 +124,11 @@ def summarize(users: UserTable) -> dict[str, GroupSummary]:
             .collect())
     summary = {row["group"]: GroupSummary(*[row[k] for k in GroupSummary.__dataclass_fields__])
                for row in rows}
+    if CONFLICT in summary:  # a row per (user, arm): count the users
+        users_in_several = (users.frame.where(F.col("several_arms")).select("user")
+                            .distinct().count())
+        summary[CONFLICT] = dataclasses.replace(summary[CONFLICT], users=users_in_several,
+                                                closed_users=0, open_users=0)
     if INVALID in summary:  # its one "user" row holds every invalid line
         s = summary[INVALID]
         summary[INVALID] = GroupSummary(s.events, 0, s.events, 0, 0, None, None)
