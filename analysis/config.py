@@ -67,7 +67,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG, replicates: int | None = None
 def _check(config: AnalysisConfig, path: Path) -> None:
     s = config.settings
     problems = []
-    for name, direction in {**s.metrics, s.quantile_variable: s.quantile_direction}.items():
+    for name in [*s.metrics, s.quantile_variable]:
         if name not in METRICS:
             problems.append(f"unknown metric {name!r} (known: {', '.join(METRICS)})")
     for name, direction in [*s.metrics.items(), ("quantiles.direction", s.quantile_direction)]:

@@ -95,8 +95,8 @@ def forest_plot(path: Path, results: dict, rows: list[EffectRow], today: str) ->
     import matplotlib.pyplot as plt
 
     height = 1.8 + 0.55 * len(rows)
-    fig, ax = plt.subplots(figsize=(13, height))
-    fig.subplots_adjust(left=0.27, right=0.58, top=1 - 0.55 / height, bottom=1.1 / height)
+    fig, ax = plt.subplots(figsize=(15, height))
+    fig.subplots_adjust(left=0.23, right=0.56, top=1 - 0.55 / height, bottom=1.1 / height)
     positions = list(range(len(rows)))[::-1]
     for y, r in zip(positions, rows):
         colour = COLOURS[r.verdict]

@@ -62,6 +62,22 @@ def timed_run(spark, folder: Path, replicates: int, out: Path) -> dict:
     return timings
 
 
+def weight_draw_speed(seed: int) -> None:
+    """ns per Poisson(1) weight: the job's table-lookup draw against Generator.poisson."""
+    import numpy as np
+
+    from analysis.bootstrap import poisson1_weights
+
+    for name, draw in [("table lookup (analysis.bootstrap)", poisson1_weights),
+                       ("numpy Generator.poisson", lambda rng, r, b: rng.poisson(1.0, (r, b)))]:
+        rng = np.random.default_rng(seed)
+        started = time.perf_counter()
+        for _ in range(10):
+            draw(rng, 4096, 1000)
+        print(f"Poisson(1) weights, {name}: "
+              f"{(time.perf_counter() - started) / (10 * 4096 * 1000) * 1e9:.1f} ns each")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, nargs="+", default=[100_000, 1_000_000])
@@ -75,6 +91,7 @@ def main() -> int:
 
     from jobs.common import spark_session
 
+    weight_draw_speed(args.seed)
     logs = {n: event_logs(n, args.seed, args.data_dir) for n in sorted(args.users)}
     spark = spark_session("bench-analysis", args.master)
     smallest = min(logs)
@@ -88,8 +105,9 @@ def main() -> int:
         folder, lines = logs[users]
         t = timed_run(spark, folder, replicates, args.out / f"users{users}-B{replicates}")
         measured.append((users, lines, replicates, t))
+        bootstrap = t["bootstrap_s"] - t["per_user_s"]
         print(f"users {users:>9,}  events {lines:>11,}  B {replicates:>5}  "
-              f"per-user {t['per_user_s']:6.1f} s  bootstrap {t['bootstrap_s'] - t['per_user_s']:6.1f} s  "
+              f"per-user {t['per_user_s']:6.1f} s  bootstrap {bootstrap:6.1f} s  "
               f"report {t['report_s']:5.1f} s  total {t['total_s']:6.1f} s", flush=True)
 
     table = Table(title=f"A/B analysis, {args.master}, start-up excluded")
