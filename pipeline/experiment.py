@@ -51,6 +51,7 @@ class Experiment:
         self.env = {**os.environ, **stack.env(), "PYSPARK_PYTHON": sys.executable,
                     "PYSPARK_DRIVER_PYTHON": sys.executable}
         self.user = stack.env()["BOTIFY_HDFS_USER"]
+        self.last_service_config: Path | None = None
 
     # ---- helpers
 
@@ -127,7 +128,8 @@ class Experiment:
                            timings: dict) -> Path:
         """Serve the day's config, let the simulator play `sessions` sessions, stop the service."""
         logs = self.folder("logs", step, "events")
-        self.stack.start_service(self.stack_config, self.service_config(step, arms), logs)
+        self.last_service_config = self.service_config(step, arms)
+        self.stack.start_service(self.stack_config, self.last_service_config, logs)
         try:
             self.run(step, "simulate", [
                 sys.executable, "-m", "sim.run", "--episodes", str(sessions), "--recommender", "remote",
@@ -147,10 +149,11 @@ class Experiment:
         self.run(step, "log2hdfs", argv + [self.hdfs_path(step, "events")], timings)
 
     def build_tables(self, step: str, nn_args: list[str], timings: dict) -> None:
-        events, sessions = self.hdfs_uri(step, "events"), self.hdfs_uri(step, "sessions")
-        tables = self.hdfs_uri(step, "tables")
+        aggregates = self.hdfs_uri(step, "aggregates")  # sessions/, users/, quarantine/
+        sessions, tables = f"{aggregates}/sessions", self.hdfs_uri(step, "tables")
         seed = ["--seed", str(self.seed)]
-        self.spark_job(step, "jobs/sessions.py", ["--events", events, "--out", sessions], timings)
+        self.spark_job(step, "jobs/sessions.py", ["--events", self.hdfs_uri(step, "events"),
+                                                  "--out", aggregates], timings)
         self.spark_job(step, "jobs/toppop.py", ["--sessions", sessions, "--out", tables], timings)
         self.spark_job(step, "jobs/nn.py", ["--sessions", sessions, "--out", tables, *nn_args, *seed],
                        timings)
@@ -226,9 +229,14 @@ def run(config_path: Path, scale: str, seed: int | None, steps: tuple[str, ...],
     code = 0
     try:
         stack.up(stack_config)
-        Experiment(config, record, stack, stack_config, scale, seed).run_steps(steps)
+        experiment = Experiment(config, record, stack, stack_config, scale, seed)
+        experiment.run_steps(steps)
         if "ab" in steps:
             print_results(record)
+        if keep_running and experiment.last_service_config:
+            # Serve the last day's config again, for poking at by hand.
+            stack.start_service(stack_config, experiment.last_service_config,
+                                experiment.folder("logs", "after-run", "events"))
     except (StepFailed, StackError) as error:
         print(f"error: {error}\nthe run's logs stay in {folder}/logs", file=sys.stderr)
         code = 1
