@@ -4,6 +4,7 @@ test with a message; it never skips."""
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
@@ -52,6 +53,8 @@ def spark():
     """One local SparkSession for the whole suite: Spark's start-up is paid once."""
     from pyspark.sql import SparkSession
 
+    # Spark's Python workers must be this venv's python (numpy, pandas, pyarrow), not python3.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     session = (SparkSession.builder.master("local[2]").appName("botify-tests")
                .config("spark.ui.enabled", "false")
                .config("spark.sql.shuffle.partitions", "4")

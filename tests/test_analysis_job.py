@@ -22,9 +22,6 @@ from analysis.synthetic import per_user_metrics, synthetic_events, write_events
 from analysis.user_metrics import (CONFLICT, INVALID, OUTSIDE, metric_table, per_user,
                                    read_events, summarize)
 
-# Spark's Python workers run `python3` unless told otherwise; the bootstrap needs this venv's
-# numpy. Set at import, i.e. before the session-scoped `spark` fixture starts Spark.
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS = dataclasses.replace(load_config().settings, partitions=1)
 BAD_LINES = ["not json at all",
