@@ -28,11 +28,11 @@ def _solve_dual(other: np.ndarray, ratings: csr_matrix, rows: np.ndarray, width:
     mask = slot < counts[:, None]
     index = np.where(mask, ratings.indptr[rows][:, None] + slot, 0)
     gathered = other[ratings.indices[index]] * mask[..., None]            # (B, width, rank)
-    y = np.where(mask, ratings.data[index], 0.0)[..., None]                # (B, width, 1)
+    y = np.where(mask, ratings.data[index], 0).astype(other.dtype)[..., None]  # (B, width, 1)
     gram = gathered @ gathered.transpose(0, 2, 1)                          # (B, width, width)
     # Padded slots have zero vectors and y = 0: their diagonal reg*n keeps the system regular
     # and their dual weight is 0, so they do not change the solution.
-    gram[:, slot, slot] += (reg * counts)[:, None]
+    gram[:, slot, slot] += (reg * counts)[:, None].astype(gram.dtype)
     alpha = np.linalg.solve(gram, y)
     return (gathered.transpose(0, 2, 1) @ alpha)[..., 0]
 
@@ -74,11 +74,12 @@ def solve_side(other: np.ndarray, ratings: csr_matrix, reg: float, threads: int 
 def fit(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int], rank: int,
         reg: float, iterations: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Factor vectors (P, Q) with values ~ P[rows] . Q[cols]; one (row, col) pair per rating."""
-    by_row = csr_matrix((values, (rows, cols)), shape=shape, dtype=np.float64)
+    # float32 like Spark's ALS: half the memory traffic of float64, same tables (measured).
+    by_row = csr_matrix((values, (rows, cols)), shape=shape, dtype=np.float32)
     by_col = by_row.T.tocsr()
     rng = np.random.default_rng(seed)
-    q = rng.normal(size=(shape[1], rank)) / np.sqrt(rank)   # unit-norm-ish start, as Spark's
-    p = np.zeros((shape[0], rank))
+    q = (rng.normal(size=(shape[1], rank)) / np.sqrt(rank)).astype(np.float32)  # unit-norm-ish, as Spark's
+    p = np.zeros((shape[0], rank), dtype=np.float32)
     for _ in tqdm(range(iterations), desc="ALS", unit="iteration"):
         p = solve_side(q, by_row, reg)
         q = solve_side(p, by_col, reg)
