@@ -108,7 +108,7 @@ def main() -> None:
                 print(f"  {label:<26} hit@100 {table['hit_rate']:.4f} ndcg@100 {table['ndcg']:.4f}   "
                       f"top-pop hit@100 {top['hit_rate']:.4f} ndcg@100 {top['ndcg']:.4f}")
     if len(runs) > 1:
-        (small, a), (large, b) = list(runs.items())[0], list(runs.items())[-1]
+        a, b = list(runs.values())[0], list(runs.values())[-1]
         print(f"\nscaling {a['lines']:,} -> {b['lines']:,} events (x{b['lines'] / a['lines']:.1f}):")
         for name in a["times"]:
             print(f"  {name:<28}x{b['times'][name] / a['times'][name]:.1f}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from scipy.sparse import csr_matrix
@@ -37,7 +38,7 @@ def factorise(matrix: csr_matrix, rank: int, seed: int) -> tuple[np.ndarray, np.
     return u * s, vt.T
 
 
-def recommend(cells: "pd.DataFrame", rank: int, k: int, seed: int, batch: int) -> dict[int, list[int]]:
+def recommend(cells: pd.DataFrame, rank: int, k: int, seed: int, batch: int) -> dict[int, list[int]]:
     """user -> top-k unplayed tracks by the SVD's reconstructed score."""
     users, user_row = np.unique(cells["user"].to_numpy(), return_inverse=True)
     tracks, track_col = np.unique(cells["track"].to_numpy(), return_inverse=True)

@@ -16,8 +16,6 @@ from jobs import common, fetch, nn, offline, ranking, sessions, svd, toppop
 from service.events import make_event, spark_schema
 from test_jobs_synth import synthetic_sessions, write_event_log
 
-# Spark's Python workers must run this interpreter (numpy, pyarrow); its default is `python3`.
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 REPO = Path(__file__).resolve().parent.parent
 
 
