@@ -68,6 +68,9 @@ def index_of(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
 def fit_numpy(ratings: pd.DataFrame, dim: int, iterations: int, reg: float, seed: int) -> Embeddings:
     """ALS on the driver in the dual form (jobs/als.py), on ratings centred at their mean
     (regularisation then pulls unknown parts to the mean time, not to 0)."""
+    # Spark hands rows over in no promised order; sorting makes the float sums, and so the
+    # table, the same in every run.
+    ratings = ratings.sort_values(["context", "track"], kind="stable", ignore_index=True)
     mean = float(ratings["rating"].mean())
     context_ids, rows = np.unique(ratings["context"].to_numpy(), return_inverse=True)
     track_ids, cols = np.unique(ratings["track"].to_numpy(), return_inverse=True)

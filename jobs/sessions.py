@@ -53,12 +53,15 @@ def sessionize(events: DataFrame) -> DataFrame:
     "last"; false for a session still open at the end of the log), experiments (first event's).
     """
     is_last = (F.col("message") == "last").cast("int")
-    # Ties in timestamp: the "next" comes before the "last" that closes the session.
-    by_time = Window.partitionBy("user").orderBy("timestamp", "is_last", "track")
+    # Ties in timestamp (a user's requests can come faster than a millisecond): the "next" comes
+    # before the "last" that closes the session, and "next"s follow their position in the session
+    # (an extra field of the service's events; logs without it fall back to the track id).
+    order = ("timestamp", "is_last", "position", "track")
+    by_time = Window.partitionBy("user").orderBy(*order)
     before = by_time.rowsBetween(Window.unboundedPreceding, -1)
     numbered = (events.withColumn("is_last", is_last)
                 .withColumn("session", F.coalesce(F.sum("is_last").over(before), F.lit(0))))
-    ordered = F.sort_array(F.collect_list(F.struct("timestamp", "is_last", "track", "time")))
+    ordered = F.sort_array(F.collect_list(F.struct(*order, "time")))
     return (numbered.groupBy("user", "session")
             .agg(ordered.alias("evs"),
                  F.min("timestamp").alias("start_ts"),

@@ -113,7 +113,7 @@ def create_app(config: ServiceConfig, reload_config: Callable[[], ServiceConfig]
         recommendation = recommender.recommend(Listen(user, track_id, listened_time, history))
         body = orjson.dumps({"user": user, "track": recommendation})
         service.events.append("next", time.time_ns() // 1_000_000, user, track_id, listened_time,
-                              perf_counter() - started, recommendation, arms)
+                              perf_counter() - started, recommendation, arms, len(history) - 1)
         return Response(body, media_type="application/json")
 
     async def last_track(request: Request) -> Response:

@@ -43,10 +43,11 @@ class EventLog:
         self._thread.start()
 
     def append(self, message: str, timestamp: int, user: int, track: int, time: float,
-               latency: float, recommendation: int | None, experiments: dict[str, str]) -> None:
+               latency: float, recommendation: int | None, experiments: dict[str, str],
+               position: int | None = None) -> None:
         """Queue one event (arguments as events.make_event); cheap and thread-safe."""
         self._queue.append((message, timestamp, user, track, time, latency, recommendation,
-                            experiments))
+                            experiments, position))
 
     def close(self) -> None:
         self._stop.set()

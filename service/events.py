@@ -20,24 +20,36 @@ FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "experiments": ((dict,), False),    # experiment name -> arm name
 }
 REQUIRED_FIELDS = tuple(FIELDS)
+# Extra fields (DESIGN.md allows them): checked when present, null when absent.
+# `position`: index of the track in the user's open session (0 = the session's first request),
+# on "next" events. Timestamps are milliseconds and a user's requests can come faster than that;
+# the position keeps such events in the order they happened.
+OPTIONAL_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "position": ((int,), True),
+}
 MESSAGES = ("next", "last")
 
 
 def make_event(message: str, timestamp: int, user: int, track: int, time: float,
                latency: float, recommendation: int | None,
-               experiments: dict[str, str]) -> dict[str, Any]:
-    """One log record, fields in contract order."""
-    return {"message": message, "timestamp": timestamp, "user": user, "track": track,
-            "time": time, "latency": latency, "recommendation": recommendation,
-            "experiments": experiments}
+               experiments: dict[str, str], position: int | None = None) -> dict[str, Any]:
+    """One log record, fields in contract order, then the extra fields that are set."""
+    event = {"message": message, "timestamp": timestamp, "user": user, "track": track,
+             "time": time, "latency": latency, "recommendation": recommendation,
+             "experiments": experiments}
+    if position is not None:
+        event["position"] = position
+    return event
 
 
 def validation_error(record: Any) -> str | None:
     """Why `record` (a parsed JSON value) breaks the contract, or None when it is valid."""
     if not isinstance(record, dict):
         return "not a JSON object"
-    for name, (types, nullable) in FIELDS.items():
+    for name, (types, nullable) in (FIELDS | OPTIONAL_FIELDS).items():
         if name not in record:
+            if name in OPTIONAL_FIELDS:
+                continue
             return f"missing field {name!r}"
         value = record[name]
         if value is None:
@@ -67,4 +79,5 @@ def spark_schema():
         T.StructField("latency", T.DoubleType(), False),
         T.StructField("recommendation", T.LongType(), True),
         T.StructField("experiments", T.MapType(T.StringType(), T.StringType()), False),
+        T.StructField("position", T.LongType(), True),
     ])

@@ -71,6 +71,17 @@ def test_sessionize_orders_by_time_and_cuts_after_last(spark):
     assert users[2].sessions == 0 and users[2].mean_session_time is None
 
 
+def test_sessionize_orders_same_millisecond_requests_by_their_position(spark):
+    """A user's requests can come faster than the millisecond timestamps: the service's
+    `position` field keeps them in the order they happened, whatever their track ids."""
+    rows = [make_event("next", 5000, 7, 900, 1.0, 0.01, 40, {"E": "C"}, position=0),
+            make_event("next", 5000, 7, 40, 0.5, 0.01, 3, {"E": "C"}, position=1),
+            make_event("next", 5000, 7, 3, 0.2, 0.01, 8, {"E": "C"}, position=2),
+            make_event("last", 5000, 7, 8, 0.1, 0.01, None, {"E": "C"})]
+    (session,) = sessions.sessionize(spark.createDataFrame(rows, schema=spark_schema())).collect()
+    assert session.tracks == [900, 40, 3, 8] and session.first_track == 900
+
+
 def test_sessions_job_quarantines_corrupt_lines_and_enforces_threshold(spark, tmp_path):
     good = [orjson.dumps(event("next", 1000 + i, 1, i, rec=i + 1)).decode() for i in range(96)]
     good.append(orjson.dumps(event("last", 2000, 1, 99)).decode())

@@ -159,6 +159,9 @@ def test_only_answered_requests_are_logged_by_the_contract(config_path, tmp_path
     assert {e["experiments"]["AB"] for e in events} == {"C", "T1"}
     assert all((e["recommendation"] is None) == (e["message"] == "last") for e in events)
     assert all(0 <= e["latency"] < 1 for e in events)
+    # "next" events carry their position in the user's session (0, 1, 2 here), for ordering
+    # requests that share a millisecond.
+    assert sorted(e["position"] for e in events if e["message"] == "next") == [0] * 40 + [1] * 40 + [2] * 40
 
 
 def play(client, users) -> dict[int, list[int]]:
