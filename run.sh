@@ -54,7 +54,7 @@ setup() {
 }
 
 command=${1:-experiment}
-[ "$command" = "--help" ] || [ "$command" = "-h" ] && command=help
+case "$command" in -h|--help) command=help ;; esac
 case "$command" in
     test)
         shift
@@ -73,11 +73,11 @@ case "$command" in
         exec .venv/bin/python -m infra.stack "$command"
         ;;
     experiment|--*)
-        [ "$command" = experiment ] && shift
+        if [ "$command" = experiment ] && [ $# -gt 0 ]; then shift; fi
         setup
         exec .venv/bin/python -m pipeline "$@"
         ;;
-    -h|--help|help)
+    help)
         sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
         ;;
     *)
