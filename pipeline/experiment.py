@@ -19,10 +19,12 @@ import os
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
 
+from infra import stack as stack_module
 from infra.stack import Stack, StackError
 from pipeline.record import RunRecord
 
@@ -207,10 +209,6 @@ def print_results(record: RunRecord) -> None:
 
 def run(config_path: Path, scale: str, seed: int | None, steps: tuple[str, ...],
         run_folder: Path | None, keep_running: bool) -> int:
-    from datetime import datetime, timezone
-
-    from infra import stack as stack_module
-
     config = load_yaml(config_path)
     seed = config["seed"] if seed is None else seed
     if scale not in config["scales"]:
