@@ -101,20 +101,34 @@ def play(session: Session, agent: Agent) -> int:
     return steps
 
 
+def wait_for_next_millisecond(after_ms: int) -> None:
+    """The service stamps events in milliseconds. A user's new session must not start in the
+    millisecond its previous one ended in, or the logs could not tell the two sessions apart
+    (within one session the events' `position` keeps their order)."""
+    while time.time_ns() // 1_000_000 <= after_ms:
+        time.sleep(0.0001)
+
+
 def run_episodes(world: World, spec: RunSpec, progress) -> tuple[list[dict], RunStats]:
     """Play `spec.episodes` in order in this process; `progress(n)` after each session."""
     started, started_cpu = time.perf_counter(), time.process_time()
     model = UserModel(world, spec.config.run.max_session_tracks)
     agent = make_agent(spec.agent, world, spec.config, spec.url)
     streams: dict[int, tuple[np.random.Generator, np.random.Generator]] = {}
+    ended_ms: dict[int, int] = {}  # user -> millisecond their last session ended (remote only)
+    remote = isinstance(agent, RemoteAgent)
     results: list[dict] = []
     stats = RunStats()
     try:
         for episode, user in spec.episodes:
             if user not in streams:
                 streams[user] = user_streams(spec.seed, user)
+            if remote and user in ended_ms:
+                wait_for_next_millisecond(ended_ms[user])
             session = model.start_session(user, *streams[user])
             stats.steps += play(session, agent)
+            if remote:
+                ended_ms[user] = time.time_ns() // 1_000_000
             stats.truncated += session.truncated
             results.append(session.result(episode))
             progress(1)
