@@ -25,7 +25,9 @@ def listens(sessions: DataFrame, *keep: str) -> DataFrame:
 
 def top_tracks(sessions: DataFrame, size: int) -> list[int]:
     """The `size` tracks with the largest total listen time; ties broken by the smaller id."""
-    rows = (listens(sessions).groupBy("track").agg(F.sum("time").alias("total"))
+    # Times have two decimals, so true totals are multiples of 0.01; rounding the float sum
+    # (whose last bits depend on Spark's summation order) makes equal totals tie every run.
+    rows = (listens(sessions).groupBy("track").agg(F.round(F.sum("time"), 6).alias("total"))
             .orderBy(F.desc("total"), "track").limit(size).collect())
     return [int(r["track"]) for r in rows]
 
