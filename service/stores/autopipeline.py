@@ -46,12 +46,15 @@ class AutoPipeline:
 
     async def _send(self, batch: list[tuple[tuple, asyncio.Future]]) -> None:
         try:
-            pipe = self._client.pipeline(transaction=False)
-            for command, _ in batch:
-                pipe.execute_command(*command)
-            results = await pipe.execute(raise_on_error=False)
-        except Exception as error:  # connection lost: every request of the batch learns it
-            results = [error] * len(batch)
+            if len(batch) == 1:  # an idle service: a plain call costs less than a pipeline
+                results = [await self._client.execute_command(*batch[0][0])]
+            else:
+                pipe = self._client.pipeline(transaction=False)
+                for command, _ in batch:
+                    pipe.execute_command(*command)
+                results = await pipe.execute(raise_on_error=False)
+        except Exception as error:  # a lone command's error, or the connection lost:
+            results = [error] * len(batch)  # every request of the batch learns it
         for (_, future), result in zip(batch, results):
             if future.done():      # the request was cancelled (client went away)
                 continue
