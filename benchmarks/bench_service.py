@@ -10,8 +10,11 @@ measures:
 - throughput: wrk, 64 connections, POST /next with user and track varied per request
   (benchmarks/next.lua): req/s, p50, p99;
 - keep-alive: wrk, 1 connection: p50, p99;
-- logged latency: the mean of `latency` over the event log the runs produced.
-Needs wrk (`apt-get install -y wrk`). Without --redis-url a private redis-server is started.
+- logged latency: the mean of `latency` over the event log the runs produced;
+- with --replicas N (default 2; 0 skips it) and nginx installed: N Redis-store replicas behind
+  nginx running conf/nginx/nginx.conf (the compose file's proxy), 64 connections.
+Needs wrk (`apt-get install -y wrk`) and, for the replicas, nginx (`apt-get install -y
+nginx-light`). Without --redis-url a private redis-server is started.
 The client runs on the same machine as the service: on 2 cores they compete for CPU.
 """
 from __future__ import annotations
@@ -36,6 +39,7 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
 LUA = REPO / "benchmarks" / "next.lua"
+NGINX_CONF = REPO / "conf" / "nginx" / "nginx.conf"
 WRK_THREADS = int(os.environ.get("WRK_THREADS", "1"))  # 1 leaves the second core to the service
 
 
@@ -61,10 +65,12 @@ def make_world(folder: Path, tracks: int, width: int, seed: int = 7) -> None:
     (folder / "done").touch()
 
 
-def write_config(path: Path, world: Path, logs: Path, store: str, redis_url: str | None) -> None:
+def write_config(path: Path, world: Path, logs: Path, store: str, redis_url: str | None,
+                 phase: str) -> None:
     config = {
         "seed": 1, "catalog": str(world / "tracks.jsonl"),
-        "store": {"backend": store, "redis_url": redis_url, "redis_prefix": f"bench{os.getpid()}"},
+        # A Redis key prefix per phase: every phase starts with empty sessions and loads its tables.
+        "store": {"backend": store, "redis_url": redis_url, "redis_prefix": f"bench{os.getpid()}-{phase}"},
         "log": {"dir": str(logs), "replica": store, "max_bytes": 64 * 2**20},
         "recommenders": {"toppop": {"top_k": 100}, "sticky_artist": {"anchor": "previous"},
                          "contextual_updated": {"min_time": 0.1, "low_mean_time": 0.2, "window": 3}},
@@ -74,18 +80,76 @@ def write_config(path: Path, world: Path, logs: Path, store: str, redis_url: str
     path.write_text(json.dumps(config))  # JSON is YAML
 
 
-def start_service(config: Path, port: int, stderr_path: Path) -> tuple[subprocess.Popen, float]:
+def start_service(config: Path, port: int, stderr_path: Path, replica: str | None = None
+                  ) -> tuple[subprocess.Popen, float]:
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "service", "--config", str(config), "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "service", "--config", str(config), "--port", str(port),
+                             *(["--replica", replica] if replica else [])],
                             cwd=REPO, stderr=open(stderr_path, "w"))
+    wait_until_up(port, proc, stderr_path)
+    return proc, time.perf_counter() - started
+
+
+def wait_until_up(port: int, proc: subprocess.Popen, stderr_path: Path) -> None:
     while True:
         if proc.poll() is not None:
-            sys.exit(f"service exited with {proc.returncode}: {stderr_path.read_text()}")
+            sys.exit(f"{proc.args[0]} exited with {proc.returncode}: {stderr_path.read_text()}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5).status_code == 200:
-                return proc, time.perf_counter() - started
+                return
         except httpx.TransportError:
             time.sleep(0.02)
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        proc.wait(30)
+
+
+def nginx_config(folder: Path, port: int, replica_ports: list[int]) -> Path:
+    """conf/nginx/nginx.conf with the compose upstream replaced by local replicas, and its
+    state kept in `folder` (nginx runs unprivileged there)."""
+    text = NGINX_CONF.read_text()
+    upstream = "server recommender:5001;"
+    assert upstream in text and "listen 5001;" in text, f"{NGINX_CONF} changed: update the benchmark"
+    text = text.replace(upstream, " ".join(f"server 127.0.0.1:{p};" for p in replica_ports))
+    text = text.replace("listen 5001;", f"listen 127.0.0.1:{port};")
+    temp_paths = "".join(f"    {kind}_temp_path {folder / kind};\n"
+                         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    text = text.replace("http {\n", "http {\n" + temp_paths, 1)
+    path = folder / "nginx.conf"
+    path.write_text(text)
+    return path
+
+
+def replicas_behind_nginx(count: int, world: Path, redis_url: str, tracks: int, duration: float) -> dict:
+    """`count` Redis-store replicas behind nginx: wrk at 64 connections through the proxy."""
+    with tempfile.TemporaryDirectory(prefix="bench-nginx-") as tmp:
+        tmp = Path(tmp)
+        write_config(tmp / "service.yml", world, tmp / "logs", "redis", redis_url, "nginx")
+        ports, procs = [free_port() for _ in range(count)], []
+        try:
+            for i, port in enumerate(ports):
+                procs.append(start_service(tmp / "service.yml", port, tmp / f"r{i}.log", f"r{i}")[0])
+            proxy_port = free_port()
+            conf = nginx_config(tmp, proxy_port, ports)
+            procs.append(subprocess.Popen(
+                ["nginx", "-p", str(tmp), "-c", str(conf),
+                 "-g", f"daemon off; pid {tmp / 'nginx.pid'}; error_log {tmp / 'nginx.log'};"],
+                stderr=open(tmp / "nginx.stderr", "w")))
+            wait_until_up(proxy_port, procs[-1], tmp / "nginx.stderr")
+            wrk(proxy_port, 64, 2, tracks)                          # warm-up, not reported
+            started = now_ms()
+            load = wrk(proxy_port, 64, duration, tracks)
+            phases = {"load": (started, now_ms())}
+        finally:
+            stop(list(reversed(procs)))
+        per_replica = [logged_latency_ms(tmp / "logs" / f"r{i}", phases) for i in range(count)]
+        events = sum(r["events"] for r in per_replica)
+        logged = sum(r["load"] * r["events"] for r in per_replica) / events
+        return {"load": load, "logged_ms": logged, "events": [r["events"] for r in per_replica]}
 
 
 def wrk(port: int, connections: int, duration: float, tracks: int) -> dict[str, float]:
@@ -131,16 +195,20 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
     parser.add_argument("--stores", default="memory,redis")
     parser.add_argument("--redis-url", help="an existing Redis; default: start a private redis-server")
+    parser.add_argument("--replicas", type=int, default=2,
+                        help="Redis-store replicas behind nginx (0: skip that phase)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install -y wrk")
+    if args.replicas and not shutil.which("nginx"):
+        sys.exit("nginx not found: apt-get install -y nginx-light, or pass --replicas 0")
 
     load_before = f"{os.getloadavg()[0]:.2f}"
     world = OUT / f"world-{args.tracks}x{args.width}"
     print(f"world: {args.tracks} tracks, contextual table {args.tracks} x {args.width} ({world})")
     make_world(world, args.tracks, args.width)
     redis_proc, redis_url = None, args.redis_url
-    if "redis" in args.stores and not redis_url:
+    if ("redis" in args.stores or args.replicas) and not redis_url:
         redis_port = free_port()
         redis_proc = subprocess.Popen(["redis-server", "--port", str(redis_port), "--save", "",
                                        "--appendonly", "no"], stdout=subprocess.DEVNULL)
@@ -151,7 +219,7 @@ def main() -> None:
         for store in args.stores.split(","):
             with tempfile.TemporaryDirectory(prefix=f"bench-{store}-") as tmp:
                 tmp = Path(tmp)
-                write_config(tmp / "service.yml", world, tmp / "logs", store, redis_url)
+                write_config(tmp / "service.yml", world, tmp / "logs", store, redis_url, store)
                 port = free_port()
                 proc, ready = start_service(tmp / "service.yml", port, tmp / "stderr.log")
                 try:
@@ -162,12 +230,14 @@ def main() -> None:
                     single = wrk(port, 1, args.duration / 2, args.tracks)
                     phases = {"load": (started, middle), "single": (middle, now_ms())}
                 finally:
-                    proc.send_signal(signal.SIGTERM)
-                    proc.wait(30)
+                    stop([proc])
                 results[store] = {"ready_s": ready, "load_s": load_seconds(tmp / "stderr.log"),
                                   "load": load, "single": single,
                                   "logged": logged_latency_ms(tmp / "logs" / store, phases)}
                 print(f"{store}: done", flush=True)
+        if args.replicas:
+            behind_nginx = replicas_behind_nginx(args.replicas, world, redis_url, args.tracks, args.duration)
+            print(f"{args.replicas} replicas behind nginx: done", flush=True)
     finally:
         if redis_proc:
             redis_proc.terminate()
@@ -181,6 +251,12 @@ def main() -> None:
               f"{r['load']['p50_ms']:7.2f} {r['load']['p99_ms']:7.2f} {r['logged']['load']:9.4f} | "
               f"{r['single']['p50_ms']:13.3f} {r['single']['p99_ms']:13.3f} {r['logged']['single']:9.4f} "
               f"{r['load']['non_2xx'] + r['single']['non_2xx']:7d}")
+    if args.replicas:
+        r = behind_nginx
+        print(f"\nredis store, {args.replicas} replicas behind nginx (conf/nginx/nginx.conf), 64 connections: "
+              f"{r['load']['rps']:.0f} req/s, p50 {r['load']['p50_ms']:.2f} ms, p99 {r['load']['p99_ms']:.2f} ms, "
+              f"logged mean {r['logged_ms']:.4f} ms, non-2xx {r['load']['non_2xx']}, "
+              f"events per replica {r['events']}")
     print("\ntargets: >= 7000 req/s @64 with p99 <= 15 ms; 1-conn p50 <= 0.5 ms; logged mean <= 0.1 ms; "
           "start-up <= 3 s memory / 5 s redis")
     print("start-up: spawn until GET / answers; load: catalog + tables, as the service logs it (wall, CPU). "
