@@ -2,8 +2,10 @@
 
 Effect of a treatment on a metric: (treatment mean - control mean) / control mean.
 - Bootstrap interval: percentile interval of the replicate effects (Poisson weights over users).
-- Bootstrap p-value: two-sided, from how often the replicate effects fall on either side of 0,
-  (1 + count) / (B + 1) so it is never exactly 0. `significant` means the interval excludes 0.
+- Bootstrap p-value: the interval inverted, i.e. the smallest level at which the percentile
+  interval (same quantile interpolation) excludes 0, so p < alpha exactly when the interval
+  excludes 0: the p-value never contradicts the verdict. `significant` means the interval
+  excludes 0. p is 0 when every replicate falls on one side of 0 (below the 1/B resolution).
 - Welch cross-check: Welch's t-test on the difference of means for the p-value, and the delta
   method on the ratio with Welch's degrees of freedom for the interval (means only).
 - Sample-ratio mismatch: chi-square goodness of fit of users per arm against the configured split.
@@ -55,11 +57,29 @@ def percentile_interval(replicate_effects: np.ndarray, alpha: float) -> tuple[fl
 
 
 def bootstrap_p_value(replicate_effects: np.ndarray) -> float:
-    finite = replicate_effects[np.isfinite(replicate_effects)]
-    if len(finite) == 0:
+    """2 * the tail probability of 0 under np.quantile's linear interpolation, taking the
+    tail on the side where the interval can exclude 0 soonest."""
+    values = np.sort(replicate_effects[np.isfinite(replicate_effects)])
+    n = len(values)
+    if n < 2:
         return float("nan")
-    side = min((finite <= 0).sum(), (finite >= 0).sum())
-    return float(min(1.0, 2 * (1 + side) / (len(finite) + 1)))
+    # Highest quantile level at which the interpolated quantile is still <= 0 ...
+    j = int(np.searchsorted(values, 0.0, side="right")) - 1
+    if j < 0:
+        at_most_zero = 0.0
+    elif j == n - 1:
+        at_most_zero = 1.0
+    else:
+        at_most_zero = (j - values[j] / (values[j + 1] - values[j])) / (n - 1)
+    # ... and lowest level at which it is already >= 0.
+    i = int(np.searchsorted(values, 0.0, side="left"))
+    if i == 0:
+        at_least_zero = 0.0
+    elif i == n:
+        at_least_zero = 1.0
+    else:
+        at_least_zero = (i - 1 - values[i - 1] / (values[i] - values[i - 1])) / (n - 1)
+    return float(min(1.0, 2 * at_most_zero, 2 * (1 - at_least_zero)))
 
 
 def welch(control_mean: float, control_var: float, control_n: int, treatment_mean: float,

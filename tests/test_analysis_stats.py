@@ -13,7 +13,7 @@ from scipy import stats
 from analysis.bootstrap import poisson1_weights
 from analysis.compare import compare_numpy
 from analysis.config import load_config
-from analysis.effects import sample_ratio_check
+from analysis.effects import bootstrap_p_value, percentile_interval, sample_ratio_check
 from analysis.synthetic import per_user_metrics, synthetic_events
 
 # The defaults of conf/analysis.yml (B = 1000, 95%, ...), on one partition.
@@ -155,3 +155,21 @@ def test_sample_ratio_mismatch():
     uneven = sample_ratio_check({"C": 1340, "T1": 660}, {"C": 2, "T1": 1}, 0.001)
     assert uneven["passed"] and uneven["expected_share"]["C"] == pytest.approx(2 / 3)
     assert not sample_ratio_check({"C": 1000, "T1": 1000}, {"C": 2, "T1": 1}, 0.001)["passed"]
+
+
+def test_p_value_agrees_with_the_interval_at_every_level():
+    """p < alpha exactly when the percentile interval excludes 0. Includes the case that used to
+    disagree: a 95% interval ending just below 0 ([-4.9%, -0.01%]) reported with p = 0.052."""
+    rng = np.random.default_rng(11)
+    edge = np.concatenate([rng.uniform(-0.05, -0.001, 975), [-0.0001], rng.uniform(0.0, 0.01, 24)])
+    samples = [edge, rng.normal(0.0, 1.0, 999), rng.normal(0.05, 0.02, 1000),
+               rng.normal(-0.1, 0.04, 300), np.zeros(500), np.r_[np.zeros(10), rng.uniform(0.1, 1, 90)]]
+    for replicates in samples:
+        p = bootstrap_p_value(replicates)
+        for alpha in [0.01, 0.025, 0.05, 0.1, 0.2, 0.5]:
+            lower, upper = percentile_interval(replicates, alpha)
+            assert (p < alpha) == (lower > 0 or upper < 0), (alpha, p, lower, upper)
+    lower, upper = percentile_interval(edge, 0.05)
+    assert upper < 0 and bootstrap_p_value(edge) < 0.05
+    assert bootstrap_p_value(np.zeros(500)) == 1.0
+    assert bootstrap_p_value(rng.uniform(0.1, 1.0, 100)) == 0.0
