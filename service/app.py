@@ -47,7 +47,8 @@ class Service:
 
     def __init__(self, config: ServiceConfig, reload_config: Callable[[], ServiceConfig]):
         self.config, self._reload_config = config, reload_config
-        self.store = open_store(config.store_backend, config.redis_url, config.redis_prefix)
+        self.store = open_store(config.store_backend, config.redis_url, config.redis_prefix,
+                                config.session_idle_s)
         self.serving: Serving = build_serving(config, self.store)
         self.store.in_service(self.serving.keyed_tables)
         gc.freeze()  # the tables' millions of objects never change: keep them out of GC passes

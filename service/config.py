@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from service.recommenders import SPECS
+from service.stores import DEFAULT_SESSION_IDLE_S
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _MISSING = object()
@@ -46,6 +47,7 @@ class ServiceConfig:
     store_backend: str
     redis_url: str | None
     redis_prefix: str
+    session_idle_s: float
     log_root: Path
     replica: str
     log_max_bytes: int
@@ -154,6 +156,7 @@ def load_config(path: str | Path, experiments: str | Path | None = None,
     if backend == "redis" and not redis_url:
         store.fail("is required when store.backend is redis", "redis_url")
     redis_prefix = store.get("redis_prefix", str, "botify")
+    session_idle_s = store.number("session_idle_s", 0.001, 7 * 86400, DEFAULT_SESSION_IDLE_S)
     store.done()
 
     log = top.section("log")
@@ -186,8 +189,8 @@ def load_config(path: str | Path, experiments: str | Path | None = None,
     else:
         exp_path = path
     parsed = _experiments(experiments_value, exp_path, params)
-    return ServiceConfig(seed, catalog, host, port, backend, redis_url, redis_prefix, log_root,
-                         replica, max_bytes, flush, token, params, parsed, sources)
+    return ServiceConfig(seed, catalog, host, port, backend, redis_url, redis_prefix, session_idle_s,
+                         log_root, replica, max_bytes, flush, token, params, parsed, sources)
 
 
 def _recommender_params(section: _Section) -> dict[str, dict[str, Any]]:

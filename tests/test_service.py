@@ -282,6 +282,7 @@ def test_bad_track_tables_are_refused_saying_why(tmp_path, content, message):
     (lambda c: c.update(colour="red"), "unknown key(s) ['colour']"),
     (lambda c: c["log"].update(max_bytes=10), "log.max_bytes must be at least 1024"),
     (lambda c: c["store"].update(backend="sqlite"), "store.backend must be 'memory' or 'redis'"),
+    (lambda c: c["store"].update(session_idle_s=0), "store.session_idle_s must be between"),
     (lambda c: c["experiments"][0]["arms"][0].update(recommender="magic"), "experiments[0].arms[0].recommender"),
     (lambda c: c["experiments"][0]["arms"][0].update(weight=True), "experiments[0].arms[0].weight"),
     (lambda c: c["experiments"][0]["arms"][1]["tables"].pop("nn"), "experiments[0].arms[1].tables.nn is required"),

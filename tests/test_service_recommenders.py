@@ -21,6 +21,7 @@ from service.recommenders.indexed import Indexed
 from service.recommenders.random import Random
 from service.recommenders.sticky_artist import StickyArtist
 from service.recommenders.toppop import TopPop
+from service.stores import open_store
 from service.stores.memory import MemoryStore
 from service.stores.redis import RedisStore
 from service.tables import read_keyed, read_list
@@ -175,6 +176,26 @@ def test_sessions_accumulate_and_reset(store):
         await sessions.end(7)
         assert list(await sessions.listen(7, 5, 0.5)) == [(5, 0.5)]
         await store.close()  # in the loop that used it
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_an_idle_session_is_forgotten(backend, request):
+    """Idle limit 1 s; sleeps only overrun, so each "not idle yet" has 0.4 s of margin."""
+    redis_url = request.getfixturevalue("redis_url") if backend == "redis" else None
+    store = open_store(backend, redis_url, f"test-{uuid.uuid4().hex}", session_idle_s=1.0)
+
+    async def scenario():
+        await store.sessions.listen(7, 3, 1.0)
+        await store.sessions.listen(8, 9, 1.0)
+        await asyncio.sleep(0.6)
+        assert list(await store.sessions.listen(7, 4, 0.5)) == [(3, 1.0), (4, 0.5)]  # not idle yet
+        await asyncio.sleep(0.6)   # user 8 idle 1.2 s, user 7 only 0.6 s
+        assert list(await store.sessions.listen(8, 5, 0.5)) == [(5, 0.5)]
+        assert list(await store.sessions.listen(7, 6, 0.5)) == [(3, 1.0), (4, 0.5), (6, 0.5)]
+        await asyncio.sleep(1.2)
+        assert list(await store.sessions.listen(7, 1, 1.0)) == [(1, 1.0)]
+        await store.close()
     asyncio.run(scenario())
 
 

@@ -17,6 +17,10 @@ from service.tables import KeyedRows, TrackList
 # oldest first, the current request's track last.
 History = Sequence[tuple[int, float]]
 
+# A session with no request for this long is forgotten, as if it had ended: a client that
+# never sent /last must not leave its user's next session appended to a stale one.
+DEFAULT_SESSION_IDLE_S = 1800.0
+
 
 class KeyedTable(Protocol):
     def get(self, key: int) -> Sequence[int] | None:
@@ -30,7 +34,8 @@ class ListTable(Protocol):
 
 class Sessions(Protocol):
     async def listen(self, user: int, track: int, time: float) -> History:
-        """Append (track, time) to the user's open session and return the whole history."""
+        """Append (track, time) to the user's open session and return the whole history. A
+        session idle for longer than the store's `session_idle_s` is started afresh."""
 
     async def end(self, user: int) -> None:
         """Forget the user's session (after /last)."""
@@ -49,11 +54,12 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
 
-def open_store(backend: str, redis_url: str | None = None, redis_prefix: str = "botify") -> Store:
+def open_store(backend: str, redis_url: str | None = None, redis_prefix: str = "botify",
+               session_idle_s: float = DEFAULT_SESSION_IDLE_S) -> Store:
     if backend == "memory":
         from service.stores.memory import MemoryStore
-        return MemoryStore()
+        return MemoryStore(session_idle_s)
     if backend == "redis":
         from service.stores.redis import RedisStore
-        return RedisStore(redis_url, redis_prefix)
+        return RedisStore(redis_url, redis_prefix, session_idle_s)
     raise ValueError(f"unknown store backend {backend!r}: use 'memory' or 'redis'")

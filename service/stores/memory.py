@@ -1,9 +1,11 @@
 """The embedded store: tables and sessions in this process's memory (one replica)."""
 from __future__ import annotations
 
+from collections import OrderedDict
+from time import monotonic
 from typing import Sequence
 
-from service.stores import History
+from service.stores import DEFAULT_SESSION_IDLE_S, History
 from service.tables import KeyedRows, TrackList
 
 
@@ -28,12 +30,21 @@ class MemoryListTable:
 
 
 class MemorySessions:
-    def __init__(self):
-        self._open: dict[int, list[tuple[int, float]]] = {}
+    def __init__(self, idle_s: float):
+        self._idle_s = idle_s
+        # user -> (last request, history), least recently used first: expiry looks at the front.
+        self._open: OrderedDict[int, tuple[float, list[tuple[int, float]]]] = OrderedDict()
 
     async def listen(self, user: int, track: int, time: float) -> History:
-        history = self._open.setdefault(user, [])
+        now = monotonic()
+        while self._open:
+            oldest_user, (touched, _) = next(iter(self._open.items()))
+            if now - touched <= self._idle_s:
+                break
+            del self._open[oldest_user]
+        _, history = self._open.pop(user, (now, []))
         history.append((track, time))
+        self._open[user] = (now, history)
         return history
 
     async def end(self, user: int) -> None:
@@ -41,8 +52,8 @@ class MemorySessions:
 
 
 class MemoryStore:
-    def __init__(self):
-        self.sessions = MemorySessions()
+    def __init__(self, session_idle_s: float = DEFAULT_SESSION_IDLE_S):
+        self.sessions = MemorySessions(session_idle_s)
 
     def keyed_table(self, rows: KeyedRows) -> MemoryKeyedTable:
         return MemoryKeyedTable(rows)

@@ -7,7 +7,8 @@ Layout (all keys under a configurable prefix, default "botify"):
   that brings a new file simply points at a new key. Tables are written to a temporary key
   with pipelined HSETs and then RENAMEd, so readers never see a half-written table.
 - `<prefix>:list:<digest>`: a top-pop list, the same int64 bytes.
-- `<prefix>:session:<user>`: a Redis list of "track:time" entries for the open session.
+- `<prefix>:session:<user>`: a Redis list of "track:time" entries for the open session; it
+  expires after `session_idle_s` without a request.
 One asynchronous round trip per /next, shared with the other requests in flight
 (autopipeline.py): a Lua call appends to the session, reads it back, and reads the rows any
 table in service may need for this (user, track). The event loop serves other requests
@@ -26,14 +27,16 @@ from typing import Sequence
 import redis
 import redis.asyncio
 
-from service.stores import History
+from service.stores import DEFAULT_SESSION_IDLE_S, History
 from service.stores.autopipeline import AutoPipeline
 from service.tables import KeyedRows, TrackList
 
-# KEYS[1] the session, ARGV[1] the new entry; KEYS[i], ARGV[i] (i > 1): table hash, field.
-# Returns the history, then each row (nil when absent).
+# KEYS[1] the session, ARGV[1] the new entry; KEYS[i], ARGV[i] (i > 1): table hash, field;
+# ARGV[#KEYS + 1] the session's idle expiry in ms. Returns the history, then each row (nil
+# when absent).
 _LISTEN = """
 redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[#KEYS + 1])
 local out = {redis.call('LRANGE', KEYS[1], 0, -1)}
 for i = 2, #KEYS do out[i] = redis.call('HGET', KEYS[i], ARGV[i]) end
 return out
@@ -71,8 +74,9 @@ class RedisListTable:
 
 
 class RedisSessions:
-    def __init__(self, client: redis.asyncio.Redis, prefix: str):
+    def __init__(self, client: redis.asyncio.Redis, prefix: str, idle_s: float):
         self._prefix, self._client = prefix, client
+        self._idle_ms = max(1, round(idle_s * 1000))
         self._pipeline = AutoPipeline(client)
         self._listen_sha = hashlib.sha1(_LISTEN.encode()).hexdigest()
         self.tables: Sequence[RedisKeyedTable] = ()  # read ahead with each session update
@@ -84,7 +88,7 @@ class RedisSessions:
         entries, *rows = await self._pipeline.script(
             _LISTEN, self._listen_sha,
             keys=[f"{self._prefix}:session:{user}", *(t.key for t in tables)],
-            args=[f"{track}:{time!r}", *(user if t.by_user else track for t in tables)])
+            args=[f"{track}:{time!r}", *(user if t.by_user else track for t in tables), self._idle_ms])
         if len(self.fetched) > _RECENT_ROWS:
             self.fetched.clear()
         for table, row in zip(tables, rows):
@@ -100,7 +104,7 @@ class RedisSessions:
 
 
 class RedisStore:
-    def __init__(self, url: str | None, prefix: str):
+    def __init__(self, url: str | None, prefix: str, session_idle_s: float = DEFAULT_SESSION_IDLE_S):
         if not url:
             raise ValueError("store.redis_url is required with store.backend: redis")
         self._client = redis.Redis.from_url(url)
@@ -110,7 +114,7 @@ class RedisStore:
         # loading tables and rare lookups use the blocking one.
         self._async_client = redis.asyncio.Redis.from_url(url)
         self._closed = False
-        self.sessions = RedisSessions(self._async_client, prefix)
+        self.sessions = RedisSessions(self._async_client, prefix, session_idle_s)
 
     def keyed_table(self, rows: KeyedRows) -> RedisKeyedTable:
         key = f"{self._prefix}:table:{rows.digest}"
