@@ -8,7 +8,9 @@ Files, in the replica's folder:
   rotated file is never renamed or touched again). A restart continues the numbering.
 Lines are written whole (one write of complete lines per batch) and rotation happens between
 lines, so only the active file can end in a partial line, and only while a write is in
-progress. `close()` writes everything queued, fsyncs and closes: call it on SIGTERM.
+progress. A write cut short (disk full) is cut back to the last whole line and retried with
+its lines later, so no line is torn or written twice. `close()` writes everything queued,
+fsyncs and closes: call it on SIGTERM.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ class EventLog:
         self._folder, self._max_bytes, self._interval = folder, max_bytes, flush_interval_s
         numbers = [int(m.group(1)) for name in os.listdir(folder) if (m := _ROTATED.match(name))]
         self._next_number = max(numbers, default=0) + 1
-        self._file = open(folder / ACTIVE, "ab")
+        self._file = self._open_active()
         self._size = self._file.seek(0, os.SEEK_END)
         self._queue: deque[tuple] = deque()   # appended by the event loop, drained here
         self._pending: list[bytes] = []       # serialised lines not yet written (retried on error)
@@ -87,16 +89,26 @@ class EventLog:
         finally:
             del pending[:written]  # what failed stays pending and is retried, nothing twice
 
+    def _open_active(self):
+        # Unbuffered: a failed write leaves nothing in a buffer to be written again later.
+        return open(self._folder / ACTIVE, "ab", buffering=0)
+
     def _write(self, batch: list[bytes]) -> None:
-        if batch:
-            data = b"".join(batch)
-            self._file.write(data)
-            self._file.flush()
-            self._size += len(data)
+        if not batch:
+            return
+        data = b"".join(batch)
+        rest = memoryview(data)
+        try:
+            while rest:
+                rest = rest[self._file.write(rest):]
+        except OSError:
+            os.ftruncate(self._file.fileno(), self._size)  # drop the part of the batch written
+            raise
+        self._size += len(data)
 
     def _rotate(self) -> None:
         self._file.close()
         os.rename(self._folder / ACTIVE, self._folder / f"{ACTIVE}.{self._next_number}")
         self._next_number += 1
-        self._file = open(self._folder / ACTIVE, "ab")
+        self._file = self._open_active()
         self._size = 0

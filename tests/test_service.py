@@ -324,6 +324,41 @@ def test_event_log_rotates_by_size_and_a_restart_continues_the_numbering(tmp_pat
     assert all(p.stat().st_size <= 1024 for p in folder.iterdir())
 
 
+
+_FULL_DISK_WRITER = """
+import resource, signal, sys, time
+from pathlib import Path
+from service.eventlog import EventLog
+folder, limit = Path(sys.argv[1]), int(sys.argv[2])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)    # a write past the limit fails with EFBIG instead
+log = EventLog(folder, max_bytes=10**9, flush_interval_s=0.01)
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))  # the disk is full
+for i in range(300):
+    log.append("next", 1_700_000_000_000 + i, i, i, 0.5, 0.0001, i + 1, {"AB": "C"})
+    time.sleep(0.001)
+time.sleep(0.3)                                  # several failed, retried writes
+data = (folder / "events.jsonl").read_bytes()
+print(len(data), data.endswith(b"\\n"), flush=True)
+resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))  # space again
+log.close()
+"""
+
+
+def test_event_log_survives_a_full_disk_without_torn_or_lost_lines(tmp_path):
+    """A write cut short by a full disk (here the kernel's file-size limit: a real short write,
+    then EFBIG) leaves no partial line; once space is back every event is written once."""
+    folder = tmp_path / "r0"
+    result = subprocess.run([sys.executable, "-c", _FULL_DISK_WRITER, str(folder), "5000"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    size, whole_lines = result.stdout.split()
+    assert 0 < int(size) <= 5000 and whole_lines == "True"   # while full: no partial line
+    assert "will retry" in result.stderr
+    data = (folder / "events.jsonl").read_bytes()
+    assert data.endswith(b"\n")
+    events = event_lines(folder)                     # parses every line: none torn
+    assert sorted(e["user"] for e in events) == list(range(300))
+
 # ---- the real process: signals, concurrency, rotation
 
 def free_port() -> int:
