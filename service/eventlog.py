@@ -62,9 +62,11 @@ class EventLog:
             try:
                 self._drain()
             except OSError as e:  # disk full, folder removed...: keep the lines, retry later
-                log.error("event log write to %s failed, will retry: %s", self._folder, e)
                 if not stopping:
+                    log.error("event log write to %s failed, will retry: %s", self._folder, e)
                     continue
+                log.error("event log write to %s failed at shutdown: %d events lost: %s",
+                          self._folder, len(self._pending), e)
             if stopping:
                 os.fsync(self._file.fileno())
                 return
