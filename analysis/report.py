@@ -52,6 +52,11 @@ def _interval(lower: float | None, upper: float | None) -> str:
     return f"[{_percent(lower)}, {_percent(upper)}]"
 
 
+def _p(value: float, replicates: int) -> str:
+    """A bootstrap p-value; 0 (every replicate on one side of 0) is below its resolution."""
+    return f"<{1 / replicates:.2g}" if value == 0 else f"{value:.3g}"
+
+
 def _title(results: dict, today: str) -> str:
     data = results["data"]
     return (f"A/B {results['experiment']}: {', '.join(results['treatments'])} vs "
@@ -66,10 +71,10 @@ def _srm_line(srm: dict) -> str:
 
 
 def markdown(results: dict, rows: list[EffectRow], today: str) -> str:
-    alpha = results["parameters"]["alpha"]
+    alpha, replicates = results["parameters"]["alpha"], results["parameters"]["replicates"]
     lines = [f"# {_title(results, today)}", "",
              f"Effects are (treatment - control) / control of arm means over users, with "
-             f"{1 - alpha:.0%} Poisson-bootstrap intervals ({results['parameters']['replicates']} "
+             f"{1 - alpha:.0%} Poisson-bootstrap intervals ({replicates} "
              f"replicates, seed {results['parameters']['seed']}) and Welch intervals as a "
              f"cross-check. Session time: {SESSION_TIME_VIEW}.", "",
              "| treatment | metric | control | treatment | effect | bootstrap CI | p | "
@@ -79,7 +84,7 @@ def markdown(results: dict, rows: list[EffectRow], today: str) -> str:
         welch_p = "n/a" if r.welch_p_value is None else f"{r.welch_p_value:.3g}"
         lines.append(f"| {r.treatment} | {r.metric} | {r.control_mean:.6g} | "
                      f"{r.treatment_mean:.6g} | {_percent(r.effect)} | "
-                     f"{_interval(r.lower, r.upper)} | {r.p_value:.3g} | "
+                     f"{_interval(r.lower, r.upper)} | {_p(r.p_value, replicates)} | "
                      f"{_interval(r.welch_lower, r.welch_upper)} | {welch_p} | {r.verdict} |")
     srm = results["srm"]
     marker = "" if srm["passed"] else "**"
@@ -105,7 +110,8 @@ def forest_plot(path: Path, results: dict, rows: list[EffectRow], today: str) ->
         ax.plot(100 * r.effect, y, "o", color=colour, markersize=8)
         ax.annotate(f"{_percent(r.effect)} {_interval(r.lower, r.upper)}   "
                     f"{r.control_mean:.4g} -> {r.treatment_mean:.4g}   "
-                    f"users {r.control_users} / {r.treatment_users}   p = {r.p_value:.3g}",
+                    f"users {r.control_users} / {r.treatment_users}   "
+                    f"p: {_p(r.p_value, results['parameters']['replicates'])}",
                     xy=(1.01, y), xycoords=("axes fraction", "data"), va="center", fontsize=9)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(positions)
@@ -133,7 +139,8 @@ def print_table(results: dict, rows: list[EffectRow], console) -> None:
     styles = {"better": "green", "worse": "red", "no difference": ""}
     for r in rows:
         table.add_row(r.treatment, r.metric, f"{r.control_mean:.5g}", f"{r.treatment_mean:.5g}",
-                      _percent(r.effect), _interval(r.lower, r.upper), f"{r.p_value:.3g}",
+                      _percent(r.effect), _interval(r.lower, r.upper),
+                      _p(r.p_value, results["parameters"]["replicates"]),
                       _interval(r.welch_lower, r.welch_upper), r.verdict,
                       style=styles[r.verdict])
     console.print(table)
