@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from service.tables import TableError
+from service.tables import TableError, json_lines
 
 
 @dataclass(frozen=True)
@@ -38,13 +38,7 @@ def load_catalog(path: Path) -> Catalog:
     records: dict[int, bytes] = {}
     artist_of: dict[int, str] = {}
     by_artist: dict[str, list[int]] = defaultdict(list)
-    for number, line in enumerate(data.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError as e:
-            raise TableError(f"{path}:{number}: invalid JSON in the catalog: {e}") from None
+    for number, line, record in json_lines(path, data):
         track = record.get("track") if isinstance(record, dict) else None
         artist = record.get("artist") if isinstance(record, dict) else None
         if type(track) is not int or track < 0 or not isinstance(artist, str):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any, Iterator
 from functools import cached_property
 from pathlib import Path
 
@@ -60,6 +61,20 @@ def _read(path: Path) -> bytes:
                          f"config (relative paths are relative to the repo root)") from None
     except OSError as e:
         raise TableError(f"{path}: cannot read table file: {e.strerror}") from None
+
+
+def json_lines(path: Path, data: bytes) -> Iterator[tuple[int, bytes, Any]]:
+    """(line number, line, parsed value) of every non-blank line of a JSON-lines file;
+    invalid JSON raises TableError naming the line, and the truncation when it is the last."""
+    for number, line in enumerate(data.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError as e:
+            hint = " (the file looks truncated)" if number == data.count(b"\n") + 1 else ""
+            raise TableError(f"{path}:{number}: invalid JSON{hint}: {e}") from None
+        yield number, line, record
 
 
 def _digest(kind: str, *arrays: np.ndarray) -> str:
@@ -170,14 +185,7 @@ def _parse_exact(path: Path, data: bytes, kind: str) -> tuple[np.ndarray, np.nda
     lengths: list[int] = []
     flat: list = []
     expected = {key_field, list_field}
-    for number, line in enumerate(data.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError as e:
-            hint = " (the file looks truncated)" if number == data.count(b"\n") + 1 else ""
-            raise TableError(f"{path}:{number}: invalid JSON{hint}: {e}") from None
+    for number, _, record in json_lines(path, data):
         if not isinstance(record, dict) or record.keys() != expected:
             found = sorted(record) if isinstance(record, dict) else type(record).__name__
             raise TableError(f"{path}:{number}: expected an object with keys {sorted(expected)}, "
