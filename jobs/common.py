@@ -56,6 +56,13 @@ def parse_args(name: str, description: str,
     return args
 
 
+def add_table_job_arguments(parser: argparse.ArgumentParser, table: str) -> None:
+    """Flags of every job that builds a table from sessions: its input and output folder."""
+    parser.add_argument("--sessions", nargs="+", required=True,
+                        help="Parquet sessions table(s) from jobs/sessions.py; several days are pooled")
+    parser.add_argument("--out", required=True, help=f"tables folder; the {table} is written in it")
+
+
 def add_split_arguments(parser: argparse.ArgumentParser, cfg: dict) -> None:
     """Flags of the held-out split and the offline check (nn and svd must agree on them)."""
     parser.add_argument("--seed", type=int, default=cfg["seed"], help="seed of every random step")

@@ -127,9 +127,7 @@ def recommend(model: Embeddings, k: int, ordered: bool, batch: int) -> dict[int,
 
 def add_arguments(parser: argparse.ArgumentParser, cfg: dict) -> None:
     c = cfg["nn"]
-    parser.add_argument("--sessions", nargs="+", required=True,
-                        help="Parquet sessions table(s) from jobs/sessions.py; several days are pooled")
-    parser.add_argument("--out", required=True, help="tables folder; the table is written in it")
+    common.add_table_job_arguments(parser, "table")
     parser.add_argument("--dim", type=int, default=c["dim"], help="embedding dimension (ALS rank)")
     parser.add_argument("--unordered", action="store_true",
                         help="keep argpartition's order of the top-k (the course-style table)")

@@ -58,9 +58,7 @@ def recommend(cells: pd.DataFrame, rank: int, k: int, seed: int, batch: int) -> 
 
 def add_arguments(parser: argparse.ArgumentParser, cfg: dict) -> None:
     c = cfg["svd"]
-    parser.add_argument("--sessions", nargs="+", required=True,
-                        help="Parquet sessions table(s) from jobs/sessions.py; several days are pooled")
-    parser.add_argument("--out", required=True, help="tables folder; the table is written in it")
+    common.add_table_job_arguments(parser, "table")
     parser.add_argument("--rank", type=int, default=c["rank"], help="truncated-SVD rank")
     parser.add_argument("--top-k", type=int, default=c["top_k"], help="tracks per user")
     parser.add_argument("--batch", type=int, default=c["batch"], help="user rows per ranking block")

@@ -33,9 +33,7 @@ def top_tracks(sessions: DataFrame, size: int) -> list[int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser, cfg: dict) -> None:
-    parser.add_argument("--sessions", nargs="+", required=True,
-                        help="Parquet sessions table(s) from jobs/sessions.py (.../sessions)")
-    parser.add_argument("--out", required=True, help="tables folder; the list is written in it")
+    common.add_table_job_arguments(parser, "list")
     parser.add_argument("--size", type=int, default=cfg["toppop"]["size"], help="tracks in the list")
     parser.add_argument("--table", default=cfg["tables"]["toppop"], help="file name in --out")
 
