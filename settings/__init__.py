@@ -1,0 +1,79 @@
+"""The one way botify reads `conf/`: a YAML file validated by a pydantic model.
+
+    from settings import Strict, load
+    class JobsConfig(Strict): seed: int = 42 ...
+    config = load("conf/jobs.yml", JobsConfig)
+
+Defaults live in the models (one place); unknown keys are refused as typos; every mistake
+raises ConfigError naming the file, the dotted key, what is wrong and what is allowed.
+Relative paths are relative to the repository root (`resolve`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONF = REPO_ROOT / "conf"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A configuration mistake; the message names the file and the key."""
+
+
+class Strict(BaseModel):
+    """Base of every config model: unknown keys are typos, values are immutable."""
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def resolve(path: str | Path) -> Path:
+    """A config path: absolute as given, else relative to the repository root."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def read_yaml(path: str | Path) -> Any:
+    """The parsed YAML document at `path` (relative to the repo root), or ConfigError."""
+    path = resolve(path)
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read it ({error.strerror})") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+
+
+def describe(error: ValidationError, source: str | Path, prefix: str = "") -> str:
+    """One line per problem: `<file>: <dotted.key>: <what is wrong>`."""
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in (*([prefix] if prefix else []), *item["loc"]))
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (a typo?)"
+        lines.append(f"{source}: {key or '(top level)'}: {message}")
+    return "\n".join(lines)
+
+
+def validate(data: Any, model: type[M], source: str | Path, prefix: str = "") -> M:
+    """`data` checked against `model`, or ConfigError naming `source` and the keys."""
+    try:
+        return model.model_validate({} if data is None else data)
+    except ValidationError as error:
+        raise ConfigError(describe(error, source, prefix)) from None
+
+
+def load(path: str | Path, model: type[M], overrides: dict[str, Any] | None = None) -> M:
+    """Read the YAML at `path`, apply top-level `overrides` (command-line flags), validate."""
+    data = read_yaml(path)
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{resolve(path)}: must be a mapping of keys, got {type(data).__name__}")
+    data = {**(data or {}), **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    return validate(data, model, resolve(path))
