@@ -54,7 +54,9 @@ def describe(error: ValidationError, source: str | Path, prefix: str = "") -> st
     """One line per problem: `<file>: <dotted.key>: <what is wrong>`."""
     lines = []
     for item in error.errors():
-        key = ".".join(str(part) for part in (*([prefix] if prefix else []), *item["loc"]))
+        key = prefix
+        for part in item["loc"]:
+            key += f"[{part}]" if isinstance(part, int) else f"{'.' if key else ''}{part}"
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key (a typo?)"

@@ -278,18 +278,25 @@ def test_bad_track_tables_are_refused_saying_why(tmp_path, content, message):
 
 
 @pytest.mark.parametrize("change,message", [
-    (lambda c: c.update(seed="x"), "seed must be an integer"),
-    (lambda c: c.update(colour="red"), "unknown key(s) ['colour']"),
-    (lambda c: c["log"].update(max_bytes=10), "log.max_bytes must be at least 1024"),
-    (lambda c: c["store"].update(backend="sqlite"), "store.backend must be 'memory' or 'redis'"),
-    (lambda c: c["store"].update(session_idle_s=0), "store.session_idle_s must be between"),
-    (lambda c: c["experiments"][0]["arms"][0].update(recommender="magic"), "experiments[0].arms[0].recommender"),
-    (lambda c: c["experiments"][0]["arms"][0].update(weight=True), "experiments[0].arms[0].weight"),
+    (lambda c: c.update(seed="x"), "seed: Input should be a valid integer"),
+    (lambda c: c.update(colour="red"), "colour: unknown key (a typo?)"),
+    (lambda c: c["log"].update(max_bytes=10), "log.max_bytes: Input should be greater than or equal to 1024"),
+    (lambda c: c["store"].update(backend="sqlite"), "store.backend: Input should be 'memory' or 'redis'"),
+    (lambda c: c["store"].update(session_idle_s=0), "store.session_idle_s: Input should be greater than or equal to 0.001"),
+    (lambda c: c["experiments"][0]["arms"][0].update(recommender="magic"),
+     "experiments[0].arms[0].recommender: unknown recommender 'magic': use one of "),
+    (lambda c: c["experiments"][0]["arms"][0].update(recommender="no_such_module:Thing"),
+     "experiments[0].arms[0].recommender: recommender 'no_such_module:Thing': cannot import"),
+    (lambda c: c["experiments"][0]["arms"][0].update(weight=True), "experiments[0].arms[0].weight: Input should be a valid number"),
     (lambda c: c["experiments"][0]["arms"][1]["tables"].pop("nn"), "experiments[0].arms[1].tables.nn is required"),
-    (lambda c: c["experiments"][0]["arms"][0]["tables"].update(nn="x"), "experiments[0].arms[0].tables has unknown key(s) ['nn']"),
-    (lambda c: c["experiments"][0]["arms"][1].update(params={"min_time": 2}), "params.min_time must be between 0 and 1"),
-    (lambda c: c["experiments"].append(c["experiments"][0]), "experiments[1].name 'AB' is used twice"),
-    (lambda c: c["recommenders"].pop("contextual_updated"), "recommenders.contextual_updated is required"),
+    (lambda c: c["experiments"][0]["arms"][0]["tables"].update(nn="x"), "experiments[0].arms[0].tables: unknown slot(s) ['nn']"),
+    (lambda c: c["experiments"][0]["arms"][1].update(params={"min_time": 2}),
+     "experiments[0].arms[1].params.min_time: Input should be less than or equal to 1"),
+    (lambda c: c["experiments"][0]["arms"][1].update(params={"windw": 2}),
+     "experiments[0].arms[1].params.windw: unknown key (a typo?)"),
+    (lambda c: c["experiments"].append(c["experiments"][0]), "experiment name(s) ['AB'] used twice"),
+    (lambda c: c["experiments"][0]["arms"][0].update(weight=0) or c["experiments"][0]["arms"][1].update(weight=0),
+     "must have at least one arm with a positive weight"),
 ])
 def test_config_mistakes_are_refused_naming_the_key(config_path, change, message):
     config = yaml.safe_load(config_path.read_text())

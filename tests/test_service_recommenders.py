@@ -272,3 +272,39 @@ def test_every_experiment_is_logged_and_the_first_one_serves():
     pairs = Counter(tuple(split.assign(u)[1].values()) for u in range(4000))
     assert len(pairs) == 4 and min(pairs.values()) > 800   # independent splits
     assert {split.assign(u)[0] for u in range(100)} == {"r0", "r1"}
+
+
+def test_registry_lists_every_built_in_module_with_its_slots_and_defaults():
+    from service.recommenders.registry import built_in
+    specs = built_in()
+    assert set(specs) >= {"random", "toppop", "sticky_artist", "indexed", "contextual",
+                          "contextual_updated"}
+    assert specs["contextual_updated"].tables["nn"].kind == "tracks"
+    assert specs["contextual_updated"].params().window == 3
+    assert not specs["indexed"].tables["toppop"].required
+
+
+def test_an_arm_may_name_a_recommender_class_outside_the_service(tmp_path, monkeypatch, files):
+    """`package.module:Class` from the Python path is validated and built like a built-in."""
+    (tmp_path / "my_recs.py").write_text(
+        "from pydantic import Field\n"
+        "from service.recommenders.registry import Params, Slot, register\n"
+        "class FirstOfTop:\n"
+        "    tables = {'toppop': Slot('toppop')}\n"
+        "    class Params(Params):\n"
+        "        offset: int = Field(0, ge=0)\n"
+        "    def __init__(self, items, offset):\n"
+        "        self.items, self.offset = items, offset\n"
+        "    @classmethod\n"
+        "    def build(cls, ctx):\n"
+        "        return cls(ctx.table('toppop').items(), ctx.params.offset)\n"
+        "    def recommend(self, listen):\n"
+        "        return int(self.items[self.offset])\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from service.recommenders.registry import lookup
+    from service.serving import _Tables
+    spec = lookup("my_recs:FirstOfTop")
+    catalog, _, _, top = files
+    recommender = spec.build(spec.params(offset=2), {"toppop": top}, catalog, SEED,
+                             _Tables(MemoryStore(), catalog).load)
+    assert recommender.recommend(Listen(1, 0, 1.0, ((0, 1.0),))) == 22

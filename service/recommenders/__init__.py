@@ -4,8 +4,7 @@
 listen on instead. The chain always ends in a recommender that never returns None (Random,
 StickyArtist), so the service always answers with a track.
 
-`SPECS` is what the experiments config may say about each recommender: its table slots
-(slot -> table kind, required?) and its parameters. serving.py builds recommenders from it.
+Each module registers its recommender with what a config may say about it (registry.py).
 """
 from __future__ import annotations
 
@@ -33,21 +32,3 @@ class Listen:
 
 class Recommender(Protocol):
     def recommend(self, listen: Listen) -> int | None: ...
-
-
-@dataclass(frozen=True)
-class Spec:
-    tables: dict[str, tuple[str, bool]]   # slot -> (table kind, required)
-    params: tuple[str, ...]               # parameter names, values from config
-
-
-SPECS: dict[str, Spec] = {
-    "random": Spec({}, ()),
-    "toppop": Spec({"toppop": ("toppop", True)}, ("top_k",)),
-    "sticky_artist": Spec({}, ("anchor",)),
-    "indexed": Spec({"users": ("users", True), "toppop": ("toppop", False)}, ()),
-    "contextual": Spec({"tracks": ("tracks", True)}, ()),
-    "contextual_updated": Spec({"nn": ("tracks", True), "users": ("users", True),
-                                "toppop": ("toppop", True)},
-                               ("min_time", "low_mean_time", "window")),
-}

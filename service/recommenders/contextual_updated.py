@@ -9,14 +9,35 @@
 """
 from __future__ import annotations
 
+from pydantic import Field
+
 from service.recommenders import Listen, Recommender
+from service.recommenders.contextual import Contextual
+from service.recommenders.registry import BuildContext, Params, Slot, register
 
 
+@register("contextual_updated")
 class ContextualUpdated:
+    tables = {"nn": Slot("tracks"), "users": Slot("users"), "toppop": Slot("toppop")}
+
+    class Params(Params):
+        min_time: float = Field(0.1, ge=0, le=1, description="previous time below this: skip the NN table")
+        low_mean_time: float = Field(0.2, ge=0, le=1,
+                                     description="mean of the last `window` times below this: sticky artist")
+        window: int = Field(3, ge=1)
+
     def __init__(self, main: Recommender, fallback: Recommender, sticky_first_artist: Recommender,
                  min_time: float, low_mean_time: float, window: int):
         self._main, self._fallback, self._sticky = main, fallback, sticky_first_artist
         self._min_time, self._low_mean_time, self._window = min_time, low_mean_time, window
+
+    @classmethod
+    def build(cls, ctx: BuildContext) -> "ContextualUpdated":
+        p = ctx.params
+        fallback = ctx.recommender("indexed", tables={"users": "users", "toppop": "toppop"})
+        return cls(Contextual(ctx.table("nn"), None, ctx.seed), fallback,
+                   ctx.recommender("sticky_artist", {"anchor": "first"}),
+                   p.min_time, p.low_mean_time, p.window)
 
     def recommend(self, listen: Listen) -> int:
         recent = listen.history[-self._window:]

@@ -3,11 +3,17 @@ from __future__ import annotations
 
 from service.catalog import Catalog
 from service.recommenders import Listen
+from service.recommenders.registry import BuildContext, register
 
 
+@register("random")
 class Random:
     def __init__(self, catalog: Catalog, seed: int):
         self._tracks, self._seed = catalog.track_ids, seed
+
+    @classmethod
+    def build(cls, ctx: BuildContext) -> "Random":
+        return cls(ctx.catalog, ctx.seed)
 
     def recommend(self, listen: Listen) -> int:
         return listen.pick(self._tracks, self._seed, "random")

@@ -4,13 +4,24 @@ Tracks already played in the session are avoided while others remain, since a re
 track is listened for time 0."""
 from __future__ import annotations
 
+from typing import Literal
+
 from service.catalog import Catalog
 from service.recommenders import Listen
+from service.recommenders.registry import BuildContext, Params, register
 
 
+@register("sticky_artist")
 class StickyArtist:
+    class Params(Params):
+        anchor: Literal["previous", "first"] = "previous"
+
     def __init__(self, catalog: Catalog, anchor: str, seed: int):
         self._catalog, self._anchor, self._seed = catalog, anchor, seed
+
+    @classmethod
+    def build(cls, ctx: BuildContext) -> "StickyArtist":
+        return cls(ctx.catalog, ctx.params.anchor, ctx.seed)
 
     def recommend(self, listen: Listen) -> int:
         anchor = listen.history[0][0] if self._anchor == "first" else listen.track
