@@ -7,10 +7,12 @@ botify service (`up` only; tests start their own service).
     python -m infra.stack down
     python -m infra.stack run --ephemeral -- CMD...  # HDFS + Redis, run CMD with their env, stop
 
-`up` uses the ports of conf/stack.yml; `--ephemeral` picks free ports and a temporary runtime
-folder, so several test runs can share one machine. Every process is started in its own session
-and recorded with its pid, so `down` leaves nothing behind. The stack's addresses reach
-programs through environment variables (see `Stack.env`).
+`up` uses the ports of conf/stack.yml and leaves the stack running; `run` (and the pipeline)
+start an ephemeral stack: free ports and a temporary runtime folder, so several test runs can
+share one machine, and daemons bound to their launcher (infra/lifetime.py): they stop when it
+ends, by any signal, SIGKILL included. Every process is started in its own session and recorded
+with its pid, so `down` leaves nothing behind. The stack's addresses reach programs through
+environment variables (see `Stack.env`).
 """
 from __future__ import annotations
 
@@ -33,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from infra.lifetime import die_with_parent, exit_on_signals
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "conf" / "stack.yml"
@@ -221,8 +225,10 @@ class Stack:
     def spawn(self, name: str, argv: list[str]) -> None:
         self.log(name).parent.mkdir(parents=True, exist_ok=True)
         with open(self.log(name), "ab") as log:
+            # An ephemeral stack's daemons die with their launcher, even when it is SIGKILLed.
             process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, start_new_session=True, cwd=REPO)
+                                       stdin=subprocess.DEVNULL, start_new_session=True, cwd=REPO,
+                                       preexec_fn=die_with_parent if self.ephemeral else None)
         self.pids[name] = process.pid
         self.save()  # recorded at once, so `down` finds it even if start-up fails later
 
@@ -284,7 +290,13 @@ class Stack:
         def writable() -> bool:
             info = http_json(f"{webhdfs}/jmx?qry=Hadoop:service=NameNode,name=NameNodeInfo")
             beans = (info or {}).get("beans") or [{}]
-            return beans[0].get("Safemode") == "" and json.loads(beans[0].get("LiveNodes") or "{}") != {}
+            safe_mode, live = beans[0].get("Safemode"), json.loads(beans[0].get("LiveNodes") or "{}")
+            if live and "additional" in (safe_mode or "") and "live datanodes" in safe_mode:
+                # Our one DataNode is live and the NameNode still wants more: waiting is futile.
+                raise StackError(f"HDFS did not leave safe mode: {safe_mode.strip()} This stack "
+                                 f"runs one DataNode; see {self.log('datanode')} and "
+                                 f"hadoop.settings in conf/stack.yml")
+            return safe_mode == "" and live != {}
 
         self.wait_until("datanode", writable, config["hadoop"]["start_timeout_s"],
                         "HDFS did not leave safe mode with a live DataNode")
@@ -402,26 +414,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=CONFIG, help="stack config (default conf/stack.yml)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("fetch", help="fetch the Hadoop jars from Maven Central into the cache")
-    up = sub.add_parser("up", help="start HDFS, Redis and the botify service")
-    up.add_argument("--ephemeral", action="store_true", help="free ports, temporary runtime folder")
+    sub.add_parser("up", help="start HDFS, Redis and the botify service; they keep running")
     sub.add_parser("down", help="stop what `up` started")
     sub.add_parser("status", help="show what runs, with pids, ports and logs")
     run = sub.add_parser("run", help="start the stack, run a command with its env, stop it")
-    run.add_argument("--ephemeral", action="store_true")
+    run.add_argument("--ephemeral", action="store_true",
+                     help="(always so: free ports, a temporary folder, stopped afterwards)")
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="the command, after --")
     args = parser.parse_args(argv)
     config = load_config(args.config)
     runtime = REPO / config["runtime_dir"]
+    exit_on_signals()  # SIGTERM/SIGHUP run the `finally:` blocks that stop what was started
 
     try:
         if args.command == "fetch":
             print(fetch_jars(config))
         elif args.command == "up":
             existing = Stack.load(runtime)
-            if not args.ephemeral and existing and any(existing.status().values()):
+            if existing and any(existing.status().values()):
                 raise StackError(f"a stack already runs from {runtime} (`./run.sh status`); "
                                  "`./run.sh down` first.")
-            stack = new_stack(config, args.ephemeral)
+            if existing:  # what a killed `up` recorded and left: nothing of it may linger
+                existing.down()
+            stack = new_stack(config, ephemeral=False)
             stack.up(config)
             try:
                 serve_default(stack, config)
@@ -452,13 +467,17 @@ def main(argv: list[str] | None = None) -> int:
             cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
             if not cmd:
                 parser.error("run needs a command after --")
-            stack = new_stack(config, args.ephemeral)
-            # Stop the stack on SIGTERM/SIGINT too (CI cancelling, Ctrl-C).
-            signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+            stack = new_stack(config, ephemeral=True)
+            command = None
             try:
                 stack.up(config)
-                return subprocess.run(cmd, env={**os.environ, **stack.env()}, cwd=REPO).returncode
+                # Its own process group, so that stopping it stops everything it started too.
+                command = subprocess.Popen(cmd, env={**os.environ, **stack.env()}, cwd=REPO,
+                                           start_new_session=True, preexec_fn=die_with_parent)
+                return command.wait()
             finally:
+                if command is not None:
+                    stop_process(command.pid, "the command", timeout=30)
                 stack.down()
     except StackError as error:
         print(f"error: {error}", file=sys.stderr)
