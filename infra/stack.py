@@ -34,29 +34,62 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from typing import Any, Literal
+
+from pydantic import Field
 
 from infra.lifetime import die_with_parent, exit_on_signals
+from settings import Strict, load, read_yaml
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "conf" / "stack.yml"
 NAMENODE_CLASS = "org.apache.hadoop.hdfs.server.namenode.NameNode"
 DATANODE_CLASS = "org.apache.hadoop.hdfs.server.datanode.DataNode"
 MIN_JAVA = 17
+PORT_NAMES = ("namenode_rpc", "namenode_http", "datanode", "datanode_http", "datanode_ipc",
+              "redis", "service")
 
 
 class StackError(Exception):
     """A set-up problem, worded as what is wrong and what to do."""
 
 
-def load_config(path: Path = CONFIG) -> dict:
-    with open(path) as f:
-        config = yaml.safe_load(f)
-    for name in config["ports"]:
-        override = os.environ.get(f"BOTIFY_PORT_{name.upper()}")
-        if override:
-            config["ports"][name] = int(override)
-    return config
+class HadoopSettings(Strict):
+    pom: str
+    conf_dir: str
+    cache_dir: str
+    heap: str = "512m"
+    java_opts: list[str] = []
+    settings: dict[str, Any] = {}          # extra Hadoop properties, -Dkey=value to both daemons
+    start_timeout_s: float = Field(120, gt=0)
+
+
+class ServiceSettings(Strict):
+    config: str = "conf/service.yml"
+    log_dir: str = "runtime/logs"
+    start_timeout_s: float = Field(30, gt=0)
+
+
+class RedisSettings(Strict):
+    binary: str = "redis-server"
+    start_timeout_s: float = Field(20, gt=0)
+
+
+class StackConfig(Strict):
+    runtime_dir: str = "runtime"
+    host: str = "127.0.0.1"
+    ports: dict[Literal[PORT_NAMES], int]
+    hadoop: HadoopSettings
+    service: ServiceSettings = ServiceSettings()
+    redis: RedisSettings = RedisSettings()
+
+
+def load_config(path: Path = CONFIG) -> StackConfig:
+    """conf/stack.yml, with BOTIFY_PORT_<NAME> environment overrides of its ports."""
+    config = load(path, StackConfig)
+    overrides = {name: int(os.environ[f"BOTIFY_PORT_{name.upper()}"]) for name in config.ports
+                 if os.environ.get(f"BOTIFY_PORT_{name.upper()}")}
+    return config.model_copy(update={"ports": {**config.ports, **overrides}})
 
 
 # ---------------------------------------------------------------- prerequisites
@@ -76,14 +109,14 @@ def require_java() -> str:
     return java
 
 
-def hadoop_jar_dir(config: dict) -> Path:
+def hadoop_jar_dir(config: StackConfig) -> Path:
     """The jar cache folder for this pom (keyed by its content, so a version bump refetches)."""
-    pom = REPO / config["hadoop"]["pom"]
+    pom = REPO / config.hadoop.pom
     digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:12]
-    return Path(os.path.expanduser(config["hadoop"]["cache_dir"])) / f"hadoop-jars-{digest}"
+    return Path(os.path.expanduser(config.hadoop.cache_dir)) / f"hadoop-jars-{digest}"
 
 
-def fetch_jars(config: dict) -> Path:
+def fetch_jars(config: StackConfig) -> Path:
     """Copy the HDFS server jars and their dependencies from Maven Central into the cache."""
     jars = hadoop_jar_dir(config)
     if (jars / ".complete").exists():
@@ -96,7 +129,7 @@ def fetch_jars(config: dict) -> Path:
     partial = jars.with_name(jars.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     result = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(REPO / config["hadoop"]["pom"]),
+        [mvn, "-q", "-B", "-f", str(REPO / config.hadoop.pom),
          "dependency:copy-dependencies", f"-DoutputDirectory={partial}", "-DincludeScope=runtime"],
         capture_output=True, text=True)
     if result.returncode != 0:
@@ -108,8 +141,8 @@ def fetch_jars(config: dict) -> Path:
     return jars
 
 
-def require_redis(config: dict) -> str:
-    binary = shutil.which(config["redis"]["binary"])
+def require_redis(config: StackConfig) -> str:
+    binary = shutil.which(config.redis.binary)
     if not binary:
         raise StackError("redis-server not found: install it (apt-get install -y redis-server); "
                          "./run.sh does this for you when run as root.")
@@ -245,11 +278,11 @@ class Stack:
 
     # ---- HDFS
 
-    def hadoop_argv(self, config: dict, java: str, jars: Path, main: str, *args: str) -> list[str]:
-        h = config["hadoop"]
+    def hadoop_argv(self, config: StackConfig, java: str, jars: Path, main: str, *args: str) -> list[str]:
+        h = config.hadoop
         p, host = self.ports, self.host
         overrides = {
-            **h.get("settings", {}),
+            **h.settings,
             "fs.defaultFS": f"hdfs://{host}:{p['namenode_rpc']}",
             "dfs.namenode.rpc-address": f"{host}:{p['namenode_rpc']}",
             "dfs.namenode.http-address": f"{host}:{p['namenode_http']}",
@@ -259,11 +292,11 @@ class Stack:
             "dfs.namenode.name.dir": str(self.runtime / "hdfs" / "name"),
             "dfs.datanode.data.dir": str(self.runtime / "hdfs" / "data"),
         }
-        classpath = f"{REPO / h['conf_dir']}:{jars}/*"
-        return ([java, f"-Xmx{h['heap']}", *h["java_opts"], "-cp", classpath, main]
+        classpath = f"{REPO / h.conf_dir}:{jars}/*"
+        return ([java, f"-Xmx{h.heap}", *h.java_opts, "-cp", classpath, main]
                 + [f"-D{k}={v}" for k, v in overrides.items()] + list(args))
 
-    def start_hdfs(self, config: dict) -> None:
+    def start_hdfs(self, config: StackConfig) -> None:
         java = require_java()
         jars = fetch_jars(config)
         for name in ("namenode_rpc", "namenode_http", "datanode", "datanode_http", "datanode_ipc"):
@@ -285,7 +318,7 @@ class Stack:
         self.spawn("datanode", self.hadoop_argv(config, java, jars, DATANODE_CLASS))
         webhdfs = self.env()["BOTIFY_WEBHDFS_URL"]
         self.wait_until("namenode", lambda: http_json(f"{webhdfs}/webhdfs/v1/?op=LISTSTATUS") is not None,
-                        config["hadoop"]["start_timeout_s"], "the NameNode's WebHDFS did not answer")
+                        config.hadoop.start_timeout_s, "the NameNode's WebHDFS did not answer")
 
         def writable() -> bool:
             info = http_json(f"{webhdfs}/jmx?qry=Hadoop:service=NameNode,name=NameNodeInfo")
@@ -298,14 +331,14 @@ class Stack:
                                  f"hadoop.settings in conf/stack.yml")
             return safe_mode == "" and live != {}
 
-        self.wait_until("datanode", writable, config["hadoop"]["start_timeout_s"],
+        self.wait_until("datanode", writable, config.hadoop.start_timeout_s,
                         "HDFS did not leave safe mode with a live DataNode")
         print(f"HDFS ready in {time.monotonic() - started:.1f} s: WebHDFS {webhdfs}, "
               f"{self.env()['BOTIFY_HDFS_FS']}", flush=True)
 
     # ---- Redis
 
-    def start_redis(self, config: dict) -> None:
+    def start_redis(self, config: StackConfig) -> None:
         binary = require_redis(config)
         require_port_free(self.host, self.ports["redis"], "Redis")
         data = self.runtime / "redis"
@@ -322,7 +355,7 @@ class Stack:
             except OSError:
                 return False
 
-        self.wait_until("redis", pong, config["redis"]["start_timeout_s"], "Redis did not answer PING")
+        self.wait_until("redis", pong, config.redis.start_timeout_s, "Redis did not answer PING")
         print(f"Redis ready: {self.env()['BOTIFY_REDIS_URL']}", flush=True)
 
     # ---- the botify service
@@ -331,7 +364,7 @@ class Stack:
     def service_url(self) -> str:
         return f"http://{self.host}:{self.ports['service']}"
 
-    def start_service(self, config: dict, service_config: Path, log_root: Path,
+    def start_service(self, config: StackConfig, service_config: Path, log_root: Path,
                       replica: str = "replica-1") -> None:
         """Start `python -m service` on the stack's service port, logging under log_root/replica."""
         require_port_free(self.host, self.ports["service"], "botify service")
@@ -339,7 +372,7 @@ class Stack:
                                "--host", self.host, "--port", str(self.ports["service"]),
                                "--log-dir", str(log_root), "--replica", replica])
         self.wait_until("service", lambda: http_json(f"{self.service_url}/") is not None,
-                        config["service"]["start_timeout_s"], "the botify service did not answer")
+                        config.service.start_timeout_s, "the botify service did not answer")
         print(f"botify service ready: {self.service_url} (config {service_config})", flush=True)
 
     def stop_service(self) -> None:
@@ -351,7 +384,7 @@ class Stack:
 
     # ---- lifecycle
 
-    def up(self, config: dict) -> None:
+    def up(self, config: StackConfig) -> None:
         self.runtime.mkdir(parents=True, exist_ok=True)
         try:
             self.start_hdfs(config)
@@ -381,27 +414,27 @@ def tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
-def serve_default(stack: Stack, config: dict) -> None:
+def serve_default(stack: Stack, config: StackConfig) -> None:
     """Start the service of `./run.sh up` on conf/service.yml, generating the world it needs
     (the simulator's default world) when its catalog is missing."""
-    service_config = REPO / config["service"]["config"]
-    catalog = REPO / yaml.safe_load(service_config.read_text())["catalog"]
+    service_config = REPO / config.service.config
+    catalog = REPO / read_yaml(service_config)["catalog"]
     if not catalog.exists():
         print(f"generating the simulated world for the catalog {catalog} ...", flush=True)
         if subprocess.run([sys.executable, "-m", "sim.world", "--out", str(catalog.parent)],
                           cwd=REPO).returncode != 0:
             raise StackError(f"generating the world for {catalog} failed (see above)")
-    stack.start_service(config, service_config, REPO / config["service"]["log_dir"])
+    stack.start_service(config, service_config, REPO / config.service.log_dir)
 
 
-def new_stack(config: dict, ephemeral: bool) -> Stack:
-    host = config["host"]
+def new_stack(config: StackConfig, ephemeral: bool) -> Stack:
+    host = config.host
     if ephemeral:
         runtime = Path(tempfile.mkdtemp(prefix="botify-stack-"))
-        ports = {name: free_port(host) for name in config["ports"]}
+        ports = {name: free_port(host) for name in config.ports}
     else:
-        runtime = REPO / config["runtime_dir"]
-        ports = dict(config["ports"])
+        runtime = REPO / config.runtime_dir
+        ports = dict(config.ports)
     return Stack(runtime, host, ports, ephemeral=ephemeral)
 
 
@@ -423,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="the command, after --")
     args = parser.parse_args(argv)
     config = load_config(args.config)
-    runtime = REPO / config["runtime_dir"]
+    runtime = REPO / config.runtime_dir
     exit_on_signals()  # SIGTERM/SIGHUP run the `finally:` blocks that stop what was started
 
     try:

@@ -1,6 +1,6 @@
 """sessions: event logs -> Parquet `sessions/` and `users/`, corrupt lines -> `quarantine/`.
 
-A user's events ordered by timestamp form sessions cut after each "last" event (DESIGN.md).
+A user's events ordered by timestamp form sessions cut after each "last" event (docs/DESIGN.md).
 Every line is checked against the event contract by `service.events.validation_error`; lines
 that break it are counted, kept in `quarantine/` with the reason, and the job fails when their
 share passes --max-corrupt-share (the quarantine is written first, nothing is lost).
@@ -78,7 +78,7 @@ def sessionize(events: DataFrame) -> DataFrame:
 
 
 def user_aggregates(sessions: DataFrame) -> DataFrame:
-    """Per-user metrics of DESIGN.md. `sessions` counts "last" events (closed sessions); the means
+    """Per-user metrics of docs/DESIGN.md. `sessions` counts "last" events (closed sessions); the means
     are over them (null for a user with no closed session)."""
     closed = F.sum(F.col("closed").cast("int"))
     return (sessions.groupBy("user")

@@ -41,7 +41,7 @@ class StepFailed(Exception):
 
 class Experiment:
     def __init__(self, config: PipelineConfig, plan: Plan, record: RunRecord, stack: Stack,
-                 stack_config: dict, scale: str, seed: int):
+                 stack_config: stack_module.StackConfig, scale: str, seed: int):
         self.config, self.plan, self.record, self.stack = config, plan, record, stack
         self.stack_config, self.scale, self.seed = stack_config, scale, seed
         self.world_seed = seed if plan.world_seed == "run" else plan.world_seed

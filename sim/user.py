@@ -1,4 +1,4 @@
-"""The simulated listener (DESIGN.md, "The simulated user"), one session at a time.
+"""The simulated listener (docs/DESIGN.md, "The simulated user"), one session at a time.
 
 - A session starts on one of the user's interest tracks chosen at random: its embedding is
   the session interest, and the first track is a random one of its `interest_neighbours`
