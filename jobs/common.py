@@ -66,10 +66,11 @@ def add_split_arguments(parser: argparse.ArgumentParser, cfg: JobsConfig) -> Non
 
 
 def job_main(name: str, description: str, add_arguments, run, argv: list[str] | None = None,
-             spark=None) -> int:
+             spark=None, summary: dict | None = None) -> int:
     """Entry point shared by all jobs: parse, run, report errors plainly; exit status 0 or 2.
     With `spark` given (jobs/driver.py) the job runs in that session and leaves it running;
-    without, it starts its own session and stops it."""
+    without, it starts its own session and stops it. `summary` receives what `run` returns
+    (row counts, offline checks) for the driver's timings file."""
     try:
         args = parse_args(name, description, add_arguments, argv)
     except ConfigError as e:
@@ -80,7 +81,9 @@ def job_main(name: str, description: str, add_arguments, run, argv: list[str] | 
         spark = spark_session(name, args.master)
     started = time.perf_counter()
     try:
-        run(spark, args)
+        result = run(spark, args)
+        if summary is not None and isinstance(result, dict):
+            summary.update(result)
     except JobError as e:
         print(f"error: {name}: {e}", file=sys.stderr)
         return 2

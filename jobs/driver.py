@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import sys
 import time
@@ -24,14 +25,18 @@ from jobs import common
 
 NAME = "driver"
 SEPARATOR = ";"
-# Job name -> module with `main(argv, spark) -> int`.
-JOBS = {
-    "sessions": "jobs.sessions",
-    "toppop": "jobs.toppop",
-    "nn": "jobs.nn",
-    "svd": "jobs.svd",
-    "ab_test": "analysis.ab_test",
-}
+
+
+def job_module(job: str) -> str:
+    """A job's module: `nn` is jobs/nn.py; a dotted name (analysis.ab_test) is taken as it is."""
+    return job if "." in job else f"jobs.{job}"
+
+
+def known(job: str) -> bool:
+    try:
+        return importlib.util.find_spec(job_module(job)) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def split_invocations(words: list[str]) -> list[tuple[str, list[str]]]:
@@ -45,9 +50,10 @@ def split_invocations(words: list[str]) -> list[tuple[str, list[str]]]:
             raise common.JobError(f"empty job invocation (job {len(invocations) + 1}): give "
                                   f"`JOB [FLAGS]` between the {SEPARATOR!r} separators")
         job, *args = current
-        if job not in JOBS:
-            raise common.JobError(f"unknown job {job!r} (job {len(invocations) + 1}); "
-                                  f"known jobs: {', '.join(JOBS)}")
+        if not known(job):
+            raise common.JobError(f"unknown job {job!r} (job {len(invocations) + 1}): no module "
+                                  f"{job_module(job)}; jobs are the modules of jobs/ (sessions, "
+                                  f"toppop, nn, svd, ...) or a dotted module such as analysis.ab_test")
         invocations.append((job, args))
         current = []
     return invocations
@@ -59,12 +65,18 @@ def run_jobs(spark, invocations: list[tuple[str, list[str]]], timings: dict) -> 
         where = f"job {number} of {len(invocations)}: {job}"
         common.log(NAME, f"{where} starts")
         started = time.perf_counter()
+        module, summary = importlib.import_module(job_module(job)), {}
         try:
-            code = importlib.import_module(JOBS[job]).main(args, spark=spark)
+            if hasattr(module, "run") and hasattr(module, "add_arguments"):  # a jobs/ job: keep its summary
+                code = common.job_main(module.NAME, module.__doc__.splitlines()[0],
+                                       module.add_arguments, module.run, args, spark, summary)
+            else:
+                code = module.main(args, spark=spark)
         except SystemExit as e:   # argparse's exit on a bad flag (it printed the usage)
             code = e.code if isinstance(e.code, int) else 2
         seconds = time.perf_counter() - started
-        timings["jobs"].append({"job": job, "args": args, "seconds": round(seconds, 2), "exit": code})
+        timings["jobs"].append({"job": job, "args": args, "seconds": round(seconds, 2), "exit": code,
+                                "summary": summary})
         if code != 0:
             print(f"error: {NAME}: {where} failed with exit status {code} after {seconds:.1f} s; "
                   f"the jobs after it did not run", file=sys.stderr)
@@ -81,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="spark-submit jobs/driver.py", description=__doc__.splitlines()[0],
         usage="%(prog)s [--timings FILE] [--master M] -- JOB [FLAGS] ';' JOB [FLAGS] ...",
-        epilog=f"jobs: {', '.join(JOBS)}; `spark-submit jobs/JOB.py --help` lists a job's flags")
+        epilog="jobs: the modules of jobs/ by name (sessions, toppop, nn, svd, ...) or a dotted "
+               "module (analysis.ab_test); `spark-submit jobs/JOB.py --help` lists a job's flags")
     parser.add_argument("--timings", type=Path, help="write each job's seconds to this JSON file")
     parser.add_argument("--master", default=None,
                         help="Spark master; default: spark-submit's --master, else conf/spark.yml")
@@ -104,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         timings["total"] = round(time.perf_counter() - started, 2)
         if args.timings:
             args.timings.parent.mkdir(parents=True, exist_ok=True)
-            args.timings.write_text(json.dumps(timings, indent=1) + "\n")
+            args.timings.write_text(json.dumps(timings, indent=1, default=float) + "\n")
     common.log(NAME, f"{len(timings['jobs'])} of {len(invocations)} jobs ran in {timings['total']:.1f} s")
     return code
 

@@ -98,9 +98,28 @@ class Experiment:
                              f"full log: {log}\n{tail}")
         print(f"  {step}: {name} done in {seconds:.1f} s", flush=True)
 
-    def spark_submit(self, step: str, name: str, script: str, args: list[str], timings: dict) -> None:
-        self.run(step, name, [str(BIN / "spark-submit"), "--master", "local[2]", str(REPO / script),
-                              *args], timings)
+    def run_jobs(self, day: DayPlan, invocations: list[tuple[str, list[str]]], timings: dict) -> None:
+        """One spark-submit of jobs/driver.py for all of the day's jobs: one JVM start-up."""
+        timings_file = self.folder("logs", day.name) / "jobs-timings.json"
+        argv = [str(BIN / "spark-submit"), "--master", "local[2]", str(REPO / "jobs" / "driver.py"),
+                "--timings", str(timings_file), "--"]
+        for number, (job, args) in enumerate(invocations):
+            argv += ([";"] if number else []) + [job, *args]
+        try:
+            self.run(day.name, "spark-jobs", argv, timings)
+        finally:
+            if timings_file.exists():
+                self.record_jobs(day, json.loads(timings_file.read_text()), timings)
+
+    def record_jobs(self, day: DayPlan, report: dict, timings: dict) -> None:
+        """Each job's seconds into the step's timings, its offline checks into the manifest."""
+        timings["spark-startup"] = report["startup"]
+        for entry in report["jobs"]:
+            timings[entry["job"]] = entry["seconds"]
+            checks = {k: v for k, v in entry.get("summary", {}).items() if k in ("offline", "mse")}
+            if checks:
+                self.record.data.setdefault("offline", {})[f"{day.name}.{entry['job']}"] = checks
+        self.record.save()
 
     # ---- steps
 
@@ -164,35 +183,37 @@ class Experiment:
             return str(self.seed) if name == "seed" else self.day_uri(other_day or day.name, name)
         return [PLACEHOLDER.sub(fill, arg) for arg in job.args]
 
-    def build_tables(self, day: DayPlan, timings: dict) -> None:
+    def fetch_tables(self, day: DayPlan, timings: dict) -> None:
+        local = self.folder("tables", day.name)
+        self.run(day.name, "fetch", [sys.executable, "-m", "jobs.fetch",
+                                     self.day_uri(day.name, "tables"), str(local)], timings)
         for job in day.jobs:
-            self.spark_submit(day.name, job.job, f"jobs/{job.job}.py", self.job_args(day, job), timings)
-        if any(job.writes for job in day.jobs):
-            local = self.folder("tables", day.name)
-            self.run(day.name, "fetch", [sys.executable, "-m", "jobs.fetch",
-                                         self.day_uri(day.name, "tables"), str(local)], timings)
-            for job in day.jobs:
-                for file in job.writes:
-                    if not (local / file).exists():
-                        raise StepFailed(f"{day.name}: job {job.job} did not write {file} "
-                                         f"(the plan says it writes it)")
-                    self.record.add_table(day.name, local / file)
+            for file in job.writes:
+                if not (local / file).exists():
+                    raise StepFailed(f"{day.name}: job {job.job} did not write {file} "
+                                     f"(the plan says it writes it)")
+                self.record.add_table(day.name, local / file)
 
-    def analyse(self, day: DayPlan, timings: dict) -> None:
-        report = self.folder("report")
+    def analysis_args(self, day: DayPlan) -> list[str]:
         treatments = [arm.name for arm in day.arms if arm.name != day.control]
-        self.spark_submit(day.name, "ab_test", "analysis/ab_test.py", [
-            "--events", self.day_uri(day.name, "events"), "--experiment", self.plan.experiment,
-            "--control", day.control, "--treatment", *treatments, "--out", str(report),
-            "--seed", str(self.seed)], timings)
-        self.record.set("results", json.loads((report / "results.json").read_text()))
+        return ["--events", self.day_uri(day.name, "events"), "--experiment", self.plan.experiment,
+                "--control", day.control, "--treatments", *treatments,
+                "--primary", self.plan.primary_metric, "--out", str(self.folder("report")),
+                "--seed", str(self.seed)]
 
     def step_day(self, index: int, day: DayPlan, timings: dict) -> None:
         logs = self.serve_and_simulate(day, self.seed + index, timings)
         self.upload(day, logs, timings)
-        self.build_tables(day, timings)
+        invocations = [(job.job, self.job_args(day, job)) for job in day.jobs]
+        if day.control is not None:  # the A/B analysis runs in the same Spark application
+            invocations.append(("analysis.ab_test", self.analysis_args(day)))
+        if invocations:
+            self.run_jobs(day, invocations, timings)
+        if any(job.writes for job in day.jobs):
+            self.fetch_tables(day, timings)
         if day.control is not None:
-            self.analyse(day, timings)
+            report = self.record.folder / "report" / "results.json"
+            self.record.set("results", json.loads(report.read_text()))
 
     def run_steps(self, steps: tuple[str, ...]) -> None:
         for step in steps:

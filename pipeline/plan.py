@@ -42,7 +42,7 @@ class ArmPlan(Strict):
 
 
 class JobPlan(Strict):
-    job: str = Field(pattern=r"^[a-z_][a-z0-9_]*$", description="module jobs/<job>.py")
+    job: str = Field(pattern=r"^[a-z_][a-z0-9_.]*$", description="jobs/<job>.py, or a dotted module")
     args: list[str] = []
     writes: list[str] = []        # table files the job writes into {tables}
 
