@@ -175,7 +175,8 @@ def _no_last_in_t2(e):
      "arm 'T2' has 0 user(s) with a closed session"),
     ("no last events", [], lambda e: e["message"] != "last", 'no "last" events'),
     ("only corrupt lines", [], lambda e: e["message"] == "never", "no valid events found"),
-    ("bad config", ["--bootstrap", "5"], None, "bootstrap replicates 5 < 100"),
+    ("bad config", ["--bootstrap", "5"], None,
+     "bootstrap.replicates: Input should be greater than or equal to 100"),
 ])
 def test_bad_input_is_refused(spark, three_arms, tmp_path, capsys, case, args, keep, message):
     folder = write_variant(three_arms, tmp_path / "logs", keep or (lambda e: e["user"] >= 0))
@@ -202,7 +203,7 @@ def test_spark_submit_exit_status(tmp_path):
     """Under spark-submit the script runs and its exit status and message come through
     (a config error, so no Spark job: the full spark-submit run is the pipeline's)."""
     result = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "spark-submit"), "--master", "local[1]",
+        [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[1]",
          str(REPO / "analysis" / "ab_test.py"), "--events", str(tmp_path), "--experiment", "EXP",
          "--control", "C", "--out", str(tmp_path / "out"),
          "--config", str(tmp_path / "missing.yml")],
@@ -211,7 +212,7 @@ def test_spark_submit_exit_status(tmp_path):
              "PYSPARK_DRIVER_PYTHON": sys.executable})
     assert result.returncode == 2, result.stderr[-3000:]
     # spark-submit merges the Python driver's stderr into its stdout.
-    assert "missing.yml not found" in result.stdout + result.stderr
+    assert "missing.yml: config file not found" in result.stdout + result.stderr
 
 
 def test_reads_hdfs_like_local_files(spark, three_arms, hdfs_client, hdfs_fs, hdfs_user,
