@@ -14,10 +14,10 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 import settings
 from analysis.compare import Settings
 from analysis.errors import AnalysisError
-from analysis.user_metrics import METRICS
+from analysis.user_metrics import METRICS, RETENTION_METRICS
 
 DEFAULT_CONFIG = settings.CONF / "analysis.yml"
-PER_USER_METRICS = METRICS
+PER_USER_METRICS = (*METRICS, *RETENTION_METRICS)
 Direction = Literal["higher", "lower"]
 
 
@@ -38,6 +38,8 @@ class Bootstrap(settings.Strict):
     seed: int = 20261129
     partitions: int = Field(4, ge=1)
     chunk_rows: int = Field(4096, ge=1)
+    driver_max_users: int = Field(
+        300_000, ge=0, description="up to this many users the replicate sums run on the driver")
 
 
 class Quantiles(settings.Strict):
@@ -69,7 +71,7 @@ class Roles(settings.Strict):
 
     primary: str = "mean_session_time"
     secondary: list[str] = ["mean_session_length", "sessions", "median_session_time",
-                            "p90_session_time"]
+                            "p90_session_time", "active_days_share", "churned"]
     guardrails: dict[str, float] = Field(
         {"mean_request_time": 0.05},
         description="metric -> largest tolerated relative change in its bad direction")
@@ -95,7 +97,8 @@ class AnalysisConfig(settings.Strict):
     bootstrap: Bootstrap = Bootstrap()
     metrics: dict[str, Direction] = {
         "mean_session_time": "higher", "mean_session_length": "higher",
-        "mean_request_time": "lower", "sessions": "higher"}
+        "mean_request_time": "lower", "sessions": "higher",
+        "active_days_share": "higher", "churned": "lower"}
     roles: Roles = Roles()
     quantiles: Quantiles = Quantiles()
     srm: Srm = Srm()
@@ -142,7 +145,8 @@ class AnalysisConfig(settings.Strict):
                         quantile_variable=q.variable, quantile_direction=q.direction,
                         replicates=self.bootstrap.replicates, seed=self.bootstrap.seed,
                         alpha=self.alpha, bins=q.bins, window_sd=q.window_sd,
-                        partitions=self.bootstrap.partitions, chunk_rows=self.bootstrap.chunk_rows)
+                        partitions=self.bootstrap.partitions, chunk_rows=self.bootstrap.chunk_rows,
+                        driver_max_users=self.bootstrap.driver_max_users)
 
     def expected_split(self, experiment: str, arms: list[str]) -> dict[str, float]:
         """The configured weight of each arm, equal weights when the experiment is not listed."""
