@@ -139,15 +139,18 @@ def forest_plot(path: Path, results: dict, rows: list[ResultRow], today: str) ->
 
     metrics = list(dict.fromkeys(r.metric for r in rows))
     panels = [[r for r in rows if r.metric == m] for m in metrics]
-    heights = [len(p) + 1.2 for p in panels]
-    inch_per_line = 0.3
-    height = 1.2 + inch_per_line * sum(heights)
-    fig, axes = plt.subplots(len(panels), 1, figsize=(16, height), squeeze=False,
-                             gridspec_kw={"height_ratios": heights})
-    fig.subplots_adjust(left=0.14, right=0.55, top=1 - 0.6 / height, bottom=0.9 / height,
-                        hspace=1.1 / (sum(heights) / len(heights)))
+    # Laid out in inches: each line 0.3", each panel's title and tick labels 0.8".
+    line, gap, top, bottom = 0.3, 0.8, 0.8, 1.0
+    heights = [line * (len(p) + 0.6) for p in panels]
+    height = top + sum(heights) + gap * (len(panels) - 1) + bottom
+    fig = plt.figure(figsize=(16, height))
+    axes, cursor = [], height - top
+    for panel_height in heights:
+        cursor -= panel_height
+        axes.append(fig.add_axes((0.14, cursor / height, 0.41, panel_height / height)))
+        cursor -= gap
     replicates = results["parameters"]["replicates"]
-    for ax, panel in zip(axes[:, 0], panels):
+    for ax, panel in zip(axes, panels):
         first = panel[0]
         positions = list(range(len(panel)))[::-1]
         for y, r in zip(positions, panel):
@@ -173,11 +176,11 @@ def forest_plot(path: Path, results: dict, rows: list[ResultRow], today: str) ->
         role = first.role + (f", margin {first.margin:.0%}" if first.margin is not None else "")
         ax.set_title(f"{first.metric} ({role}; {first.direction} is better)", fontsize=10,
                      loc="left")
-    axes[-1, 0].set_xlabel(
+    axes[-1].set_xlabel(
         f"relative effect vs {results['control']}, % ({1 - results['parameters']['alpha']:.0%} "
         f"intervals; o bootstrap, ◆ cuped, ■ delta; green better/ok, red worse/breached, "
         f"orange inconclusive, grey no difference after Holm)", fontsize=9)
-    fig.suptitle(_title(results, today), fontsize=11)
+    fig.text(0.01, 1 - 0.35 / height, _title(results, today), fontsize=11, va="center")
     srm = results["srm"]
     fig.text(0.01, 0.25 / height, _srm_line(srm), color="black" if srm["passed"] else "#d73027",
              fontsize=9, weight="normal" if srm["passed"] else "bold")
