@@ -194,10 +194,12 @@ class Experiment:
                                      f"(the plan says it writes it)")
                 self.record.add_table(day.name, local / file)
 
-    def analysis_args(self, day: DayPlan) -> list[str]:
+    def analysis_args(self, index: int, day: DayPlan) -> list[str]:
         treatments = [arm.name for arm in day.arms if arm.name != day.control]
+        # The previous day's logs are the pre-period of CUPED (the same users, before the split).
+        pre = ["--pre-events", self.day_uri(self.plan.days[index - 1].name, "events")] if index else []
         return ["--events", self.day_uri(day.name, "events"), "--experiment", self.plan.experiment,
-                "--control", day.control, "--treatments", *treatments,
+                "--control", day.control, "--treatments", *treatments, *pre,
                 "--primary", self.plan.primary_metric, "--out", str(self.folder("report")),
                 "--seed", str(self.seed)]
 
@@ -206,7 +208,7 @@ class Experiment:
         self.upload(day, logs, timings)
         invocations = [(job.job, self.job_args(day, job)) for job in day.jobs]
         if day.control is not None:  # the A/B analysis runs in the same Spark application
-            invocations.append(("analysis.ab_test", self.analysis_args(day)))
+            invocations.append(("analysis.ab_test", self.analysis_args(index, day)))
         if invocations:
             self.run_jobs(day, invocations, timings)
         if any(job.writes for job in day.jobs):
