@@ -173,8 +173,24 @@ def wrk(port: int, connections: int, duration: float, tracks: int) -> dict[str, 
         return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "requests": int(re.search(r"(\d+) requests in", out).group(1)),
             "p50_ms": latency("50%"), "p99_ms": latency("99%"),
             "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def loaded(proc: subprocess.Popen, port: int, duration: float, tracks: int) -> dict[str, float]:
+    """wrk at 64 connections, plus the server's CPU time per answered request (us): unlike
+    req/s, it hardly depends on how much of the machine other processes take."""
+    before = cpu_seconds(proc.pid)
+    run = wrk(port, 64, duration, tracks)
+    run["cpu_us"] = 1e6 * (cpu_seconds(proc.pid) - before) / run["requests"]
+    return run
 
 
 def logged_latency_ms(folder: Path, phases: dict[str, list[tuple[int, int]]]) -> dict[str, float]:
@@ -251,7 +267,7 @@ def main() -> None:
                     rounds.append({})
                     for target in order:
                         started = now_ms()
-                        rounds[-1][target] = wrk(ports[target], 64, args.duration, args.tracks)
+                        rounds[-1][target] = loaded(procs[target], ports[target], args.duration, args.tracks)
                         if target != BARE:
                             windows[target]["load"].append((started, now_ms()))
                     print(f"round {number + 1}: done", flush=True)
@@ -276,16 +292,18 @@ def main() -> None:
 
     print(f"\nwrk threads: {WRK_THREADS}; load average before/after: {load_before} / {os.getloadavg()[0]:.2f}")
     print(f"\nPOST /next, 64 connections, {args.duration:g} s per run; ratio = store req/s / bare req/s "
-          f"of the same round")
-    print(f"{'round':5} {'bare req/s':>10} {'p50 ms':>6} {'p99 ms':>6} | " + " | ".join(
-        f"{store + ' req/s':>13} {'p50 ms':>6} {'p99 ms':>6} {'ratio':>5}" for store in stores))
+          f"of the same round; CPU us: the server's CPU time per request")
+    print(f"{'round':5} {'bare req/s':>10} {'p50 ms':>6} {'p99 ms':>6} {'CPU us':>6} | " + " | ".join(
+        f"{store + ' req/s':>13} {'p50 ms':>6} {'p99 ms':>6} {'CPU us':>6} {'ratio':>5}" for store in stores))
     for number, runs in enumerate(rounds, 1):
         bare = runs[BARE]
-        print(f"{number:5d} {bare['rps']:10.0f} {bare['p50_ms']:6.2f} {bare['p99_ms']:6.2f} | " + " | ".join(
-            f"{runs[s]['rps']:13.0f} {runs[s]['p50_ms']:6.2f} {runs[s]['p99_ms']:6.2f} "
-            f"{runs[s]['rps'] / bare['rps']:5.2f}" for s in stores))
+        print(f"{number:5d} {bare['rps']:10.0f} {bare['p50_ms']:6.2f} {bare['p99_ms']:6.2f} {bare['cpu_us']:6.1f} | "
+              + " | ".join(f"{runs[s]['rps']:13.0f} {runs[s]['p50_ms']:6.2f} {runs[s]['p99_ms']:6.2f} "
+                           f"{runs[s]['cpu_us']:6.1f} {runs[s]['rps'] / bare['rps']:5.2f}" for s in stores))
     print("median ratio: " + ", ".join(
-        f"{s} {statistics.median(r[s]['rps'] / r[BARE]['rps'] for r in rounds):.2f}" for s in stores))
+        f"{s} {statistics.median(r[s]['rps'] / r[BARE]['rps'] for r in rounds):.2f} "
+        f"(CPU per request: {statistics.median(r[s]['cpu_us'] / r[BARE]['cpu_us'] for r in rounds):.2f} x bare)"
+        for s in stores))
     print(f"\n{'store':8} {'start-up s':>10} {'load s':>7} {'CPU s':>5} {'logged ms @64':>13} | "
           f"{'1-conn p50 ms':>13} {'1-conn p99 ms':>13} {'logged ms':>9} {'non-2xx':>7}")
     for store, r in results.items():
