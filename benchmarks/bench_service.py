@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_service.py [--tracks 50000] [--width 100] [--duration 10]
                                                  [--rounds 3] [--stores memory,redis]
-                                                 [--redis-url URL] [--replicas 2]
+                                                 [--redis-url URL] [--replicas 2] [--also TREE]
 
 Builds a synthetic world (catalog + track-keyed contextual table, tracks x width) under
 benchmarks/out/, starts the baseline (benchmarks/bare_app.py: the same uvicorn server, an app
@@ -11,7 +11,9 @@ that only parses the JSON body and answers a fixed JSON object) and, for each st
 - throughput: `--rounds` rounds; in each, wrk loads every server in turn (the order alternates
   between rounds), 64 connections, POST /next with user and track varied per request
   (benchmarks/next.lua): req/s, p50, p99, and each store's req/s over the baseline's of the
-  same round (the ratio is what a busy machine changes least);
+  same round, and each server's CPU time per request (which a busy machine changes less than
+  req/s); `--also TREE` adds the memory-store service of another source tree to every round
+  (before/after comparisons: `git worktree add /tmp/base <commit>`);
 - start-up: process spawn until GET / answers, and the table-load time the service logs;
 - keep-alive: wrk, 1 connection: p50, p99;
 - logged latency: the mean of `latency` over the events of each phase;
@@ -87,16 +89,19 @@ def write_config(path: Path, world: Path, logs: Path, store: str, redis_url: str
     path.write_text(json.dumps(config))  # JSON is YAML
 
 
-def start_service(config: Path, port: int, stderr_path: Path, replica: str | None = None
-                  ) -> tuple[subprocess.Popen, float]:
+def start_service(config: Path, port: int, stderr_path: Path, replica: str | None = None,
+                  tree: Path = REPO) -> tuple[subprocess.Popen, float]:
+    """`python -m service` from the source tree `tree` (default: this checkout)."""
     return start_process([sys.executable, "-m", "service", "--config", str(config), "--port", str(port),
-                          *(["--replica", replica] if replica else [])], port, stderr_path)
+                          *(["--replica", replica] if replica else [])], port, stderr_path, tree)
 
 
-def start_process(command: list[str], port: int, stderr_path: Path) -> tuple[subprocess.Popen, float]:
-    """Start an HTTP server; return it and the seconds until GET / answered."""
+def start_process(command: list[str], port: int, stderr_path: Path, tree: Path = REPO
+                  ) -> tuple[subprocess.Popen, float]:
+    """Start an HTTP server importing from `tree`; return it and the seconds until GET / answered."""
     started = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=REPO, stderr=open(stderr_path, "w"))
+    proc = subprocess.Popen(command, cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
+                            stderr=open(stderr_path, "w"))
     wait_until_up(port, proc, stderr_path)
     return proc, time.perf_counter() - started
 
@@ -224,6 +229,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3,
                         help="64-connection runs of every server, alternated (default 3)")
     parser.add_argument("--stores", default="memory,redis")
+    parser.add_argument("--also", type=Path, action="append", default=[], metavar="TREE",
+                        help="also load the memory-store service of another source tree (e.g. a "
+                             "`git worktree` of an older commit) in every round; repeatable")
     parser.add_argument("--redis-url", help="an existing Redis; default: start a private redis-server")
     parser.add_argument("--replicas", type=int, default=2,
                         help="Redis-store replicas behind nginx (0: skip that phase)")
@@ -238,6 +246,8 @@ def main() -> None:
     print(f"world: {args.tracks} tracks, contextual table {args.tracks} x {args.width} ({world})")
     make_world(world, args.tracks, args.width)
     stores = args.stores.split(",")
+    others = [f"memory@{tree.name}" for tree in args.also]
+    compared = stores + others  # every server measured against the baseline
     redis_proc, redis_url = None, args.redis_url
     if ("redis" in stores or args.replicas) and not redis_url:
         redis_port = free_port()
@@ -257,6 +267,12 @@ def main() -> None:
                 write_config(tmp / f"{store}.yml", world, tmp / "logs", store, redis_url, store)
                 ports[store] = free_port()
                 procs[store], ready[store] = start_service(tmp / f"{store}.yml", ports[store], tmp / f"{store}.log")
+            for number, tree in enumerate(args.also):
+                name = others[number]
+                write_config(tmp / f"also{number}.yml", world, tmp / "logs", "memory", None, f"also{number}")
+                ports[name] = free_port()
+                procs[name], _ = start_service(tmp / f"also{number}.yml", ports[name], tmp / f"also{number}.log",
+                                               f"also{number}", tree.resolve())
             try:
                 windows = {store: {"load": [], "single": []} for store in stores}
                 for target in procs:
@@ -268,7 +284,7 @@ def main() -> None:
                     for target in order:
                         started = now_ms()
                         rounds[-1][target] = loaded(procs[target], ports[target], args.duration, args.tracks)
-                        if target != BARE:
+                        if target in windows:
                             windows[target]["load"].append((started, now_ms()))
                     print(f"round {number + 1}: done", flush=True)
                 single = {}
@@ -291,26 +307,27 @@ def main() -> None:
             redis_proc.wait()
 
     print(f"\nwrk threads: {WRK_THREADS}; load average before/after: {load_before} / {os.getloadavg()[0]:.2f}")
-    print(f"\nPOST /next, 64 connections, {args.duration:g} s per run; ratio = store req/s / bare req/s "
+    print(f"\nPOST /next, 64 connections, {args.duration:g} s per run; ratio = req/s / bare req/s "
           f"of the same round; CPU us: the server's CPU time per request")
     print(f"{'round':5} {'bare req/s':>10} {'p50 ms':>6} {'p99 ms':>6} {'CPU us':>6} | " + " | ".join(
-        f"{store + ' req/s':>13} {'p50 ms':>6} {'p99 ms':>6} {'CPU us':>6} {'ratio':>5}" for store in stores))
+        f"{name + ' req/s':>13} {'p50 ms':>6} {'p99 ms':>6} {'CPU us':>6} {'ratio':>5}" for name in compared))
     for number, runs in enumerate(rounds, 1):
         bare = runs[BARE]
         print(f"{number:5d} {bare['rps']:10.0f} {bare['p50_ms']:6.2f} {bare['p99_ms']:6.2f} {bare['cpu_us']:6.1f} | "
               + " | ".join(f"{runs[s]['rps']:13.0f} {runs[s]['p50_ms']:6.2f} {runs[s]['p99_ms']:6.2f} "
-                           f"{runs[s]['cpu_us']:6.1f} {runs[s]['rps'] / bare['rps']:5.2f}" for s in stores))
+                           f"{runs[s]['cpu_us']:6.1f} {runs[s]['rps'] / bare['rps']:5.2f}" for s in compared))
     print("median ratio: " + ", ".join(
         f"{s} {statistics.median(r[s]['rps'] / r[BARE]['rps'] for r in rounds):.2f} "
         f"(CPU per request: {statistics.median(r[s]['cpu_us'] / r[BARE]['cpu_us'] for r in rounds):.2f} x bare)"
-        for s in stores))
+        for s in compared))
+    print("non-2xx answers at 64 connections: " + ", ".join(
+        f"{s} {sum(r[s]['non_2xx'] for r in rounds)}" for s in compared))
     print(f"\n{'store':8} {'start-up s':>10} {'load s':>7} {'CPU s':>5} {'logged ms @64':>13} | "
-          f"{'1-conn p50 ms':>13} {'1-conn p99 ms':>13} {'logged ms':>9} {'non-2xx':>7}")
+          f"{'1-conn p50 ms':>13} {'1-conn p99 ms':>13} {'logged ms':>9} {'1-conn non-2xx':>14}")
     for store, r in results.items():
-        non_2xx = r["single"]["non_2xx"] + sum(runs[store]["non_2xx"] for runs in rounds)
         print(f"{store:8} {r['ready_s']:10.2f} {r['load_s'][0]:7.2f} {r['load_s'][1]:5.2f} "
               f"{r['logged']['load']:13.4f} | {r['single']['p50_ms']:13.3f} {r['single']['p99_ms']:13.3f} "
-              f"{r['logged']['single']:9.4f} {non_2xx:7d}")
+              f"{r['logged']['single']:9.4f} {r['single']['non_2xx']:14d}")
     if args.replicas:
         r = behind_nginx
         print(f"\nredis store, {args.replicas} replicas behind nginx (conf/nginx/nginx.conf), 64 connections: "

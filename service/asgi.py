@@ -1,15 +1,15 @@
-"""A plain ASGI application for a JSON API, with no framework: a routing table, a request
-that reads its body once, JSON answers, JSON errors, the lifespan protocol.
+"""A plain ASGI application for a JSON API, without a framework: a routing table, requests
+read whole before their handler runs, JSON answers and errors, the lifespan protocol.
 
 Why no framework: under the same uvicorn server, Starlette's middleware stack, regex router
-and Request/Response objects cost more per `/next` than the whole recommendation (see
+and Request/Response objects cost as much CPU per `/next` as the service's own work (see
 service/README.md, Speed). What the service needs from them fits here.
 
-Every answer is `application/json`: a handler gets the request with its whole body and returns
-the body of a 200 answer or raises
-HttpError, which becomes `{"detail": message}` with its status. An unknown path is a 404, a
-known path with another method a 405 (with an `Allow` header), an exception the app does not
-map to an HttpError a logged 500.
+Every answer is `application/json`. A handler gets a Request (path parameters, headers, the
+whole body) and returns the body of a 200 answer, or raises HttpError, which becomes
+`{"detail": message}` with its status. An unknown path is a 404, a known path with another
+method a 405 (with an `Allow` header), a body over the limit a 413 (the rest is not read), an
+exception the app does not map to an HttpError a logged 500.
 """
 from __future__ import annotations
 
