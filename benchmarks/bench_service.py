@@ -81,8 +81,6 @@ def write_config(path: Path, world: Path, logs: Path, store: str, redis_url: str
         # A Redis key prefix per phase: every phase starts with empty sessions and loads its tables.
         "store": {"backend": store, "redis_url": redis_url, "redis_prefix": f"bench{os.getpid()}-{phase}"},
         "log": {"dir": str(logs), "replica": store, "max_bytes": 64 * 2**20},
-        "recommenders": {"toppop": {"top_k": 100}, "sticky_artist": {"anchor": "previous"},
-                         "contextual_updated": {"min_time": 0.1, "low_mean_time": 0.2, "window": 3}},
         "experiments": [{"name": "BENCH", "arms": [
             {"name": "C", "recommender": "contextual", "tables": {"tracks": str(world / "contextual.jsonl")}}]}],
     }
