@@ -1,11 +1,12 @@
 """Simulated days: when each session starts and the timestamp of each request.
 
 A run of `--days N` plays calendar days (UTC) from `calendar.start_date`. A user's sessions of
-a day start at uniform random times in the day's first `calendar.day_hours` hours (drawn from
-the user's own arrival stream, sorted), and each never starts before the previous one ended.
-Within a session the user's clock moves on by `step_seconds + time * track_seconds` per track
-(the first track counts as fully listened), so a request is stamped when the user has finished
-listening to the track it reports.
+a day start at uniform random times in the day's first `calendar.day_hours` hours (sorted),
+and each never starts before the previous one ended. In a session, each request is stamped
+when the user has finished the track it reports: the session's start, plus `step_seconds` per
+request so far, plus `track_seconds` times the time listened so far (the first track, listened
+fully, included). The clock is computed from the session's counters when a request is sent,
+so an in-process run pays nothing per step for it.
 
 A user's timestamps strictly increase and never leave their day: past `day end - 10 minutes`
 the clock moves 1 ms per request only (a user would need 600,000 requests in a day to pass the
@@ -15,10 +16,12 @@ simulated days, and a user's sessions on different days can never share a millis
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from sim.config import CalendarConfig
+
+if TYPE_CHECKING:
+    from sim.user import Session
 
 DAY_MS = 86_400_000
 # the last part of a day where the clock only moves 1 ms per request (see the module docstring)
@@ -34,33 +37,32 @@ def day_start_ms(start_date: date, day: int) -> int:
 class Clock:
     """One user's clock during one simulated day."""
 
-    __slots__ = ("now", "limit", "track_ms", "step_ms")
+    __slots__ = ("day_start", "start", "last", "limit", "track_ms", "step_ms")
 
     def __init__(self, config: CalendarConfig, day_start: int):
-        self.now = day_start - 1
+        self.day_start = day_start
+        self.start = self.last = day_start - 1   # the last timestamp handed out
         self.limit = day_start + DAY_MS - _SQUEEZE_MS
         self.track_ms = config.track_seconds * 1000
         self.step_ms = int(config.step_seconds * 1000)
 
-    def begin(self, at_ms: int) -> int:
-        """Start a session at `at_ms`, or just after the previous one ended; returns the start."""
-        self.now = max(self.now + 1, min(at_ms, self.limit))
-        return self.now
+    def begin(self, offset_hours: float) -> int:
+        """Start a session `offset_hours` into the day, or just after the previous one ended;
+        returns the session's start (ms)."""
+        at = self.day_start + int(offset_hours * 3_600_000)
+        self.start = max(self.last + 1, min(at, self.limit))
+        self.last = self.start
+        return self.start
 
-    def advance(self, time: float) -> None:
-        """The user spent a step listening to a track for fraction `time` of it."""
-        self.now = max(self.now, min(self.now + self.step_ms + int(time * self.track_ms),
-                                     self.limit))
+    def _now(self, session: Session) -> int:
+        return min(self.start + self.step_ms * (1 + session.tracks + session.failed_steps)
+                   + int(self.track_ms * (1.0 + session.session_time)), self.limit)
 
-    def stamp(self) -> int:
-        """The timestamp of the request sent now; the next one is at least 1 ms later."""
-        stamp = self.now
-        self.now += 1
-        return stamp
+    def stamp(self, session: Session) -> int:
+        """The timestamp of the request `session` sends now (at least 1 ms after the last)."""
+        self.last = max(self._now(session), self.last + 1)
+        return self.last
 
-
-def session_starts(config: CalendarConfig, day_start: int, sessions: int,
-                   rng: np.random.Generator) -> list[int]:
-    """Sorted start times (ms) of a user's `sessions` sessions on the day starting `day_start`."""
-    offsets = np.sort(rng.random(sessions)) * (config.day_hours * 3_600_000)
-    return [day_start + int(offset) for offset in offsets]
+    def close(self, session: Session) -> None:
+        """`session` is over: the user's next session starts after its end."""
+        self.last = max(self._now(session), self.last)

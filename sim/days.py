@@ -6,28 +6,29 @@
   from their own satisfaction; `episodes` sets the neutral rate, episodes / users per user
   per day, so the first day expects about `episodes` sessions.
 
-Start times come from sim/calendar.py. All of a user's draws (baseline, arrivals, start times)
-come from their own arrival stream, derived from (seed, user), and a worker process owns the
-users with `user % processes == index`: same seed, same days with any number of processes.
+Session start times are uniform in the day's first `calendar.day_hours` hours (sim/calendar.py).
+The random inputs are drawn for every user of the world at once, from streams of the run seed
+alone (the users' baselines; per day, the episodes' users and start times, or each user's
+count and start times), and a worker reads its own users' values. So a user's days never
+depend on which process plays them, and every user's sessions use the user's own streams as
+in a one-day run (sim/run.py): same seed, same days with any number of processes.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from sim.calendar import session_starts
 from sim.config import SimConfig
 from sim.returns import Listener
+
+
+def _stream(seed: int, *key: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
 def episode_users(seed: int, episodes: int, n_users: int, day: int = 0) -> np.ndarray:
     """The user of each episode of a day, uniform over users, from the run seed alone."""
     key = (0,) if day == 0 else (0, day)  # day 0 is a one-day run's draw
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
-    return rng.integers(n_users, size=episodes)
-
-
-def arrival_stream(seed: int, user: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3, user)))
+    return _stream(seed, *key).integers(n_users, size=episodes)
 
 
 class Schedule:
@@ -38,30 +39,37 @@ class Schedule:
         self.config, self.seed, self.episodes, self.n_users = config, seed, episodes, n_users
         index, processes = part
         self.users = range(index, n_users, processes)
-        self.arrivals: dict[int, np.random.Generator] = {}
         self.listeners: dict[int, Listener] = {}
         if config.returns.enabled:
             self.base_rate = episodes / n_users
-            for user in self.users:
-                self.listeners[user] = Listener(config.returns, self._arrival(user))
+            baselines = _stream(seed, 3).standard_normal(n_users).tolist()
+            self.listeners = {user: Listener(config.returns, baselines[user])
+                              for user in self.users}
 
-    def _arrival(self, user: int) -> np.random.Generator:
-        if user not in self.arrivals:
-            self.arrivals[user] = arrival_stream(self.seed, user)
-        return self.arrivals[user]
-
-    def sessions_today(self, day: int) -> list[tuple[int, int]]:
-        """(user, sessions) for every owned user with at least one session today, by user."""
+    def sessions_today(self, day: int) -> list[tuple[int, list[float]]]:
+        """(user, sorted start times in hours into the day) of every owned user who comes
+        today, by user."""
+        hours = self.config.calendar.day_hours
+        rng = _stream(self.seed, 3, day + 1)
         if self.listeners:
-            counts = ((user, listener.sessions_today(self.base_rate))
-                      for user, listener in self.listeners.items())
-            return [(user, count) for user, count in counts if count]
-        counts = np.bincount(episode_users(self.seed, self.episodes, self.n_users, day),
-                             minlength=self.n_users)
-        return [(user, int(counts[user])) for user in self.users if counts[user]]
-
-    def start_times(self, user: int, day_start: int, sessions: int) -> list[int]:
-        return session_starts(self.config.calendar, day_start, sessions, self._arrival(user))
+            cap = self.config.returns.max_sessions_per_day
+            # per user: the uniform of the day's count, then those of the start times
+            draws = rng.random((self.n_users, 1 + cap)).tolist()
+            plan = []
+            for user, listener in self.listeners.items():
+                uniforms = draws[user]
+                count = listener.sessions_today(self.base_rate, uniforms[0])
+                if count:
+                    plan.append((user, sorted(u * hours for u in uniforms[1:1 + count])))
+            return plan
+        users = episode_users(self.seed, self.episodes, self.n_users, day)
+        starts = rng.random(self.episodes) * hours
+        by_user: dict[int, list[float]] = {}
+        index, processes = self.users.start, self.users.step
+        for user, start in zip(users.tolist(), starts.tolist()):
+            if user % processes == index:
+                by_user.setdefault(user, []).append(start)
+        return [(user, sorted(by_user[user])) for user in sorted(by_user)]
 
     def after_session(self, user: int, session_time: float) -> None:
         if self.listeners:

@@ -130,7 +130,7 @@ class RemoteAgent:
         user = session.user
         # multi-day runs tell the service the simulated time of the event (sim/calendar.py)
         clock = session.clock
-        headers = b"" if clock is None else b"%s: %d\r\n" % (TIME_HEADER, clock.stamp())
+        headers = b"" if clock is None else b"%s: %d\r\n" % (TIME_HEADER, clock.stamp(session))
         try:
             status, payload = self.client.request(
                 b"POST", b"/%s/%d" % (endpoint, user),

@@ -14,14 +14,12 @@ Each user carries a satisfaction, `mood`, starting at 0 (neutral):
   for good and never come back.
 
 `base_rate` is the sessions per user per day of a neutral user: `sim.run` sets it so that the
-first day expects `--episodes` sessions over all users. Every draw comes from the user's own
-arrival stream, so a user's days never depend on the other users or on the process count.
+first day expects `--episodes` sessions over all users. The random inputs (z, and one uniform
+a day for the count) are given by sim/days.py.
 """
 from __future__ import annotations
 
 import math
-
-import numpy as np
 
 from sim.config import ReturnsConfig
 
@@ -29,23 +27,29 @@ from sim.config import ReturnsConfig
 class Listener:
     """One user's long-term state under the returns model."""
 
-    __slots__ = ("config", "rng", "reference_log", "mood", "bad_days", "gone")
+    __slots__ = ("config", "reference_log", "mood", "bad_days", "gone")
 
-    def __init__(self, config: ReturnsConfig, rng: np.random.Generator):
+    def __init__(self, config: ReturnsConfig, z: float):
+        """`z`: the user's standard normal draw that sets their baseline."""
         self.config = config
-        self.rng = rng
         self.reference_log = math.log1p(config.reference_session_time
-                                        * math.exp(config.reference_spread
-                                                   * float(rng.standard_normal())))
+                                        * math.exp(config.reference_spread * z))
         self.mood = 0.0
         self.bad_days = 0
         self.gone = False
 
-    def sessions_today(self, base_rate: float) -> int:
+    def sessions_today(self, base_rate: float, uniform: float) -> int:
+        """min(Poisson(rate), max_sessions_per_day) by inverting its CDF at `uniform` ~ U(0, 1)."""
         if self.gone:
             return 0
         rate = base_rate * math.exp(self.config.sensitivity * self.mood)
-        return min(int(self.rng.poisson(rate)), self.config.max_sessions_per_day)
+        probability = cumulative = math.exp(-rate)
+        count = 0
+        while uniform >= cumulative and count < self.config.max_sessions_per_day:
+            count += 1
+            probability *= rate / count
+            cumulative += probability
+        return count
 
     def after_session(self, session_time: float) -> None:
         signal = math.log1p(session_time) - self.reference_log

@@ -158,17 +158,20 @@ def play_days(world: World, spec: RunSpec, model: UserModel, agent: Agent, progr
     for day in range(spec.days):
         day_start = day_start_ms(config.calendar.start_date, day)
         boost = None if boosts is None else boosts[day]
-        for user, count in schedule.sessions_today(day):
+        for user, starts in schedule.sessions_today(day):
             if user not in streams:
                 streams[user] = user_streams(spec.seed, user)
             clock = Clock(config.calendar, day_start)
-            for at in schedule.start_times(user, day_start, count):
-                start = clock.begin(at)
+            for hours in starts:
+                start = clock.begin(hours)
                 session = model.start_session(user, *streams[user], clock, boost)
                 stats.steps += play(session, agent)
+                clock.close(session)
                 stats.truncated += session.truncated
                 schedule.after_session(user, session.session_time)
-                results.append({**session.result(-1), "day": day, "start": start})
+                row = session.result(-1)
+                row["day"], row["start"] = day, start
+                results.append(row)
                 progress(1)
         stats.departures.update((user, day) for user in schedule.end_of_day())
 

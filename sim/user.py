@@ -8,9 +8,9 @@
   where `plays` counts the session's tracks by r's artist so far (the first track included).
 - After each track the budget drops by 1 with probability 1 - time; at 0 the session is over.
 
-Long-term simulations (sim/calendar.py, sim/trending.py) give a session a `clock` that moves
-on with every step, and a `boost` of each track's score for the day's trending tracks; both
-are None otherwise, and the model is then exactly the one above.
+Long-term simulations (sim/calendar.py, sim/trending.py) give a session the user's `clock`
+of the day, which stamps requests with the simulated time, and a `boost` of each track's score
+for the day's trending tracks; both are None otherwise, and the model is exactly the one above.
 
 Randomness: the user's own draws (session start, budget drops) come from `rng`; agents that
 need randomness draw from `agent_rng`, so a user's draws never depend on the agent.
@@ -62,8 +62,6 @@ class Session:
         self.agent_rng = agent_rng
         self.clock = clock                    # simulated time (multi-day runs), else None
         self.boost = boost                    # score boost per track (trending), else None
-        if clock is not None:
-            clock.advance(1.0)                # the first track, listened fully
 
     @property
     def over(self) -> bool:
@@ -96,8 +94,6 @@ class Session:
         self._spend_budget(0.0)
 
     def _spend_budget(self, time: float) -> None:
-        if self.clock is not None:
-            self.clock.advance(time)
         if self.rng.random() > time:
             self.budget -= 1
 

@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import math
 from datetime import date, datetime, timezone
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -164,15 +165,23 @@ def test_clock_strictly_increases_and_never_leaves_its_day():
     assert datetime.fromtimestamp(start / 1000, timezone.utc) == datetime(2026, 1, 8,
                                                                          tzinfo=timezone.utc)
     clock = Clock(CalendarConfig(track_seconds=200, step_seconds=5), start)
-    assert clock.begin(start + 1000) == start + 1000
-    clock.advance(1.0)
-    assert clock.stamp() == start + 1000 + 205_000
+    session = SimpleNamespace(tracks=0, failed_steps=0, session_time=0.0)
+    assert clock.begin(1.0) == start + 3_600_000
+    # the first request: after the first track, listened fully
+    assert clock.stamp(session) == start + 3_600_000 + 205_000
+    session.tracks, session.failed_steps, session.session_time = 3, 1, 1.5
+    assert clock.stamp(session) == start + 3_600_000 + 5 * 5_000 + 2.5 * 200_000
+    clock.close(session)
+    assert clock.begin(0.5) == start + 3_600_000 + 525_000 + 1  # after the previous session
     stamps = []
     for _ in range(3):  # three sessions of 5,000 full tracks each: far past the day's end
-        clock.begin(start + 3_600_000)
+        clock.begin(20.0)
+        session = SimpleNamespace(tracks=0, failed_steps=0, session_time=0.0)
         for _ in range(5000):
-            clock.advance(1.0)
-            stamps.append(clock.stamp())
+            stamps.append(clock.stamp(session))
+            session.tracks += 1
+            session.session_time += 1.0
+        clock.close(session)
     assert all(b > a for a, b in zip(stamps, stamps[1:]))
     assert stamps[-1] < start + DAY_MS
 
@@ -181,21 +190,27 @@ def test_listener_comes_back_more_when_happy_and_leaves_after_bad_days():
     config = ReturnsConfig(reference_spread=0.0, reference_session_time=3.0, smoothing=0.5,
                            sensitivity=1.0, leave_threshold=-0.5, leave_after_days=2,
                            max_sessions_per_day=50)
-    happy, sad = (Listener(config, np.random.default_rng(1)) for _ in range(2))
+    happy, sad = Listener(config, 0.0), Listener(config, 0.0)
+    uniforms = np.random.default_rng(1).random(4000).tolist()
     for _ in range(4):
         happy.after_session(30.0)
         sad.after_session(0.0)
     # mood moves halfway to log((1 + t) / (1 + 3)) per session
     assert happy.mood == pytest.approx(math.log(31 / 4) * (1 - 0.5 ** 4))
     assert sad.mood == pytest.approx(math.log(1 / 4) * (1 - 0.5 ** 4))
-    assert np.mean([happy.sessions_today(1.0) for _ in range(2000)]) == pytest.approx(
-        math.exp(happy.mood), rel=0.1)
-    assert np.mean([sad.sessions_today(1.0) for _ in range(2000)]) == pytest.approx(
+    # sessions a day: Poisson with mean exp(sensitivity * mood), by inverting the CDF
+    happy_days = [happy.sessions_today(1.0, u) for u in uniforms]
+    assert np.mean(happy_days) == pytest.approx(math.exp(happy.mood), rel=0.05)
+    assert np.var(happy_days) == pytest.approx(math.exp(happy.mood), rel=0.1)
+    assert np.mean([sad.sessions_today(1.0, u) for u in uniforms]) == pytest.approx(
         math.exp(sad.mood), rel=0.1)
+    assert happy.sessions_today(1.0, 0.0) == 0
+    capped = Listener(config.model_copy(update={"max_sessions_per_day": 3}), 0.0)
+    assert capped.sessions_today(10.0, 0.99) == 3  # Poisson(10) is capped
     assert not happy.end_of_day() and not happy.end_of_day()
     assert not sad.end_of_day()       # one bad day
     assert sad.end_of_day()           # two in a row: gone
-    assert sad.gone and sad.sessions_today(1.0) == 0 and not sad.end_of_day()
+    assert sad.gone and sad.sessions_today(1.0, 0.99) == 0 and not sad.end_of_day()
 
 
 def test_trending_boosts_start_per_genre_and_decay():
