@@ -4,6 +4,9 @@
     POST /last/{user}  {"track": int, "time": float} -> {"user": int}
     GET  /             alive
 
+In multi-day runs every /next and /last also carries `X-Simulated-Time: <ms since the epoch>`,
+the simulated time of the request (sim/calendar.py); the service logs the event with it.
+
 Speed matters here: the simulator shares the machine with the service, so every microsecond
 of client CPU is taken from the service. The client writes each request with one `sendall`
 on a TCP_NODELAY socket (no Nagle stall: the course simulator lost 44 ms per request to it)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import subprocess
+import sys
 from datetime import date, datetime, timezone
 from types import SimpleNamespace
 
@@ -25,7 +27,7 @@ from sim.returns import Listener
 from sim.trending import trending_boosts
 from sim.user import UserModel
 from sim.world import load_world
-from test_sim_support import read_sessions, run_module, write_config
+from test_sim_support import REPO, read_sessions, run_module, write_config
 from test_sim_user import tiny_world
 
 # sha256 of `sim.run --output` on the small world (tests/test_sim_support.py, world seed 5),
@@ -245,3 +247,15 @@ def test_long_term_config_is_validated(tmp_path):
     path.write_text(yaml.safe_dump(config))
     with pytest.raises(ConfigError, match="returns.enabeld"):
         load_config(path)
+
+
+def test_the_benchmark_refuses_a_world_of_another_seed(small):
+    # it once regenerated an existing world in place when --seed differed, silently
+    manifest = (small / "world" / "world.json").read_bytes()
+    result = subprocess.run(
+        [sys.executable, "benchmarks/bench_sim.py", "--config", str(write_config(small)),
+         "--world", str(small / "world"), "--seed", "42"],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "holds a world with seed 5, not the world of seed 42" in result.stderr
+    assert (small / "world" / "world.json").read_bytes() == manifest
