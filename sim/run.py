@@ -2,7 +2,7 @@
 
     python -m sim.run --episodes 5000 --recommender remote --config conf/sim.yml --seed 42 \
         [--world data/world] [--url http://127.0.0.1:5001] [--processes N] [--output FILE] \
-        [--days N] [--start-date YYYY-MM-DD]
+        [--days N] [--start-date YYYY-MM-DD] [--returns] [--trending]
 
 Episode i belongs to a user drawn uniformly from the seed. Users are partitioned across
 worker processes (user % N), so one user never has two sessions open at once, and every
@@ -307,6 +307,18 @@ def days_table(results: list[dict], stats: RunStats, days: int, n_users: int) ->
     return table
 
 
+def with_flags(config: SimConfig, args: argparse.Namespace) -> SimConfig:
+    """The config with the long-term command-line flags that were given applied."""
+    sections = {"calendar": {"start_date": args.start_date}, "returns": {"enabled": args.returns},
+                "trending": {"enabled": args.trending}}
+    for section, values in sections.items():
+        values = {key: value for key, value in values.items() if value is not None}
+        if values:
+            config = config.model_copy(update={section: getattr(config, section).model_copy(
+                update=values)})
+    return config
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m sim.run",
@@ -330,6 +342,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "--episodes is then sessions per day (expected, with returns)")
     parser.add_argument("--start-date", type=date.fromisoformat,
                         help="first simulated day, YYYY-MM-DD UTC (default: calendar.start_date)")
+    parser.add_argument("--returns", action=argparse.BooleanOptionalAction,
+                        help="users come back more after good sessions and leave after bad "
+                             "ones (default: returns.enabled in the config)")
+    parser.add_argument("--trending", action=argparse.BooleanOptionalAction,
+                        help="trending tracks (default: trending.enabled in the config)")
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error(f"--episodes must be at least 1, got {args.episodes}")
@@ -353,9 +370,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                               file=sys.stderr))
         world = load_world(world_dir)
         url = args.url or config.run.url
-        if args.start_date is not None:
-            config = config.model_copy(update={"calendar": config.calendar.model_copy(
-                update={"start_date": args.start_date})})
+        config = with_flags(config, args)
         calendar = long_term(config, args.days)
         if calendar and config.returns.enabled:
             rate = args.episodes / world.n_users

@@ -145,19 +145,27 @@ def test_same_seed_same_days_with_any_number_of_processes(small):
         assert 0 <= row["start"] - first - row["day"] * DAY_MS < DAY_MS
 
 
-def test_start_date_moves_every_session(small):
-    config = config_with(small, "start.yml", returns={"enabled": True})
+def test_command_line_switches_override_the_config(small):
+    # --returns on a config with returns off is the config with returns on; --start-date
+    # moves every session by whole days
+    on = config_with(small, "start.yml", returns={"enabled": True})
+    off = str(write_config(small, name="start-off.yml"))
     args = ("--recommender", "dummy", "--episodes", "100", "--days", "2", "--seed", "2")
-    _, default, _ = simulate(small, config, "start-default", *args)
-    _, moved, _ = simulate(small, config, "start-moved", *args, "--start-date", "2026-03-01")
+    by_config, default, _ = simulate(small, on, "start-config", *args)
+    by_flag, _, _ = simulate(small, off, "start-flag", *args, "--returns")
+    assert by_config == by_flag
+    not_by_flag, _, _ = simulate(small, on, "start-no", *args, "--no-returns")
+    returns_off, _, _ = simulate(small, off, "start-off", *args)
+    assert not_by_flag == returns_off != by_config
+    _, moved, _ = simulate(small, on, "start-moved", *args, "--start-date", "2026-03-01")
     shift = day_start_ms(date(2026, 3, 1), 0) - day_start_ms(date(2026, 1, 5), 0)
     assert [r["start"] + shift for r in default] == [r["start"] for r in moved]
 
 
 def test_too_many_sessions_per_user_is_refused(small):
-    config = config_with(small, "too-many.yml", returns={"enabled": True})
-    result = run_module("sim.run", "--config", config, "--world", str(small / "world"),
-                        "--recommender", "dummy", "--episodes", "5000", "--days", "2")
+    result = run_module("sim.run", "--config", str(write_config(small, name="too-many.yml")),
+                        "--world", str(small / "world"), "--recommender", "dummy",
+                        "--episodes", "5000", "--days", "2", "--returns")
     assert result.returncode == 2
     assert "returns.max_sessions_per_day" in result.stderr
 
