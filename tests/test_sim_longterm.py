@@ -115,7 +115,7 @@ def test_returns_keep_the_users_of_a_better_recommender(small):
     assert z > 4, (dummy_gone, oracle_gone, z)
 
 
-def test_day_one_of_returns_and_the_first_day_of_a_plain_run_share_their_users(small):
+def test_day_zero_of_a_multi_day_run_plays_the_one_day_runs_users(small):
     # returns off, several days: day 0 plays exactly the users a one-day run draws
     config = str(write_config(small, name="days.yml"))
     _, one_day, _ = simulate(small, config, "one-day", "--recommender", "dummy",
