@@ -34,6 +34,19 @@ from service.validation import MAX_BODY_BYTES, parse_id, parse_listen
 log = logging.getLogger("service")
 
 
+# A simulator playing several days sends each request's simulated time (ms since the epoch) in
+# this header; the event is stamped with it instead of the service's clock (sim/calendar.py).
+SIMULATED_TIME = b"x-simulated-time"
+
+
+def event_timestamp(request: Request) -> int:
+    """The event's timestamp in ms: the simulated time when the request carries one, else now."""
+    simulated = request.header(SIMULATED_TIME)
+    if simulated is None:
+        return time.time_ns() // 1_000_000
+    return parse_id(simulated.decode("latin-1"), "the X-Simulated-Time header (ms since the epoch)")
+
+
 class Service:
     """The service's state: store, event log, and the Serving snapshot a reload replaces."""
 
@@ -107,7 +120,7 @@ def create_app(config: ServiceConfig, reload_config: Callable[[], ServiceConfig]
         recommender, arms = serving.split.assign(user)
         recommendation = recommender.recommend(Listen(user, track_id, listened_time, history))
         body = orjson.dumps({"user": user, "track": recommendation})
-        service.events.append("next", time.time_ns() // 1_000_000, user, track_id, listened_time,
+        service.events.append("next", event_timestamp(request), user, track_id, listened_time,
                               perf_counter() - started, recommendation, arms, len(history) - 1)
         return body
 
@@ -116,7 +129,7 @@ def create_app(config: ServiceConfig, reload_config: Callable[[], ServiceConfig]
         await service.store.sessions.end(user)
         _, arms = serving.split.assign(user)
         body = orjson.dumps({"user": user})
-        service.events.append("last", time.time_ns() // 1_000_000, user, track_id, listened_time,
+        service.events.append("last", event_timestamp(request), user, track_id, listened_time,
                               perf_counter() - started, None, arms)
         return body
 
