@@ -3,7 +3,8 @@
 Experiment = the plan's name, run name = the run folder's name. Params: plan, scale, seeds, git
 commit, every day's arms with their recommenders, weights and params. Metrics: each treatment's
 `<arm>.<metric>.effect|lower|upper|p_adjusted` (a non-bootstrap method adds `.<method>` after
-the metric), the tables' offline checks, each step's seconds. Artifacts: the report, the
+the metric) and `<arm>.primary.*` (the primary metric by the method that decides), the
+tables' offline checks, each step's seconds. Artifacts: the report, the
 manifest and the tables' checksums.
 
 The store is MLFLOW_TRACKING_URI when set (a team's server), else a local SQLite store in the
@@ -48,8 +49,12 @@ def plan_params(plan_name: str, plan: Plan, scale: str, seed: int, commit: str) 
 
 
 def result_metrics(results: dict) -> dict[str, float]:
-    """`<arm>.<metric>[.<method>].<field>` of every row of an A/B results.json."""
-    metrics = {}
+    """`<arm>.<metric>[.<method>].<field>` of every row of an A/B results.json, and the
+    headline `<arm>.primary.<field>`: the primary metric by the method that decides."""
+    metrics = {f"{arm}.primary.{field}": float(value)
+               for arm, decision in results.get("decision", {}).get("treatments", {}).items()
+               for field, value in decision.items()
+               if field in RESULT_FIELDS and isinstance(value, (int, float))}
     for row in results.get("results", []):
         method = row.get("method")
         key = f"{row['treatment']}.{row['metric']}" + (f".{method}" if method not in (None, "bootstrap") else "")
@@ -71,10 +76,14 @@ def step_metrics(manifest: dict) -> dict[str, float]:
 
 
 def offline_metrics(manifest: dict) -> dict[str, float]:
-    """hit@k, NDCG@k and MSE of every table, as the jobs reported them (manifest "offline")."""
-    return {f"offline.{table}.{name}": value
-            for table, checks in manifest.get("offline", {}).items()
-            for name, value in checks.items() if isinstance(value, (int, float))}
+    """hit@k, NDCG@k and MSE of every table as the jobs reported them (manifest "offline"),
+    flattened: `offline.<day>.<job>.offline.<table>.hit_rate`, `offline.day1.nn.mse.model`..."""
+    def flatten(prefix: str, value) -> dict[str, float]:
+        if isinstance(value, dict):
+            return {k: v for key, item in value.items() for k, v in flatten(f"{prefix}.{key}", item).items()}
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return {prefix.replace("@", "_"): float(value)} if ok else {}
+    return flatten("offline", manifest.get("offline", {}))
 
 
 def record_run(runs_dir: Path, plan_name: str, run_folder: Path, params: dict[str, str],
@@ -114,17 +123,17 @@ def leaderboard(runs_dir: Path, plan_name: str | None) -> list[dict]:
     rows = []
     for run in client.search_runs(ids, order_by=["attributes.start_time DESC"]):
         params, metrics = run.data.params, run.data.metrics
-        primary = params.get("primary_metric", "mean_session_time")
         arms = {}
         for key, value in metrics.items():
             arm, _, rest = key.partition(".")
-            if rest == f"{primary}.effect":
-                arms[arm] = (value, metrics.get(f"{arm}.{primary}.lower"),
-                             metrics.get(f"{arm}.{primary}.upper"),
-                             metrics.get(f"{arm}.{primary}.p_adjusted"))
+            if rest == "primary.effect":
+                arms[arm] = (value, metrics.get(f"{arm}.primary.lower"),
+                             metrics.get(f"{arm}.primary.upper"),
+                             metrics.get(f"{arm}.primary.p_adjusted"))
         rows.append({"run": run.info.run_name, "plan": params.get("plan"),
                      "scale": params.get("scale"), "seed": params.get("seed"),
-                     "status": run.info.status, "primary": primary, "arms": dict(sorted(arms.items()))})
+                     "status": run.info.status, "primary": params.get("primary_metric", "?"),
+                     "arms": dict(sorted(arms.items()))})
     return rows
 
 

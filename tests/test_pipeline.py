@@ -107,7 +107,13 @@ def test_every_run_is_an_mlflow_run_and_compare_lists_both(seed_runs):
                and r.get("method", "bootstrap") == "bootstrap")
     assert metrics["T1.mean_session_time.effect"] == pytest.approx(row["effect"])
     assert {"T1.mean_session_time.lower", "T1.mean_session_time.upper",
-            "T1.mean_session_time.p_adjusted", "seconds.day0", "seconds.ab"} <= set(metrics)
+            "T1.mean_session_time.p_adjusted", "T1.primary.effect", "seconds.day0",
+            "seconds.ab"} <= set(metrics)
+    decision = results["decision"]["treatments"]["T1"]
+    assert metrics["T1.primary.lower"] == pytest.approx(decision["lower"])
+    # The tables' offline checks, as the jobs reported them.
+    assert any(k.startswith("offline.day1.nn.offline.") and k.endswith(".ndcg") for k in metrics)
+    assert any(k.startswith("offline.day1.nn.mse.") for k in metrics)
     artifacts = {a.path for a in client.list_artifacts(recorded.info.run_id)}
     assert {"manifest.json", "tables.sha256", "report"} <= artifacts
     report = {a.path for a in client.list_artifacts(recorded.info.run_id, "report")}
