@@ -17,6 +17,7 @@ import time
 from collections import defaultdict
 from datetime import date, datetime, timezone
 
+import httpx
 import orjson
 import pytest
 import yaml
@@ -151,6 +152,10 @@ def test_a_one_day_run_leaves_the_time_to_the_service(world):
                             "--seed", "4")
         assert result.returncode == 0, result.stderr
         after = time.time_ns() // 1_000_000
+        # a simulated time that is not a millisecond count is refused, and not logged
+        bad = httpx.post(f"{url}/next/1", json={"track": 0, "time": 1.0},
+                         headers={"X-Simulated-Time": "yesterday"})
+        assert bad.status_code == 422 and "X-Simulated-Time" in bad.json()["detail"]
     finally:
         stop(process)
     events = events_of(log)
