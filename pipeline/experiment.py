@@ -154,6 +154,8 @@ class Experiment:
     def serve_and_simulate(self, day: DayPlan, seed: int, timings: dict) -> Path:
         """Serve the day's config, let the simulator play its sessions, stop the service."""
         logs = self.folder("logs", day.name, "events")
+        long_term = ([f"--days={day.sim_days}"] if day.sim_days > 1 else []) \
+            + (["--returns"] if day.returns else []) + (["--trending"] if day.trending else [])
         self.last_service_config = self.service_config(day)
         self.stack.start_service(self.stack_config, self.last_service_config, logs)
         try:
@@ -162,7 +164,8 @@ class Experiment:
                 "--recommender", "remote", "--url", self.stack.service_url, "--config", "conf/sim.yml",
                 "--seed", str(seed), "--world", str(self.world),
                 "--processes", str(self.plan.scales[self.scale].processes),
-                "--output", str(self.folder("sim") / f"{day.name}.jsonl")], timings, show=True)
+                "--output", str(self.folder("sim") / f"{day.name}.jsonl"), *long_term], timings,
+                show=True)
         finally:
             self.stack.stop_service()  # SIGTERM: the event log is flushed before the upload
         return logs

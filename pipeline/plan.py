@@ -63,6 +63,11 @@ class DayPlan(Strict):
     arms: list[ArmPlan] = Field(min_length=1)
     control: str | None = None    # set on an A/B day: the arm the others are compared with
     jobs: list[JobPlan] = []
+    # The simulator's long term (sim/README.md, "Days and returns"): this step may span several
+    # simulated calendar days, with listeners who come back or leave, and trending tracks.
+    sim_days: int = Field(1, ge=1)
+    returns: bool = False
+    trending: bool = False
 
     @model_validator(mode="after")
     def _arms(self) -> "DayPlan":

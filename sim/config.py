@@ -4,19 +4,13 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
+
+from settings import ConfigError, load
+from settings import Strict as _Strict
 
 DEFAULT_CONFIG = Path("conf/sim.yml")
-
-
-class ConfigError(ValueError):
-    """conf/sim.yml is missing, unreadable or has a bad key; the message says which and why."""
-
-
-class _Strict(BaseModel):
-    # Unknown keys are typos: refuse them instead of silently using a default.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+__all__ = ["ConfigError", "SimConfig", "load_config"]
 
 
 class Spread(_Strict):
@@ -112,20 +106,4 @@ class SimConfig(_Strict):
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG) -> SimConfig:
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise ConfigError(f"cannot read simulator config {path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path} must be a mapping with keys world, users, run")
-    try:
-        return SimConfig.model_validate(raw)
-    except ValidationError as error:
-        problems = []
-        for item in error.errors():
-            key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-            problems.append(f"{key}: {item['msg']}")
-        raise ConfigError(f"{path}: bad key {'; '.join(problems)}") from None
+    return load(path, SimConfig)
