@@ -63,25 +63,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def spark_session():
-    """The active session (tests, notebooks) or the jobs' session from conf/spark.yml
-    (spark-submit's --master and --conf win over it)."""
+    """The active session (tests, notebooks) or the jobs' session: conf/spark.yml fills in what
+    spark-submit's --master and --conf left unset (jobs/common.py)."""
     from pyspark.sql import SparkSession
 
-    from jobs.common import SPARK_CONF, load_yaml
     from jobs.common import spark_session as jobs_spark_session
 
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active
-    spark = jobs_spark_session("ab-test")
-    # Under spark-submit the session ignores conf/spark.yml; its SQL settings (e.g. a few
-    # shuffle partitions instead of 200 for a day of logs) can still be set at run time,
-    # unless spark-submit's --conf set them.
-    submitted = spark.sparkContext.getConf()
-    for key, value in (load_yaml(SPARK_CONF).get("conf") or {}).items():
-        if key.startswith("spark.sql.") and not submitted.contains(key):
-            spark.conf.set(key, str(value))
-    return spark
+    return SparkSession.getActiveSession() or jobs_spark_session("ab-test")
 
 
 def _iso(ms: int | None) -> str | None:

@@ -16,6 +16,9 @@ import sys
 import pytest
 
 STACK_FIXTURES = {"stack_env", "spark"}
+# Modules whose tests start Spark or a stack of their own, without the fixtures above.
+JVM_MODULES = {"test_analysis_job", "test_jobs", "test_jobs_cluster", "test_jobs_synth",
+               "test_sim_service_days", "test_stack", "test_lifetime", "test_pipeline"}
 
 
 def pytest_configure(config):
@@ -25,7 +28,7 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        if STACK_FIXTURES & set(item.fixturenames):
+        if STACK_FIXTURES & set(item.fixturenames) or item.module.__name__ in JVM_MODULES:
             item.add_marker(pytest.mark.slow)
 
 

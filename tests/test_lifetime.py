@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # each case starts a stack of its own
 REPO = Path(__file__).resolve().parent.parent
 
 

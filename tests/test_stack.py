@@ -5,10 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
-pytestmark = pytest.mark.slow  # starts JVMs of its own
 REPO = Path(__file__).resolve().parent.parent
 
 
