@@ -183,7 +183,11 @@ class Experiment:
         """The job's plan arguments with their placeholders filled in."""
         def fill(match) -> str:
             name, other_day = match.groups()
-            return str(self.seed) if name == "seed" else self.day_uri(other_day or day.name, name)
+            if name == "seed":
+                return str(self.seed)
+            if name == "catalog":
+                return str(self.world / "tracks.jsonl")
+            return self.day_uri(other_day or day.name, name)
         return [PLACEHOLDER.sub(fill, arg) for arg in job.args]
 
     def fetch_tables(self, day: DayPlan, timings: dict) -> None:

@@ -26,7 +26,7 @@ PLANS = CONF / "plans"
 # Placeholders a job's arguments may use; the pipeline fills them in (pipeline/experiment.py).
 PLACEHOLDER = re.compile(r"\{(\w+)(?::(\w+))?\}")
 DAY_PATHS = ("events", "aggregates", "sessions", "tables")
-PLACEHOLDERS = (*DAY_PATHS, "seed")
+PLACEHOLDERS = (*DAY_PATHS, "seed", "catalog")   # catalog: the world's public tracks.jsonl
 
 
 class Scale(Strict):
