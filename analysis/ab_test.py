@@ -87,10 +87,9 @@ def job_settings(config: AnalysisConfig, present: set[str], covariates: bool) ->
     multi-day logs, CUPED covariates only with pre-period logs."""
     base = config.settings
     metrics = {m: d for m, d in base.metrics.items() if m in present}
-    missing = [m for m in [config.roles.primary] if m not in metrics
-               and m not in base.quantiles]
-    if missing:
-        raise AnalysisError(f"primary metric {missing[0]!r} cannot be computed from these logs "
+    primary = config.roles.primary
+    if primary not in metrics and primary not in base.quantiles:
+        raise AnalysisError(f"primary metric {primary!r} cannot be computed from these logs "
                             f"({', '.join(RETENTION_METRICS)} need logs spanning 2 or more "
                             f"UTC days); pass --primary with another metric")
     return dataclasses.replace(

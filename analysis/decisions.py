@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from statistics import NormalDist
 
 import numpy as np
-from scipy import stats
 
 from analysis.effects import Estimate
 
@@ -97,7 +97,7 @@ def decide(rows: list[Estimate], roles, directions: dict[str, str], family_alpha
     for members in families.values():
         adjusted[members] = holm([rows[i].p for i in members])
         size[members] = len(members)
-    z_power = stats.norm.ppf(power)
+    z_power = NormalDist().inv_cdf(power)
     decided = []
     for i, r in enumerate(rows):
         role, direction = roles.role(r.metric), directions[r.metric]
@@ -108,7 +108,7 @@ def decide(rows: list[Estimate], roles, directions: dict[str, str], family_alpha
             verdict = "better" if (r.effect > 0) == (direction == "higher") else "worse"
         else:
             verdict = "no difference"
-        mde = (stats.norm.ppf(1 - family_alpha / (2 * size[i])) + z_power) * r.se
+        mde = (NormalDist().inv_cdf(1 - family_alpha / (2 * size[i])) + z_power) * r.se
         decided.append(ResultRow(
             treatment=r.treatment, metric=r.metric, role=role, method=r.method,
             estimand=r.estimand, direction=direction, control=r.control_value,

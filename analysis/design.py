@@ -22,8 +22,7 @@ import argparse
 import math
 import sys
 from dataclasses import dataclass
-
-from scipy import stats
+from statistics import NormalDist
 
 from analysis.errors import AnalysisError
 
@@ -42,7 +41,7 @@ class Population:
 
 
 def _z(alpha: float, arms: int) -> float:
-    return stats.norm.ppf(1 - alpha / (2 * max(arms - 1, 1)))
+    return NormalDist().inv_cdf(1 - alpha / (2 * max(arms - 1, 1)))
 
 
 def relative_se(pop: Population, users: float, effect: float = 0.0) -> float:
@@ -52,13 +51,13 @@ def relative_se(pop: Population, users: float, effect: float = 0.0) -> float:
 def power_at(pop: Population, users: float, effect: float, alpha: float = 0.05,
              arms: int = 2) -> float:
     """Chance that a true relative effect `effect` is detected with `users` per arm."""
-    return float(stats.norm.cdf(abs(effect) / relative_se(pop, users, effect) - _z(alpha, arms)))
+    return float(NormalDist().cdf(abs(effect) / relative_se(pop, users, effect) - _z(alpha, arms)))
 
 
 def users_needed(pop: Population, mde: float, alpha: float = 0.05, power: float = 0.8,
                  arms: int = 2) -> int:
     """Users per arm for `power` at a true relative effect `mde`."""
-    z = _z(alpha, arms) + stats.norm.ppf(power)
+    z = _z(alpha, arms) + NormalDist().inv_cdf(power)
     return math.ceil((z * pop.adjusted_sd / (mde * pop.mean)) ** 2 * (1 + (1 + mde) ** 2))
 
 
@@ -66,7 +65,7 @@ def mde_at(pop: Population, users: float, alpha: float = 0.05, power: float = 0.
            arms: int = 2) -> float:
     """The smallest relative effect detected with `power` at `users` per arm (a fixed point:
     the treatment's spread grows with the effect)."""
-    z = _z(alpha, arms) + stats.norm.ppf(power)
+    z = _z(alpha, arms) + NormalDist().inv_cdf(power)
     effect = 0.0
     for _ in range(50):
         effect = z * relative_se(pop, users, effect)

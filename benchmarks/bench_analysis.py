@@ -82,6 +82,11 @@ def wall_run(events: str, replicates: int, out: Path) -> float:
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO)
     wall = time.perf_counter() - started
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "spark-submit.log").write_text(result.stdout + result.stderr)
+    steps = [line.strip() for line in (result.stdout + result.stderr).splitlines()
+             if "per-user table built" in line or "bootstrap done" in line]
+    print("  job's own steps: " + "; ".join(steps), flush=True)
     if result.returncode != 0:
         raise SystemExit(f"spark-submit failed ({result.returncode}):\n{result.stdout[-3000:]}"
                          f"\n{result.stderr[-3000:]}")
