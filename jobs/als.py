@@ -6,7 +6,7 @@ row u is a ridge regression on its n_u ratings: p_u = (G^T G + reg n_u I)^-1 G^T
 rank matrix of the other side's vectors. Spark solves the rank x rank system (rank^3 per row);
 when n_u < rank the identical solution is p_u = G^T (G G^T + reg n_u I)^-1 y, an n_u x n_u
 system. Logged sessions give a context a few dozen ratings, so at rank 200 this dual form is
-what makes the NN affordable (measured in benchmarks/bench_jobs.py). Rows with more ratings than
+what makes the NN affordable (measured: jobs/README.md, "Solver choice"). Rows with more ratings than
 the rank use the primal form.
 """
 from __future__ import annotations

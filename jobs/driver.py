@@ -5,11 +5,11 @@
 
 After `--` come the job invocations, separated by a lone `;` argument (quote it in a shell):
 a job name, then exactly the flags that job takes on its own command line. The jobs run in the
-order given; the first that fails stops the run and is named in the error (exit status: the
-job's, 2 for bad input; 2 as well for an unknown job or an empty invocation, checked before
-Spark starts). Each job's start, end and seconds are logged; `--timings FILE` receives them as
-JSON, also when a job failed: {"startup": s, "jobs": [{"job", "args", "seconds", "exit"}, ...],
-"total": s}.
+order given; the first that fails stops the run and is named in the error. Exit status: the
+failed job's (2 for bad input), 1 for a job that crashed (after its traceback), 2 for an
+unknown job or an empty invocation (checked before Spark starts). Each job's start, end and
+seconds are logged; `--timings FILE` receives them as JSON, also when a job failed:
+{"startup": s, "jobs": [{"job", "args", "seconds", "exit"}, ...], "total": s}.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import importlib.util
 import json
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from jobs import common
@@ -74,6 +75,9 @@ def run_jobs(spark, invocations: list[tuple[str, list[str]]], timings: dict) -> 
                 code = module.main(args, spark=spark)
         except SystemExit as e:   # argparse's exit on a bad flag (it printed the usage)
             code = e.code if isinstance(e.code, int) else 2
+        except Exception:   # a crash (bug, Spark error): its traceback, then the job's name below
+            traceback.print_exc()
+            code = 1
         seconds = time.perf_counter() - started
         timings["jobs"].append({"job": job, "args": args, "seconds": round(seconds, 2), "exit": code,
                                 "summary": summary})

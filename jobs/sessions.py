@@ -100,13 +100,16 @@ def parse_valid(checked: DataFrame) -> DataFrame:
 def read_checked(lines: DataFrame) -> tuple[DataFrame, DataFrame]:
     """Lines -> (natively valid lines as typed events, the other lines with `error` from
     `validation_error`: null for a line that is valid after all)."""
-    parsed = lines.select("file", "value", F.from_json("value", check_schema(), _READ_OPTIONS).alias("e"))
-    ok = natively_valid(F.col("value"), F.col("e"))
+    value = F.col("value")
+    # [the parsed line] if accepted natively, else []: the lambda parses each line once (a
+    # filter on the parsed columns would repeat from_json for every check).
+    accepted = F.filter(F.array(F.from_json(value, check_schema(), _READ_OPTIONS)),
+                        lambda e: natively_valid(value, e))
     experiments = spark_schema()["experiments"].dataType
-    events = parsed.where(ok).select(*[
+    events = lines.select(F.explode(accepted).alias("e")).select(*[
         F.from_json(F.col("e.experiments"), experiments).alias(f.name) if f.name == "experiments"
         else F.col(f"e.{f.name}").alias(f.name) for f in spark_schema().fields])
-    return events, check_lines(parsed.where(~ok).select("file", "value"))
+    return events, check_lines(lines.where(F.size(accepted) == 0).select("file", "value"))
 
 
 def sessionize(events: DataFrame) -> DataFrame:
