@@ -8,7 +8,8 @@ tables' offline checks, each step's seconds. Artifacts: the report, the
 manifest and the tables' checksums.
 
 The store is MLFLOW_TRACKING_URI when set (a team's server), else a local SQLite store in the
-runs folder: browse it with `mlflow ui --backend-store-uri sqlite:///runs/mlflow.db`.
+runs folder (artifacts in runs/mlartifacts/): browse it with
+`mlflow ui --backend-store-uri sqlite:///runs/mlflow.db`.
 """
 from __future__ import annotations
 
@@ -91,6 +92,9 @@ def record_run(runs_dir: Path, plan_name: str, run_folder: Path, params: dict[st
     """Log one finished (or failed) pipeline run from its folder; returns the MLflow run id."""
     mlflow = _mlflow(runs_dir)
     manifest = json.loads((run_folder / "manifest.json").read_text())
+    if mlflow.get_experiment_by_name(plan_name) is None and "MLFLOW_TRACKING_URI" not in os.environ:
+        # The local store keeps its artifacts beside its database, not in the current folder.
+        mlflow.create_experiment(plan_name, (runs_dir.resolve() / "mlartifacts" / plan_name).as_uri())
     mlflow.set_experiment(plan_name)
     with mlflow.start_run(run_name=run_folder.name) as run:
         mlflow.log_params(params)

@@ -135,6 +135,8 @@ def test_every_run_is_an_mlflow_run_and_compare_lists_both(seed_runs):
     # The tables' offline checks, as the jobs reported them.
     assert any(k.startswith("offline.day1.nn.offline.") and k.endswith(".ndcg") for k in metrics)
     assert any(k.startswith("offline.day1.nn.mse.") for k in metrics)
+    assert experiment.artifact_location.startswith((runs_dir / "mlartifacts").as_uri())
+    assert not (REPO / "mlruns").exists()  # nothing written into the checkout
     artifacts = {a.path for a in client.list_artifacts(recorded.info.run_id)}
     assert {"manifest.json", "tables.sha256", "report"} <= artifacts
     report = {a.path for a in client.list_artifacts(recorded.info.run_id, "report")}
