@@ -82,9 +82,10 @@ def events_on_hdfs(out: Path, events: int, seed: int) -> tuple[str, int]:
 def submits(args) -> None:
     home, client, user = stack()
     events, lines = events_on_hdfs(args.out, args.events[0], args.seed)
-    print(f"\n{lines:,} events; old way: four spark-submits ({args.old_code})", flush=True)
+    print(f"\n{lines:,} events; old way: four spark-submits ({args.old_code}); "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
     old = run_day(events, f"{home}/bench_jobs/old", ["--dim", "200"], args.old_code.resolve(), driver=False)
-    print("new way: one spark-submit of jobs/driver.py", flush=True)
+    print(f"new way: one spark-submit of jobs/driver.py; load average {os.getloadavg()[0]:.1f}", flush=True)
     new = run_day(events, f"{home}/bench_jobs/new", ["--dim", "200"], REPO, driver=True)
     identical = {}
     for table in ("top_tracks.json", "tracks_nn.json", "recommendations_svd.json"):
@@ -92,10 +93,11 @@ def submits(args) -> None:
                 client.read(f"/user/{user}/bench_jobs/new/tables/{table}") as b:
             identical[table] = a.read() == b.read()
     print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    for name, seconds in old.items():
-        print(f"  old  spark-submit jobs/{name}.py{'':<14}{seconds:8.1f} s")
-    print(f"  old  four spark-submits{'':<19}{sum(old.values()):8.1f} s")
-    print(f"  new  spark-submit jobs/driver.py (4 jobs){'':<1}{new['driver']:8.1f} s")
+    rows = {f"old  spark-submit jobs/{name}.py": seconds for name, seconds in old.items()}
+    rows |= {"old  four spark-submits": sum(old.values()),
+             "new  spark-submit jobs/driver.py (4 jobs)": new["driver"]}
+    for label, seconds in rows.items():
+        print(f"  {label:<44}{seconds:8.1f} s")
     print(f"  ratio old / new: x{sum(old.values()) / new['driver']:.2f}")
     print(f"  tables byte-identical old vs new: {identical}")
 
