@@ -16,7 +16,7 @@ first; it is keyed by the artist's first catalog track and lists one track per n
   artists so far (`fresh_prior` before any);
 - the first recommendation replays the first track's artist (the closest to what the user chose);
 - never a track already played in the session; when no row gives a fresh artist, the best
-  replay, else a random track.
+  replay, else a random unplayed track.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from statistics import median
 from pydantic import Field
 
 from service.catalog import Catalog
-from service.recommenders import Listen, Recommender
+from service.recommenders import Listen
 from service.recommenders.registry import BuildContext, Params, Slot, register
 from service.stores import KeyedTable
 
@@ -41,19 +41,19 @@ class Taste:
 
     class Params(Params):
         first_weight: float = Field(1.0, ge=0, description="weight of the first track's row")
-        anchors: int = Field(6, ge=0, le=50, description="recent recommended tracks used as anchors")
+        anchors: int = Field(0, ge=0, le=50, description="recent recommended tracks used as anchors")
         rank_scale: float = Field(10.0, gt=0, description="an artist at rank r of a row weighs 1 / (1 + r / rank_scale)")
         repeat_factor: float = Field(0.8, ge=0, le=1,
                                      description="expected time of an artist's next track / its last time")
-        fresh_prior: float = Field(0.5, ge=0, le=1,
+        fresh_prior: float = Field(0.8, ge=0, le=1,
                                    description="expected time of a fresh artist before the session shows one")
 
-    def __init__(self, table: KeyedTable, catalog: Catalog, fallback: Recommender, params: "Taste.Params"):
-        self._table, self._catalog, self._fallback, self._p = table, catalog, fallback, params
+    def __init__(self, table: KeyedTable, catalog: Catalog, params: "Taste.Params", seed: int):
+        self._table, self._catalog, self._p, self._seed = table, catalog, params, seed
 
     @classmethod
     def build(cls, ctx: BuildContext) -> "Taste":
-        return cls(ctx.table("taste"), ctx.catalog, ctx.recommender("random"), ctx.params)
+        return cls(ctx.table("taste"), ctx.catalog, ctx.params, ctx.seed)
 
     def recommend(self, listen: Listen) -> int:
         p, artist_of = self._p, self._catalog.artist_of
@@ -79,14 +79,14 @@ class Taste:
                 return replay
         if fresh is not None:
             return self._unplayed_track(fresh, played)
-        return self._fallback.recommend(listen)
+        return self._random_unplayed(listen, played)
 
     def _scores(self, history, first: str | None) -> dict[str, float]:
         """Candidate artist -> summed, rank-decayed weight of the anchors' rows."""
         p, artist_of = self._p, self._catalog.artist_of
         anchors = [(first, p.first_weight)] if first is not None else []
         recommended = history[1:]
-        if recommended:
+        if recommended and p.anchors:
             baseline = median(time for _, time in recommended)
             anchors += [(artist_of.get(track), time - baseline) for track, time in recommended[-p.anchors:]
                         if time > baseline]
@@ -102,6 +102,13 @@ class Taste:
 
     def _unplayed_track(self, artist: str, played: set[int]) -> int | None:
         return next((t for t in self._catalog.tracks_by_artist[artist] if t not in played), None)
+
+    def _random_unplayed(self, listen: Listen, played: set[int]) -> int:
+        """The first unplayed catalog track from a random place (request-derived, like Random)."""
+        ids = self._catalog.track_ids
+        start = listen.pick(range(len(ids)), self._seed, "taste")
+        return next((ids[(start + i) % len(ids)] for i in range(len(ids))
+                     if ids[(start + i) % len(ids)] not in played), ids[start])
 
 
 def _first_plays(history, artist_of) -> list[bool]:
