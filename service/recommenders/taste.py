@@ -21,6 +21,7 @@ first; it is keyed by the artist's first catalog track and lists one track per n
 from __future__ import annotations
 
 from statistics import median
+from typing import Iterable
 
 from pydantic import Field
 
@@ -67,8 +68,7 @@ class Taste:
             replay = self._unplayed_track(first, played)
             if replay is not None:
                 return replay
-        scores = self._scores(history, first)
-        fresh = max((a for a in scores if a not in last_time), key=scores.get, default=None)
+        fresh = next((a for a in self._ranked(history, first) if a not in last_time), None)
         fresh_times = [time for (track, time), seen in zip(history[1:], _first_plays(history, artist_of)) if seen]
         fresh_value = sum(fresh_times) / len(fresh_times) if fresh_times else p.fresh_prior
         for artist, time in sorted(last_time.items(), key=lambda item: -item[1]):
@@ -81,8 +81,9 @@ class Taste:
             return self._unplayed_track(fresh, played)
         return self._random_unplayed(listen, played)
 
-    def _scores(self, history, first: str | None) -> dict[str, float]:
-        """Candidate artist -> summed, rank-decayed weight of the anchors' rows."""
+    def _ranked(self, history, first: str | None) -> Iterable[str]:
+        """Candidate artists, best first: the first artist's row in its order, or with anchors,
+        by summed, rank-decayed weight of the anchors' rows."""
         p, artist_of = self._p, self._catalog.artist_of
         anchors = [(first, p.first_weight)] if first is not None else []
         recommended = history[1:]
@@ -90,15 +91,17 @@ class Taste:
             baseline = median(time for _, time in recommended)
             anchors += [(artist_of.get(track), time - baseline) for track, time in recommended[-p.anchors:]
                         if time > baseline]
+        if len(anchors) == 1 and anchors[0][1] > 0:   # one row: already ranked, read it lazily
+            return (artist_of[track] for track in self._row(anchors[0][0]))
         scores: dict[str, float] = {}
         for artist, weight in anchors:
-            if artist is None or weight == 0:
-                continue
-            row = self._table.get(row_key(self._catalog, artist))
-            for rank, track in enumerate(row or ()):
+            for rank, track in enumerate(self._row(artist)):
                 neighbour = artist_of[track]
                 scores[neighbour] = scores.get(neighbour, 0.0) + weight / (1 + rank / p.rank_scale)
-        return {artist: score for artist, score in scores.items() if score > 0}
+        return sorted((a for a in scores if scores[a] > 0), key=scores.get, reverse=True)
+
+    def _row(self, artist: str | None):
+        return (self._table.get(row_key(self._catalog, artist)) if artist is not None else None) or ()
 
     def _unplayed_track(self, artist: str, played: set[int]) -> int | None:
         return next((t for t in self._catalog.tracks_by_artist[artist] if t not in played), None)
