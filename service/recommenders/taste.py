@@ -3,20 +3,22 @@ co-listening (jobs/README.md, "taste").
 
 The table holds, for each artist, the artists listened long in the same sessions, strongest
 first; it is keyed by the artist's first catalog track and lists one track per neighbour
-(`row_key`). Each request scores candidate artists by the whole session so far:
+(`row_key`). Each request looks at the whole session so far:
 
-- anchors: the session's first track (the user chose it) with weight `first_weight`, and each of
-  the last `anchors` recommended tracks with its *lift*, its time minus the session's median
-  time of recommended tracks: a track listened longer than the session's usual says "more
-  like this", a shorter one "less like this";
-- an anchor gives each artist of its row `weight / (1 + rank / rank_scale)`;
-- artist rotation against the discount a user gives an artist's next track: the best fresh
-  (unplayed) artist is compared with replaying an artist already played, valued at its last
-  time times `repeat_factor`; a fresh artist is valued at the session's mean time on fresh
-  artists so far (`fresh_prior` before any);
 - the first recommendation replays the first track's artist (the closest to what the user chose);
+- candidates: the fresh (not yet played) artists of the first track's row, in its order. With
+  `anchors` > 0 (off by default; jobs/README.md has its measured gain and cost), the rows of
+  the last `anchors` recommended tracks listened above the session's median time join, each
+  weighted by that excess, the first row by `first_weight`; an artist at rank r of a row gets
+  weight / (1 + r / rank_scale), summed over the rows;
+- artist rotation against the discount a user gives an artist's next track: replaying an
+  artist already played is valued at its last time times `repeat_factor`, a fresh artist at
+  the session's mean time on fresh artists so far (`fresh_prior` before any); the better wins;
 - never a track already played in the session; when no row gives a fresh artist, the best
   replay, else a random unplayed track.
+
+In the Redis store the row read is not the one prefetched with the session (that is the
+previous track's): it is one HGET, then served from the store's cache of recent rows.
 """
 from __future__ import annotations
 
