@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # botify's one entry point.
-#   ./run.sh [experiment options]  the whole experiment: day 0, day 1, the A/B day, the report
-#                                  (options: ./run.sh experiment --help)
+#   ./run.sh [--plan NAME] [...]   run a plan end to end (default: the seed experiment: day 0,
+#                                  day 1, the A/B day, the report; options: ./run.sh experiment --help)
+#   ./run.sh plans                 list the plans (conf/plans/) with a line each
+#   ./run.sh compare [--plan NAME] a leaderboard of recorded runs (MLflow)
 #   ./run.sh test [pytest args]    the test suite against a private HDFS + Redis on free ports
+#                                  (./run.sh test -m "not slow": the quick part, no JVM)
 #   ./run.sh up | down | status    the local stack for a person at the keyboard (HDFS, Redis, service)
 # Every command first sets itself up: .venv with the project, Hadoop jars (Maven), redis-server (apt).
 set -euo pipefail
@@ -59,14 +62,18 @@ case "$command" in
     test)
         shift
         setup
-        # The stack launcher stops HDFS and Redis when pytest ends, also on failure or Ctrl-C,
-        # and exits with pytest's status.
-        exec .venv/bin/python -m infra.stack run --ephemeral -- .venv/bin/python -m pytest "$@"
+        # The first test that needs HDFS or Redis starts them on free ports (tests/conftest.py);
+        # they stop with pytest, however it ends.
+        exec .venv/bin/python -m pytest "$@"
         ;;
     up)
         shift
         setup
         exec .venv/bin/python -m infra.stack up "$@"
+        ;;
+    plans|compare)
+        setup_venv
+        exec .venv/bin/python -m pipeline "$@"
         ;;
     down|status)
         [ -x .venv/bin/python ] || die "no .venv yet: nothing was started here"
@@ -78,7 +85,7 @@ case "$command" in
         exec .venv/bin/python -m pipeline "$@"
         ;;
     help)
-        sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
         ;;
     *)
         die "unknown command '$command' (try ./run.sh --help)"

@@ -1,29 +1,36 @@
-"""A/B analysis of an experiment from the event logs: per-user metrics, Poisson-bootstrap
-intervals computed in Spark, a sample-ratio check, and the report.
+"""A/B/n analysis of an experiment from the event logs: every treatment against the control,
+per-user metrics with Poisson-bootstrap (and CUPED, delta-method) intervals computed in Spark,
+Holm-adjusted verdicts per metric role, a sample-ratio check, and the report.
 
     spark-submit analysis/ab_test.py --events PATH --experiment NAME --control C \\
-        [--treatment T ...] --out DIR [--bootstrap B] [--seed S] [--config conf/analysis.yml]
+        [--treatments T1 T2 ...] --out DIR [--seed S] [--bootstrap B] [--primary METRIC] \\
+        [--config conf/analysis.yml] [--pre-events PATH]
 
-or `.venv/bin/python analysis/ab_test.py ...` (Spark local[*]). Writes ab_report.png,
-ab_report.md, results.json and results.csv into DIR and prints the results table.
+or `python analysis/ab_test.py ...` (Spark local[*]), or `main(argv, spark)` inside a running
+SparkSession. Writes ab_report.png, ab_report.md, results.json and results.csv into DIR and
+prints the results table.
 Exit status: 0 on success, 2 on bad input or configuration (the message says what to do).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
 
 from rich.console import Console
 
-from analysis.compare import compare_spark
+from analysis.compare import Settings, compare_spark
 from analysis.config import DEFAULT_CONFIG, AnalysisConfig, load_config
+from analysis.decisions import ResultRow, decide
 from analysis.effects import sample_ratio_check
 from analysis.errors import AnalysisError
 from analysis.report import SESSION_TIME_VIEW, print_table, write_outputs
-from analysis.user_metrics import (CONFLICT, INVALID, OUTSIDE, check_arms, metric_table,
-                                   per_user, read_events, summarize)
+from analysis.user_metrics import (CONFLICT, INVALID, METRICS, OUTSIDE, RATIOS,
+                                   RETENTION_METRICS, Period, check_arms, metric_table,
+                                   per_user, pre_period, read_events, summarize,
+                                   with_covariates)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -35,20 +42,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "or a local path); folders are read recursively")
     parser.add_argument("--experiment", required=True, help="experiment name in `experiments`")
     parser.add_argument("--control", required=True, help="control arm name")
-    parser.add_argument("--treatment", action="append", dest="treatments", metavar="T",
-                        help="treatment arm (repeat for several); default: every other arm")
+    parser.add_argument("--treatments", nargs="+", metavar="T", default=[],
+                        help="treatment arms; default: every other arm in the logs")
+    parser.add_argument("--treatment", action="append", dest="treatment", metavar="T",
+                        default=[], help="one treatment arm (repeatable; adds to --treatments)")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--bootstrap", type=int, metavar="B",
                         help="bootstrap replicates (default: bootstrap.replicates in config)")
     parser.add_argument("--seed", type=int, help="seed (default: bootstrap.seed in config)")
+    parser.add_argument("--primary", metavar="METRIC",
+                        help="primary metric (default: roles.primary in config); the configured "
+                             "primary becomes a secondary")
     parser.add_argument("--config", default=str(DEFAULT_CONFIG),
                         help=f"analysis config (default: {DEFAULT_CONFIG})")
-    return parser.parse_args(argv)
+    parser.add_argument("--pre-events", metavar="PATH",
+                        help="pre-period logs (e.g. the previous day's): adds CUPED rows")
+    args = parser.parse_args(argv)
+    args.treatments = [*args.treatments, *args.treatment] or None
+    return args
 
 
 def spark_session():
-    """The active session (tests, notebooks) or the jobs' session from conf/spark.yml
-    (spark-submit's --master and --conf win over it)."""
+    """The active session (tests, notebooks) or the jobs' session: conf/spark.yml fills in what
+    spark-submit's --master and --conf left unset (jobs/common.py)."""
     from pyspark.sql import SparkSession
 
     from jobs.common import spark_session as jobs_spark_session
@@ -62,46 +78,88 @@ def _iso(ms: int | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
 
 
+ROLE_ORDER = {"primary": 0, "secondary": 1, "guardrail": 2}
+METHOD_ORDER = {"bootstrap": 0, "cuped": 1, "delta": 2}
+
+
+def job_settings(config: AnalysisConfig, present: set[str], covariates: bool) -> Settings:
+    """The engine's settings for the columns this run has: retention metrics only on
+    multi-day logs, CUPED covariates only with pre-period logs."""
+    base = config.settings
+    metrics = {m: d for m, d in base.metrics.items() if m in present}
+    missing = [m for m in [config.roles.primary] if m not in metrics
+               and m not in base.quantiles]
+    if missing:
+        raise AnalysisError(f"primary metric {missing[0]!r} cannot be computed from these logs "
+                            f"({', '.join(RETENTION_METRICS)} need logs spanning 2 or more "
+                            f"UTC days); pass --primary with another metric")
+    return dataclasses.replace(
+        base, metrics=metrics,
+        covariates={m: f"pre_{m}" for m in METRICS if m in metrics} if covariates else {},
+        ratios={m: pair for m, pair in RATIOS.items() if m in metrics})
+
+
 def analyze(spark, args: argparse.Namespace, config: AnalysisConfig, console: Console,
-            timings: dict[str, float] | None = None) -> tuple[dict, list]:
-    """Read, check, compare. Returns the results document (without rows) and the rows;
-    `timings` (if given) receives the seconds to the per-user table and to the bootstrap."""
+            timings: dict[str, float] | None = None) -> tuple[dict, list[ResultRow]]:
+    """Read, check, compare, decide. Returns the results document (without rows) and the
+    rows; `timings` (if given) receives the seconds to the per-user table and to the end of
+    the bootstrap."""
     timings = {} if timings is None else timings
-    settings = config.settings
     started = time.perf_counter()
     events = read_events(spark, args.events)
     users = per_user(events, args.experiment)
+    cached = []
     try:
         summary = summarize(users)
         timings["per_user_s"] = time.perf_counter() - started
         console.log(f"per-user table built ({timings['per_user_s']:.1f} s)")
         arms = check_arms(summary, args.experiment, args.control, args.treatments, events)
         _warn(summary, arms, console)
-        table = metric_table(users, arms)
+        in_experiment = [s for g, s in summary.items() if g not in (INVALID, OUTSIDE, CONFLICT)]
+        period = Period.of(min(s.first_ts for s in in_experiment),
+                           max(s.last_ts for s in in_experiment))
+        table = metric_table(users, arms, period)
+        covariates = {}
+        settings = job_settings(config, set(table.columns), args.pre_events is not None)
+        if args.pre_events is not None:
+            pre = pre_period(read_events(spark, args.pre_events))
+            table, covariates = with_covariates(table, pre, list(settings.covariates))
+            table = table.cache()
+            cached.append(table)
         comparison = compare_spark(table, arms, settings)
     finally:
         users.unpersist()
+        for frame in cached:
+            frame.unpersist()
     timings["bootstrap_s"] = time.perf_counter() - started
     console.log(f"bootstrap done ({timings['bootstrap_s']:.1f} s)")
     if comparison.quantile_escapes:
         console.print(f"warning: {comparison.quantile_escapes} bootstrap quantiles fell outside "
                       f"their window; raise quantiles.window_sd in the config", style="yellow",
                       soft_wrap=True)
+    directions = {**settings.metrics,
+                  **{q: settings.quantile_direction for q in settings.quantiles}}
+    rows = decide(comparison.rows, config.roles, directions, config.family_alpha, config.power)
+    rows.sort(key=lambda r: (ROLE_ORDER[r.role], list(directions).index(r.metric),
+                             arms.index(r.treatment), METHOD_ORDER[r.method]))
     split = config.expected_split(args.experiment, arms)
-    srm = sample_ratio_check(comparison.users, split, config.srm_alpha)
-    in_experiment = [s for g, s in summary.items() if g not in (INVALID, OUTSIDE, CONFLICT)]
+    srm = sample_ratio_check(comparison.users, split, config.srm.alpha)
+    decision_method = "cuped" if args.pre_events is not None else "bootstrap"
     results = {
         "experiment": args.experiment, "control": arms[0], "treatments": arms[1:],
         "session_time_view": SESSION_TIME_VIEW,
         "parameters": {
-            "events": args.events, "config": args.config, "replicates": settings.replicates,
-            "seed": settings.seed, "alpha": settings.alpha, "partitions": settings.partitions,
-            "metrics": settings.metrics, "quantiles": settings.quantiles,
+            "events": args.events, "pre_events": args.pre_events, "config": args.config,
+            "replicates": settings.replicates, "seed": settings.seed, "alpha": settings.alpha,
+            "family_alpha": config.family_alpha, "power": config.power,
+            "partitions": settings.partitions, "metrics": settings.metrics,
+            "roles": config.roles.model_dump(), "quantiles": settings.quantiles,
             "quantile_variable": settings.quantile_variable, "quantile_bins": settings.bins,
-            "quantile_window_sd": settings.window_sd, "srm_alpha": config.srm_alpha},
+            "quantile_window_sd": settings.window_sd, "srm_alpha": config.srm.alpha},
         "data": {
             "first_event": _iso(min(s.first_ts for s in in_experiment)),
             "last_event": _iso(max(s.last_ts for s in in_experiment)),
+            "days": period.days,
             "valid_events": sum(s.events for g, s in summary.items() if g != INVALID),
             "invalid_lines": summary[INVALID].users if INVALID in summary else 0,
             "users_outside_experiment": summary[OUTSIDE].users if OUTSIDE in summary else 0,
@@ -110,11 +168,22 @@ def analyze(spark, args: argparse.Namespace, config: AnalysisConfig, console: Co
                            "users_analysed": comparison.users[arm],
                            "users_with_open_session": summary[arm].open_users,
                            "events": summary[arm].events, "sessions": summary[arm].sessions}
-                     for arm in arms}},
+                     for arm in arms},
+            "covariates": covariates},
         "srm": srm,
         "quantile_escapes": comparison.quantile_escapes,
+        "decision": primary_decision(rows, config.roles.primary, decision_method),
     }
-    return results, comparison.rows
+    return results, rows
+
+
+def primary_decision(rows: list[ResultRow], primary: str, method: str) -> dict:
+    """The headline: per treatment, the primary metric's row of the deciding method."""
+    chosen = {r.treatment: r for r in rows if r.metric == primary and r.method == method}
+    return {"metric": primary, "method": method,
+            "treatments": {t: {"verdict": r.verdict, "effect": r.effect, "lower": r.lower,
+                               "upper": r.upper, "p_adjusted": r.p_adjusted, "mde": r.mde}
+                           for t, r in chosen.items()}}
 
 
 def _warn(summary: dict, arms: list[str], console: Console) -> None:
@@ -137,13 +206,15 @@ def _warn(summary: dict, arms: list[str], console: Console) -> None:
                       soft_wrap=True)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, spark=None) -> int:
+    """Run the job. With `spark` given, run inside that session and leave it running (a
+    long-lived driver runs a day's jobs); otherwise use the active session or start one."""
     args = parse_args(argv)
     log = Console(stderr=True)
     try:
-        config = load_config(args.config, replicates=args.bootstrap, seed=args.seed)
-        spark = spark_session()
-        results, rows = analyze(spark, args, config, log)
+        config = load_config(args.config, replicates=args.bootstrap, seed=args.seed,
+                             primary=args.primary)
+        results, rows = analyze(spark or spark_session(), args, config, log)
         write_outputs(args.out, results, rows)
     except AnalysisError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -7,7 +7,10 @@ a matrix product per chunk of users:
 
     sums (rows x (B + 1)) += design (rows x users) @ weights (users x (B + 1))
 
-(dense for the per-arm counts and metric sums, sparse for the quantile histograms).
+(dense for the per-arm counts and column sums, sparse for the quantile histograms). The columns
+are the metrics, the CUPED covariates and the numerators and denominators of the ratio
+metrics. Alongside, each arm's Gram matrix of [1, columns] over its users (sample only) gives
+the variances and covariances the CUPED slope and the delta method need.
 Column 0 of the weights is all ones, so column 0 of the sums is the plain sample (the point
 estimate) and columns 1..B are the replicates. Partial sums add up across chunks and across
 Spark partitions, which is why the same kernel serves the numpy path (`numpy_replicate_sums`,
@@ -57,13 +60,12 @@ def poisson1_weights(rng: np.random.Generator, rows: int, replicates: int) -> np
 class Layout:
     """Where each arm's sums live in the rows of the sums matrix.
 
-    Per arm, in order: user count, sum of each metric, sum of each metric squared (used at
-    column 0 only, for the Welch cross-check), then for each quantile a histogram of
+    Per arm, in order: user count, sum of each column, then for each quantile a histogram of
     `bins + 2` cells (below the window, the bins, above the window).
     """
 
     arms: int
-    metrics: int
+    columns: int
     edges: np.ndarray  # (arms, quantiles, bins + 1) bin edges of the quantile variable
 
     @property
@@ -76,11 +78,29 @@ class Layout:
 
     @property
     def per_arm(self) -> int:
-        return 1 + 2 * self.metrics + self.quantiles * self.cells
+        return 1 + self.columns + self.quantiles * self.cells
 
     @property
     def rows(self) -> int:
         return self.arms * self.per_arm
+
+
+@dataclass
+class PartialSums:
+    """What a set of users adds up to: replicate sums and the per-arm Gram matrices."""
+
+    sums: np.ndarray  # (layout.rows, B + 1)
+    gram: np.ndarray  # (arms, 1 + columns, 1 + columns): sum over the arm's users of v v^T,
+                      # v = [1, columns]
+
+    @classmethod
+    def zeros(cls, layout: Layout, replicates: int) -> PartialSums:
+        return cls(np.zeros((layout.rows, replicates + 1)),
+                   np.zeros((layout.arms, 1 + layout.columns, 1 + layout.columns)))
+
+    def add(self, other: PartialSums) -> None:
+        self.sums += other.sums
+        self.gram += other.gram
 
 
 def window_probabilities(q: float, users: int, bins: int, window_sd: float) -> np.ndarray:
@@ -97,7 +117,7 @@ def histogram_cells(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 def moment_matrix(arm: np.ndarray, values: np.ndarray, arms: int) -> np.ndarray:
-    """Dense (users, arms * (1 + metrics)): per arm, its users' indicator then their values."""
+    """Dense (users, arms * (1 + columns)): per arm, its users' indicator then their values."""
     per_arm = np.concatenate([np.ones((len(arm), 1)), values], axis=1)
     matrix = np.zeros((len(arm), arms, per_arm.shape[1]))
     matrix[np.arange(len(arm)), arm] = per_arm
@@ -112,37 +132,38 @@ def cell_matrix(arm: np.ndarray, qvalue: np.ndarray, layout: Layout) -> sparse.c
         for a in range(layout.arms):
             in_arm = arm == a
             cells[in_arm] = histogram_cells(qvalue[in_arm], layout.edges[a, q])
-        rows.append(arm * layout.per_arm + 1 + 2 * layout.metrics + q * layout.cells + cells)
+        rows.append(arm * layout.per_arm + 1 + layout.columns + q * layout.cells + cells)
     rows = np.concatenate(rows)
     columns = np.tile(np.arange(len(arm)), layout.quantiles)
     return sparse.csr_matrix((np.ones(len(rows)), (rows, columns)), shape=(layout.rows, len(arm)))
 
 
-def accumulate(sums: np.ndarray, rng: np.random.Generator, arm: np.ndarray, metrics: np.ndarray,
-               qvalue: np.ndarray, layout: Layout, chunk_rows: int) -> None:
-    """Add the contribution of these users (in this order) to `sums` (rows x (B + 1)).
+def accumulate(partial: PartialSums, rng: np.random.Generator, arm: np.ndarray,
+               values: np.ndarray, qvalue: np.ndarray, layout: Layout, chunk_rows: int) -> None:
+    """Add the contribution of these users (in this order) to `partial`.
     The products are small: one BLAS thread, so Spark's parallel workers do not fight."""
     with threadpool_limits(limits=1, user_api="blas"):
-        _accumulate(sums, rng, arm, metrics, qvalue, layout, chunk_rows)
+        _accumulate(partial, rng, arm, values, qvalue, layout, chunk_rows)
 
 
-def _accumulate(sums, rng, arm, metrics, qvalue, layout, chunk_rows) -> None:
-    m, replicates = layout.metrics, sums.shape[1] - 1
-    arm_rows = np.arange(layout.arms)[:, None] * layout.per_arm
-    moment_rows = (arm_rows + np.arange(1 + m)).ravel()
-    square_rows = (arm_rows + 1 + m + np.arange(m)).ravel()
+def _accumulate(partial, rng, arm, values, qvalue, layout, chunk_rows) -> None:
+    replicates = partial.sums.shape[1] - 1
+    moment_rows = (np.arange(layout.arms)[:, None] * layout.per_arm
+                   + np.arange(1 + layout.columns)).ravel()
     for start in range(0, len(arm), chunk_rows):
         chunk = slice(start, min(start + chunk_rows, len(arm)))
         users = chunk.stop - chunk.start
         weights = np.empty((users, replicates + 1))
         weights[:, 0] = 1.0
         weights[:, 1:] = poisson1_weights(rng, users, replicates)
-        # Counts and sums: a dense product (BLAS); squares only for the sample (column 0).
-        sums[moment_rows] += moment_matrix(arm[chunk], metrics[chunk], layout.arms).T @ weights
-        squares = moment_matrix(arm[chunk], metrics[chunk] ** 2, layout.arms)
-        sums[square_rows, 0] += squares.reshape(users, layout.arms, 1 + m)[:, :, 1:].sum(
-            axis=0).ravel()
-        sums += cell_matrix(arm[chunk], qvalue[chunk], layout) @ weights
+        moments = moment_matrix(arm[chunk], values[chunk], layout.arms)
+        partial.sums[moment_rows] += moments.T @ weights
+        if layout.quantiles:
+            partial.sums += cell_matrix(arm[chunk], qvalue[chunk], layout) @ weights
+        # Gram matrices of [1, columns] per arm (the sample only): a user's row of `moments`
+        # is zero outside its arm, so one product holds every arm's block on its diagonal.
+        per_arm = moments.reshape(users, layout.arms, 1 + layout.columns)
+        partial.gram += np.einsum("uai,uaj->aij", per_arm, per_arm)
 
 
 def partition_rng(seed: int, partition: int) -> np.random.Generator:
@@ -150,48 +171,71 @@ def partition_rng(seed: int, partition: int) -> np.random.Generator:
     return np.random.default_rng([seed, partition])
 
 
-def numpy_replicate_sums(users: pd.DataFrame, metric_names: list[str], quantile_variable: str,
+def numpy_replicate_sums(users: pd.DataFrame, columns: list[str], quantile_variable: str,
                          layout: Layout, replicates: int, seed: int,
-                         chunk_rows: int) -> np.ndarray:
+                         chunk_rows: int) -> PartialSums:
     """All users as one partition, ordered by user id like a Spark partition is."""
     users = users.sort_values("user", kind="stable")
-    sums = np.zeros((layout.rows, replicates + 1))
-    accumulate(sums, partition_rng(seed, 0), users["arm"].to_numpy(),
-               users[metric_names].to_numpy(dtype=np.float64),
+    partial = PartialSums.zeros(layout, replicates)
+    accumulate(partial, partition_rng(seed, 0), users["arm"].to_numpy(),
+               users[columns].to_numpy(dtype=np.float64),
                users[quantile_variable].to_numpy(dtype=np.float64), layout, chunk_rows)
-    return sums
+    return partial
 
 
-def spark_replicate_sums(users, metric_names: list[str], quantile_variable: str, layout: Layout,
+def driver_replicate_sums(users: pd.DataFrame, columns: list[str], quantile_variable: str,
+                          layout: Layout, replicates: int, seed: int, chunk_rows: int,
+                          batch_rows: int) -> PartialSums:
+    """What `spark_replicate_sums` computes, on the driver, from the users collected with
+    their Spark partition (`partition`): each partition ordered by user, cut into Arrow-sized
+    batches of `batch_rows` like mapInPandas receives them, drawing from the same stream, and
+    added in partition order. Small tables skip the Python workers' start-up this way."""
+    total = PartialSums.zeros(layout, replicates)
+    for partition, rows in users.groupby("partition", sort=True):
+        rows = rows.sort_values("user", kind="stable")
+        rng = partition_rng(seed, int(partition))
+        partial = PartialSums.zeros(layout, replicates)
+        for start in range(0, len(rows), batch_rows):
+            batch = rows.iloc[start:start + batch_rows]
+            accumulate(partial, rng, batch["arm"].to_numpy(),
+                       batch[columns].to_numpy(dtype=np.float64),
+                       batch[quantile_variable].to_numpy(dtype=np.float64), layout, chunk_rows)
+        total.add(partial)
+    return total
+
+
+def spark_replicate_sums(users, columns: list[str], quantile_variable: str, layout: Layout,
                          replicates: int, seed: int, partitions: int,
-                         chunk_rows: int) -> np.ndarray:
+                         chunk_rows: int) -> PartialSums:
     """The same sums computed in Spark: users hashed into `partitions` partitions, each
     ordered by user id, each drawing its weights from `partition_rng(seed, partition)` inside
     `mapInPandas` and emitting one partial-sum row; the driver adds the rows in partition
     order, so the result does not depend on task scheduling."""
     from pyspark import TaskContext
 
-    columns = list(dict.fromkeys(["user", "arm", *metric_names, quantile_variable]))
+    selected = list(dict.fromkeys(["user", "arm", *columns, quantile_variable]))
 
     def partial_sums(batches):
         partition = TaskContext.get().partitionId()
         rng = partition_rng(seed, partition)
-        sums = np.zeros((layout.rows, replicates + 1))
+        partial = PartialSums.zeros(layout, replicates)
         for batch in batches:
-            accumulate(sums, rng, batch["arm"].to_numpy(),
-                       batch[metric_names].to_numpy(dtype=np.float64),
+            accumulate(partial, rng, batch["arm"].to_numpy(),
+                       batch[columns].to_numpy(dtype=np.float64),
                        batch[quantile_variable].to_numpy(dtype=np.float64), layout, chunk_rows)
-        yield pd.DataFrame({"partition": [partition], "sums": [sums.ravel()]})
+        yield pd.DataFrame({"partition": [partition], "sums": [partial.sums.ravel()],
+                            "gram": [partial.gram.ravel()]})
 
-    parts = (users.select(*columns)
+    parts = (users.select(*selected)
              .repartition(partitions, "user")
              .sortWithinPartitions("user")
-             .mapInPandas(partial_sums, "partition int, sums array<double>")
+             .mapInPandas(partial_sums, "partition int, sums array<double>, gram array<double>")
              .toPandas()
              .sort_values("partition"))
-    total = np.zeros((layout.rows, replicates + 1))
-    for flat in parts["sums"]:
-        total += np.asarray(flat).reshape(layout.rows, replicates + 1)
+    total = PartialSums.zeros(layout, replicates)
+    for sums, gram in zip(parts["sums"], parts["gram"]):
+        total.add(PartialSums(np.asarray(sums).reshape(total.sums.shape),
+                              np.asarray(gram).reshape(total.gram.shape)))
     return total
 
 
@@ -200,32 +244,33 @@ class ArmReplicates:
     """Per-arm statistics read off the sums; index [..., 0] is the sample, [..., 1:] replicates."""
 
     users: np.ndarray      # (arms,) users per arm in the sample
-    means: np.ndarray      # (arms, metrics, B + 1)
-    variances: np.ndarray  # (arms, metrics) sample variance (ddof 1)
+    means: np.ndarray      # (arms, columns, B + 1)
+    gram: np.ndarray       # (arms, 1 + columns, 1 + columns), see PartialSums
     quantiles: np.ndarray  # (arms, quantiles, B) replicate quantiles
     escapes: int           # replicate quantiles that fell outside their window (should be 0)
 
+    def covariance(self, arm: int, i: int, j: int) -> float:
+        """Sample covariance (ddof 1) of columns i and j among the arm's users."""
+        g = self.gram[arm]
+        n = g[0, 0]
+        return float((g[1 + i, 1 + j] - g[0, 1 + i] * g[0, 1 + j] / n) / (n - 1))
 
-def arm_replicates(sums: np.ndarray, layout: Layout, levels: list[float]) -> ArmReplicates:
-    m = layout.metrics
-    per_arm = sums.reshape(layout.arms, layout.per_arm, -1)
+
+def arm_replicates(partial: PartialSums, layout: Layout, levels: list[float]) -> ArmReplicates:
+    per_arm = partial.sums.reshape(layout.arms, layout.per_arm, -1)
     weight = per_arm[:, 0, :]
     with np.errstate(divide="ignore", invalid="ignore"):
-        means = per_arm[:, 1:1 + m, :] / weight[:, None, :]
-        n = weight[:, 0]
-        squares = per_arm[:, 1 + m:1 + 2 * m, 0]
-        variances = (squares - n[:, None] * means[:, :, 0] ** 2) / (n[:, None] - 1)
-    quantiles = np.empty((layout.arms, layout.quantiles, sums.shape[1] - 1))
+        means = per_arm[:, 1:1 + layout.columns, :] / weight[:, None, :]
+    quantiles = np.empty((layout.arms, layout.quantiles, partial.sums.shape[1] - 1))
     escapes = 0
     for a in range(layout.arms):
         for q, level in enumerate(levels):
-            start = 1 + 2 * m + q * layout.cells
+            start = 1 + layout.columns + q * layout.cells
             histogram = per_arm[a, start:start + layout.cells, 1:]
             quantiles[a, q], outside = histogram_quantile(histogram, layout.edges[a, q], level)
             escapes += outside
-    return ArmReplicates(users=n.round().astype(np.int64), means=means,
-                         variances=np.maximum(variances, 0.0), quantiles=quantiles,
-                         escapes=escapes)
+    return ArmReplicates(users=weight[:, 0].round().astype(np.int64), means=means,
+                         gram=partial.gram, quantiles=quantiles, escapes=escapes)
 
 
 def histogram_quantile(histogram: np.ndarray, edges: np.ndarray,

@@ -1,21 +1,23 @@
 """Compare arms from a per-user table: the statistical core, with a numpy and a Spark engine.
 
-Input: one row per user with `user`, `arm` (0 = control, 1.. = treatments) and the per-user
-metrics. `compare_numpy` takes a pandas DataFrame and is what the calibration tests drive many
-times; `compare_spark` takes a Spark DataFrame and is what the job runs. Both share every step
-but where the replicate sums and the sample quantiles are computed, and with one Spark
-partition they draw identical weights (tests/test_analysis_job.py checks it).
+Input: one row per user with `user`, `arm` (0 = control, 1.. = treatments), the per-user
+metrics, and where asked the CUPED covariates (`pre_<metric>`) and the numerators and
+denominators of the ratio metrics. `compare_numpy` takes a pandas DataFrame and is what the
+calibration tests drive many times; `compare_spark` takes a Spark DataFrame and is what the
+job runs. Both share every step but where the replicate sums and the sample quantiles are
+computed, and with one Spark partition they draw identical weights (tests/test_analysis_job.py
+checks it). Every method (bootstrap, CUPED, delta) comes out of the same pass over the users.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from analysis.bootstrap import (Layout, arm_replicates, numpy_replicate_sums,
-                                spark_replicate_sums, window_probabilities)
-from analysis.effects import EffectRow, effect_rows
+from analysis.bootstrap import (Layout, arm_replicates, driver_replicate_sums,
+                                numpy_replicate_sums, spark_replicate_sums, window_probabilities)
+from analysis.effects import Columns, Estimate, estimates
 
 
 @dataclass(frozen=True)
@@ -33,11 +35,36 @@ class Settings:
     window_sd: float
     partitions: int
     chunk_rows: int
+    driver_max_users: int = 0  # tables up to this many users are bootstrapped on the driver
+    covariates: dict[str, str] = field(default_factory=dict)  # metric -> covariate column
+    ratios: dict[str, tuple[str, str]] = field(default_factory=dict)  # metric -> (num, den)
+    estimands: dict[str, str] = field(default_factory=dict)   # name -> what is estimated
+
+    @property
+    def columns(self) -> list[str]:
+        """The table columns the bootstrap sums, each once."""
+        names = [*self.metrics, *self.covariates.values(),
+                 *[c for pair in self.ratios.values() for c in pair]]
+        return list(dict.fromkeys(names))
+
+    def column_index(self) -> Columns:
+        index = {name: i for i, name in enumerate(self.columns)}
+        estimands = {
+            **{m: f"mean over users of the per-user {m}" for m in self.metrics},
+            **{f"{m}:ratio": f"ratio of sums: sum {n} / sum {d} over the arm's users"
+               for m, (n, d) in self.ratios.items()},
+            **{q: f"{level:g}-quantile over users of the per-user {self.quantile_variable}"
+               for q, level in self.quantiles.items()},
+            **self.estimands}
+        return Columns(metrics={m: index[m] for m in self.metrics},
+                       covariates={m: index[c] for m, c in self.covariates.items()},
+                       ratios={m: (index[n], index[d]) for m, (n, d) in self.ratios.items()},
+                       quantiles=list(self.quantiles), estimands=estimands)
 
 
 @dataclass(frozen=True)
 class Comparison:
-    rows: list[EffectRow]
+    rows: list[Estimate]
     users: dict[str, int]  # users per arm
     quantile_escapes: int  # replicate quantiles outside their window (0 unless bins too narrow)
 
@@ -49,12 +76,10 @@ def _probabilities(settings: Settings, users: int) -> np.ndarray:
     return np.concatenate([np.array(levels, dtype=float), *windows])
 
 
-def _finish(sums: np.ndarray, layout: Layout, points: np.ndarray, arm_names: list[str],
+def _finish(partial, layout: Layout, points: np.ndarray, arm_names: list[str],
             settings: Settings) -> Comparison:
-    replicates = arm_replicates(sums, layout, list(settings.quantiles.values()))
-    rows = effect_rows(replicates, arm_names, list(settings.metrics), settings.metrics,
-                       list(settings.quantiles), points, settings.quantile_direction,
-                       settings.alpha)
+    replicates = arm_replicates(partial, layout, list(settings.quantiles.values()))
+    rows = estimates(replicates, arm_names, settings.column_index(), points, settings.alpha)
     users = {name: int(n) for name, n in zip(arm_names, replicates.users)}
     return Comparison(rows=rows, users=users, quantile_escapes=replicates.escapes)
 
@@ -64,33 +89,63 @@ def _layout(quantile_values: np.ndarray, settings: Settings) -> tuple[Layout, np
     q = len(settings.quantiles)
     points = quantile_values[:, :q]
     edges = quantile_values[:, q:].reshape(len(quantile_values), q, settings.bins + 1)
-    return Layout(arms=len(quantile_values), metrics=len(settings.metrics), edges=edges), points
+    return Layout(arms=len(quantile_values), columns=len(settings.columns), edges=edges), points
 
 
-def compare_numpy(users: pd.DataFrame, arm_names: list[str], settings: Settings) -> Comparison:
+def _quantile_values(users: pd.DataFrame, arm_names: list[str], settings: Settings):
     values = []
     for arm in range(len(arm_names)):
         x = users.loc[users["arm"] == arm, settings.quantile_variable].to_numpy(dtype=float)
         values.append(np.quantile(x, _probabilities(settings, len(x))))
-    layout, points = _layout(np.array(values), settings)
-    sums = numpy_replicate_sums(users, list(settings.metrics), settings.quantile_variable,
-                                layout, settings.replicates, settings.seed, settings.chunk_rows)
-    return _finish(sums, layout, points, arm_names, settings)
+    return _layout(np.array(values), settings)
+
+
+def compare_numpy(users: pd.DataFrame, arm_names: list[str], settings: Settings) -> Comparison:
+    """All users as one partition (partition 0)."""
+    layout, points = _quantile_values(users, arm_names, settings)
+    partial = numpy_replicate_sums(users, settings.columns, settings.quantile_variable, layout,
+                                   settings.replicates, settings.seed, settings.chunk_rows)
+    return _finish(partial, layout, points, arm_names, settings)
 
 
 def compare_spark(users, arm_names: list[str], settings: Settings) -> Comparison:
+    """Users hashed into `settings.partitions` partitions, each with its own weight stream.
+    Up to `settings.driver_max_users` users, the table is collected and the partitions are
+    summed on the driver (the same numbers, without starting Python workers); beyond it, in
+    Spark's Python workers. `users` should be cached by the caller: it is read twice."""
     from pyspark.sql import functions as F
 
+    selected = list(dict.fromkeys(["user", "arm", *settings.columns,
+                                   settings.quantile_variable]))
+    if users.count() <= settings.driver_max_users:
+        # repartition(n, "user") places a row by pmod(murmur3 hash of user, n): F.hash.
+        partition = F.pmod(F.hash("user"), F.lit(settings.partitions)).alias("partition")
+        frame = users.select(*selected, partition).toPandas()
+        layout, points = _quantile_values(frame, arm_names, settings)
+        batch_rows = int(users.sparkSession.conf.get(
+            "spark.sql.execution.arrow.maxRecordsPerBatch", "10000"))
+        partial = driver_replicate_sums(frame, settings.columns, settings.quantile_variable,
+                                        layout, settings.replicates, settings.seed,
+                                        settings.chunk_rows, batch_rows)
+        return _finish(partial, layout, points, arm_names, settings)
+
+    # Every arm's sample quantiles and window edges in one Spark job. Spark's exact percentile
+    # interpolates like numpy's default ("linear"); the windows need each arm's user count.
     counts = dict(users.groupBy("arm").count().collect())
-    values = []
-    for arm in range(len(arm_names)):
-        probabilities = [float(p) for p in _probabilities(settings, counts.get(arm, 0))]
-        # Spark's exact percentile interpolates like numpy's default ("linear").
-        row = (users.filter(F.col("arm") == arm)
-               .agg(F.percentile(settings.quantile_variable, probabilities)).first())
-        values.append(np.array(row[0], dtype=float))
-    layout, points = _layout(np.array(values), settings)
-    sums = spark_replicate_sums(users, list(settings.metrics), settings.quantile_variable,
-                                layout, settings.replicates, settings.seed, settings.partitions,
-                                settings.chunk_rows)
-    return _finish(sums, layout, points, arm_names, settings)
+    probabilities = {arm: [float(p) for p in _probabilities(settings, counts.get(arm, 0))]
+                     for arm in range(len(arm_names))}
+    if settings.quantiles:
+        aggregates = [F.percentile(F.when(F.col("arm") == arm,
+                                          F.col(settings.quantile_variable)),
+                                   probabilities[arm]).alias(f"q{arm}")
+                      for arm in range(len(arm_names))]
+        row = users.agg(*aggregates).first()
+        values = np.array([np.array(row[f"q{arm}"], dtype=float)
+                           for arm in range(len(arm_names))])
+    else:
+        values = np.zeros((len(arm_names), 0))
+    layout, points = _layout(values, settings)
+    partial = spark_replicate_sums(users, settings.columns, settings.quantile_variable, layout,
+                                   settings.replicates, settings.seed, settings.partitions,
+                                   settings.chunk_rows)
+    return _finish(partial, layout, points, arm_names, settings)

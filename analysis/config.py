@@ -1,28 +1,156 @@
-"""conf/analysis.yml: load, check and turn into the job's settings."""
+"""conf/analysis.yml as pydantic models (read through `settings.load`), and the job's settings.
+
+Every mistake is an AnalysisError naming the file, the dotted key and what is allowed, e.g.
+`conf/analysis.yml: roles.primary: unknown metric 'foo' (known: sessions, ...)`.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-import yaml
+from pydantic import Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+import settings
 from analysis.compare import Settings
 from analysis.errors import AnalysisError
-from analysis.user_metrics import METRICS
+from analysis.user_metrics import METRICS, RETENTION_METRICS
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "conf" / "analysis.yml"
-DIRECTIONS = ("higher", "lower")
+DEFAULT_CONFIG = settings.CONF / "analysis.yml"
+PER_USER_METRICS = (*METRICS, *RETENTION_METRICS)
+Direction = Literal["higher", "lower"]
 
 
-@dataclass(frozen=True)
-class AnalysisConfig:
-    settings: Settings
-    srm_alpha: float
-    srm_splits: dict[str, dict[str, float]]
+def _known(names) -> str:
+    return ", ".join(names)
+
+
+def _fail(model: str, key: tuple[str, ...], message: str) -> ValidationError:
+    """A validation error at `key` (so settings.describe names the dotted key), raised from a
+    check that spans several fields."""
+    return ValidationError.from_exception_data(model, [InitErrorDetails(
+        type=PydanticCustomError("value_error", "{message}", {"message": message}),
+        loc=key, input=None)])
+
+
+class Bootstrap(settings.Strict):
+    replicates: int = Field(1000, ge=100, description="B; percentile intervals need hundreds")
+    seed: int = 20261129
+    partitions: int = Field(4, ge=1)
+    chunk_rows: int = Field(4096, ge=1)
+    driver_max_users: int = Field(
+        300_000, ge=0, description="up to this many users the replicate sums run on the driver")
+
+
+class Quantiles(settings.Strict):
+    variable: str = "mean_session_time"
+    direction: Direction = "higher"
+    levels: dict[str, float] = {"median_session_time": 0.5, "p90_session_time": 0.9}
+    bins: int = Field(100, ge=1)
+    window_sd: float = Field(6.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.variable not in PER_USER_METRICS:
+            raise _fail("Quantiles", ("variable",), f"unknown metric {self.variable!r} "
+                        f"(known: {_known(PER_USER_METRICS)})")
+        bad = [name for name, level in self.levels.items() if not 0 < level < 1]
+        if bad:
+            raise _fail("Quantiles", ("levels",), f"{bad} must lie strictly between 0 and 1")
+        return self
+
+
+class Srm(settings.Strict):
+    alpha: float = Field(0.001, gt=0, lt=1, description="the check fails below this p")
+    splits: dict[str, dict[str, float]] = {}
+
+
+class Roles(settings.Strict):
+    """Which metric decides (primary), which are reported with a family-wise correction
+    (secondary), and which may not get worse by more than a margin (guardrails)."""
+
+    primary: str = "mean_session_time"
+    secondary: list[str] = ["mean_session_length", "sessions", "median_session_time",
+                            "p90_session_time", "active_days_share", "churned"]
+    guardrails: dict[str, float] = Field(
+        {"mean_request_time": 0.05},
+        description="metric -> largest tolerated relative change in its bad direction")
+
+    def role(self, metric: str) -> str:
+        if metric == self.primary:
+            return "primary"
+        return "guardrail" if metric in self.guardrails else "secondary"
+
+    def with_primary(self, metric: str) -> Roles:
+        """`--primary`: `metric` decides; the former primary becomes a secondary."""
+        if metric == self.primary:
+            return self
+        secondary = [m for m in self.secondary if m != metric] + [self.primary]
+        guardrails = {m: v for m, v in self.guardrails.items() if m != metric}
+        return Roles(primary=metric, secondary=secondary, guardrails=guardrails)
+
+
+class AnalysisConfig(settings.Strict):
+    alpha: float = Field(0.05, gt=0, lt=1, description="1 - interval level")
+    family_alpha: float = Field(0.05, gt=0, lt=1, description="Holm family-wise alpha")
+    power: float = Field(0.8, gt=0, lt=1, description="power of the reported MDE")
+    bootstrap: Bootstrap = Bootstrap()
+    metrics: dict[str, Direction] = {
+        "mean_session_time": "higher", "mean_session_length": "higher",
+        "mean_request_time": "lower", "sessions": "higher",
+        "active_days_share": "higher", "churned": "lower"}
+    roles: Roles = Roles()
+    quantiles: Quantiles = Quantiles()
+    srm: Srm = Srm()
+
+    @model_validator(mode="after")
+    def _check(self):
+        unknown = [m for m in self.metrics if m not in PER_USER_METRICS]
+        if unknown:
+            raise _fail("AnalysisConfig", ("metrics",), f"unknown metric(s) {unknown} "
+                        f"(known: {_known(PER_USER_METRICS)})")
+        if not self.metrics:
+            raise _fail("AnalysisConfig", ("metrics",), "is empty; list at least the primary")
+        clash = sorted(set(self.quantiles.levels) & set(self.metrics))
+        if clash:
+            raise _fail("AnalysisConfig", ("quantiles", "levels"),
+                        f"names {clash} are also in metrics")
+        reported = [*self.metrics, *self.quantiles.levels]
+        roles = self.roles
+        for key, names in [("primary", [roles.primary]), ("secondary", roles.secondary),
+                           ("guardrails", list(roles.guardrails))]:
+            unknown = [m for m in names if m not in reported]
+            if unknown:
+                raise _fail("AnalysisConfig", ("roles", key), f"unknown metric(s) {unknown} "
+                            f"(known: {_known(reported)})")
+        listed = [roles.primary, *roles.secondary, *roles.guardrails]
+        twice = sorted({m for m in listed if listed.count(m) > 1})
+        if twice:
+            raise _fail("AnalysisConfig", ("roles",),
+                        f"{twice} listed in more than one role (or twice)")
+        missing = [m for m in reported if m not in listed]
+        if missing:
+            raise _fail("AnalysisConfig", ("roles",), f"metric(s) {missing} have no role; add "
+                        f"them to roles.secondary or roles.guardrails")
+        bad = {m: v for m, v in roles.guardrails.items() if not 0 < v < 1}
+        if bad:
+            raise _fail("AnalysisConfig", ("roles", "guardrails"),
+                        f"margins are fractions between 0 and 1 (0.05 = 5%), got {bad}")
+        return self
+
+    @property
+    def settings(self) -> Settings:
+        q = self.quantiles
+        return Settings(metrics=dict(self.metrics), quantiles=dict(q.levels),
+                        quantile_variable=q.variable, quantile_direction=q.direction,
+                        replicates=self.bootstrap.replicates, seed=self.bootstrap.seed,
+                        alpha=self.alpha, bins=q.bins, window_sd=q.window_sd,
+                        partitions=self.bootstrap.partitions, chunk_rows=self.bootstrap.chunk_rows,
+                        driver_max_users=self.bootstrap.driver_max_users)
 
     def expected_split(self, experiment: str, arms: list[str]) -> dict[str, float]:
         """The configured weight of each arm, equal weights when the experiment is not listed."""
-        split = self.srm_splits.get(experiment)
+        split = self.srm.splits.get(experiment)
         if split is None:
             return {arm: 1.0 for arm in arms}
         missing = [arm for arm in arms if arm not in split]
@@ -33,56 +161,22 @@ class AnalysisConfig:
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG, replicates: int | None = None,
-                seed: int | None = None) -> AnalysisConfig:
-    """Read the YAML at `path`; `replicates` and `seed` (from the command line) win over it."""
-    path = Path(path)
+                seed: int | None = None, primary: str | None = None) -> AnalysisConfig:
+    """Read the YAML at `path`; the command line's `replicates`, `seed` and `primary` win."""
     try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise AnalysisError(f"config file {path} not found: pass --config with an existing "
-                            f"file (the default is {DEFAULT_CONFIG})") from None
-    except yaml.YAMLError as error:
-        raise AnalysisError(f"config file {path} is not valid YAML: {error}") from None
-    try:
-        boot, quant, srm = raw["bootstrap"], raw["quantiles"], raw["srm"]
-        metrics = dict(raw["metrics"])
-        settings = Settings(
-            metrics=metrics,
-            quantiles={str(k): float(v) for k, v in quant["levels"].items()},
-            quantile_variable=quant["variable"], quantile_direction=quant["direction"],
-            replicates=int(replicates if replicates is not None else boot["replicates"]),
-            seed=int(seed if seed is not None else boot["seed"]),
-            alpha=float(raw["alpha"]), bins=int(quant["bins"]),
-            window_sd=float(quant["window_sd"]), partitions=int(boot["partitions"]),
-            chunk_rows=int(boot["chunk_rows"]))
-        config = AnalysisConfig(settings=settings, srm_alpha=float(srm["alpha"]),
-                                srm_splits=dict(srm.get("splits") or {}))
-    except (KeyError, TypeError, ValueError) as error:
-        raise AnalysisError(f"config file {path} is missing or has a malformed key ({error!r}); "
-                            f"compare it with {DEFAULT_CONFIG}") from None
-    _check(config, path)
-    return config
-
-
-def _check(config: AnalysisConfig, path: Path) -> None:
-    s = config.settings
-    problems = []
-    for name in [*s.metrics, s.quantile_variable]:
-        if name not in METRICS:
-            problems.append(f"unknown metric {name!r} (known: {', '.join(METRICS)})")
-    for name, direction in [*s.metrics.items(), ("quantiles.direction", s.quantile_direction)]:
-        if direction not in DIRECTIONS:
-            problems.append(f"{name}: direction {direction!r} is not one of {DIRECTIONS}")
-    if not s.metrics:
-        problems.append("metrics is empty")
-    if s.replicates < 100:
-        problems.append(f"bootstrap replicates {s.replicates} < 100: percentile intervals need "
-                        f"at least a few hundred")
-    if not 0 < s.alpha < 1 or not 0 < config.srm_alpha < 1:
-        problems.append("alpha and srm.alpha must lie strictly between 0 and 1")
-    if not all(0 < q < 1 for q in s.quantiles.values()):
-        problems.append("quantile levels must lie strictly between 0 and 1")
-    if s.bins < 1 or s.window_sd <= 0 or s.partitions < 1 or s.chunk_rows < 1:
-        problems.append("bins, window_sd, partitions and chunk_rows must be positive")
-    if problems:
-        raise AnalysisError(f"config {path}: " + "; ".join(problems))
+        config = settings.load(path, AnalysisConfig)
+        data = config.model_dump()
+        if replicates is not None:
+            data["bootstrap"]["replicates"] = replicates
+        if seed is not None:
+            data["bootstrap"]["seed"] = seed
+        if primary is not None:
+            known = [*config.metrics, *config.quantiles.levels]
+            if primary not in known:
+                raise settings.ConfigError(f"--primary: unknown metric {primary!r} "
+                                           f"(known: {_known(known)})")
+            data["roles"] = config.roles.with_primary(primary).model_dump()
+        return settings.validate(data, AnalysisConfig,
+                                 f"{settings.resolve(path)} (with command-line overrides)")
+    except settings.ConfigError as error:
+        raise AnalysisError(str(error)) from None

@@ -1,18 +1,29 @@
-"""From bootstrap replicates to the verdict: relative effects, intervals, p-values, SRM.
+"""From the bootstrap sums to estimates: relative effects, intervals and p-values per method.
 
-Effect of a treatment on a metric: (treatment mean - control mean) / control mean.
-- Bootstrap interval: percentile interval of the replicate effects (Poisson weights over users).
-- Bootstrap p-value: the interval inverted, i.e. the smallest level at which the percentile
-  interval (same quantile interpolation) excludes 0, so p < alpha exactly when the interval
-  excludes 0: the p-value never contradicts the verdict. `significant` means the interval
-  excludes 0. p is 0 when every replicate falls on one side of 0 (below the 1/B resolution).
-- Welch cross-check: Welch's t-test on the difference of means for the p-value, and the delta
-  method on the ratio with Welch's degrees of freedom for the interval (means only).
+Effect of a treatment on a metric: (treatment value - control value) / control value.
+
+- `bootstrap`: arm means over users of the per-user metric; percentile interval of the
+  replicate effects (Poisson weights over users); p-value = the interval inverted (the
+  smallest level at which the percentile interval excludes 0), so p < alpha exactly when the
+  interval excludes 0; 0 when every replicate falls on one side of 0 (below 1/B).
+- `cuped`: the same estimand with the CUPED-adjusted arm means (Deng et al. 2013)
+      Y_cv(arm) = mean(Y) - theta * (mean(X) - mean_all(X)),
+      theta = sum_arms cov(X, Y) / sum_arms var(X)   (within-arm moments, pooled over arms),
+  X being the user's pre-period value of the metric; each replicate reweights mean(Y) and
+  mean(X) with the same Poisson weights (theta fixed at the sample's), and the interval and p
+  come from those replicates like `bootstrap`'s.
+- `delta`: the ratio-of-sums metric sum(Y) / sum(N) over the arm's users (e.g. all session
+  time / all sessions) with the delta method (Deng, Knoblich, Lu 2018; GrowthBook gbstats'
+  RatioStatistic): per arm
+      var(R) = (var(Y)/mu_N^2 - 2 mu_Y cov(Y,N)/mu_N^3 + mu_Y^2 var(N)/mu_N^4) / n,
+  and for the relative effect R_t/R_c - 1
+      var = var(R_t)/R_c^2 + R_t^2 var(R_c)/R_c^4;
+  normal interval and two-sided p-value.
 - Sample-ratio mismatch: chi-square goodness of fit of users per arm against the configured split.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
@@ -21,26 +32,23 @@ from analysis.bootstrap import ArmReplicates
 
 
 @dataclass(frozen=True)
-class EffectRow:
+class Estimate:
+    """One treatment, metric and method before roles and corrections (analysis/decisions.py)."""
+
     treatment: str
     metric: str
-    control_mean: float
-    treatment_mean: float
+    method: str           # "bootstrap", "cuped" or "delta"
+    estimand: str
+    control_value: float
+    treatment_value: float
     effect: float
     lower: float
     upper: float
-    p_value: float
-    significant: bool
-    welch_lower: float | None
-    welch_upper: float | None
-    welch_p_value: float | None
-    direction: str
-    verdict: str  # "better", "worse" or "no difference" given the metric's direction
+    p: float
+    se: float             # standard error of the effect (bootstrap sd for bootstrap/cuped)
+    variance_reduction: float | None  # cuped: 1 - var(cuped effect) / var(plain effect)
     control_users: int
     treatment_users: int
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def relative_effect(treatment: np.ndarray, control: np.ndarray) -> np.ndarray:
@@ -82,62 +90,101 @@ def bootstrap_p_value(replicate_effects: np.ndarray) -> float:
     return float(min(1.0, 2 * at_most_zero, 2 * (1 - at_least_zero)))
 
 
-def welch(control_mean: float, control_var: float, control_n: int, treatment_mean: float,
-          treatment_var: float, treatment_n: int, alpha: float) -> tuple[float, float, float]:
-    """(lower, upper, p_value) of the relative effect by Welch's t and the delta method."""
-    se_c2, se_t2 = control_var / control_n, treatment_var / treatment_n
-    with np.errstate(divide="ignore", invalid="ignore"):
-        df = (se_c2 + se_t2) ** 2 / (se_c2**2 / (control_n - 1) + se_t2**2 / (treatment_n - 1))
-        t_stat = (treatment_mean - control_mean) / np.sqrt(se_c2 + se_t2)
-        effect = treatment_mean / control_mean - 1
-        se_ratio = np.sqrt(se_t2 / control_mean**2 + treatment_mean**2 * se_c2 / control_mean**4)
-    if not (np.isfinite(df) and np.isfinite(t_stat) and np.isfinite(se_ratio)):
+def cuped_theta(reps: ArmReplicates, y: int, x: int) -> float:
+    """Slope of Y on X from within-arm moments pooled over the arms (Deng et al. 2013)."""
+    arms = range(len(reps.users))
+    cov = sum((reps.users[a] - 1) * reps.covariance(a, y, x) for a in arms)
+    var = sum((reps.users[a] - 1) * reps.covariance(a, x, x) for a in arms)
+    return cov / var if var > 0 else 0.0
+
+
+def ratio_delta(reps: ArmReplicates, arm: int, y: int, n: int) -> tuple[float, float]:
+    """(sum Y / sum N, its delta-method variance) over one arm's users."""
+    users = reps.users[arm]
+    mu_y, mu_n = reps.means[arm, y, 0], reps.means[arm, n, 0]
+    var_y, var_n = reps.covariance(arm, y, y), reps.covariance(arm, n, n)
+    cov = reps.covariance(arm, y, n)
+    variance = (var_y / mu_n**2 - 2 * mu_y * cov / mu_n**3 + mu_y**2 * var_n / mu_n**4) / users
+    return float(mu_y / mu_n), float(variance)
+
+
+def delta_relative(ratio_t: float, var_t: float, ratio_c: float,
+                   var_c: float) -> tuple[float, float]:
+    """(R_t / R_c - 1, its delta-method standard error)."""
+    variance = var_t / ratio_c**2 + ratio_t**2 * var_c / ratio_c**4
+    return ratio_t / ratio_c - 1, float(np.sqrt(variance))
+
+
+def normal_interval(effect: float, se: float, alpha: float) -> tuple[float, float, float]:
+    """(lower, upper, two-sided p) of a normal estimate."""
+    if not (np.isfinite(effect) and np.isfinite(se)) or se <= 0:
         return float("nan"), float("nan"), float("nan")
-    p_value = 2 * stats.t.sf(abs(t_stat), df)
-    half = stats.t.ppf(1 - alpha / 2, df) * se_ratio
-    return float(effect - half), float(effect + half), float(p_value)
+    half = stats.norm.ppf(1 - alpha / 2) * se
+    return effect - half, effect + half, float(2 * stats.norm.sf(abs(effect) / se))
 
 
-def verdict(significant: bool, effect: float, direction: str) -> str:
-    if not significant:
-        return "no difference"
-    return "better" if (effect > 0) == (direction == "higher") else "worse"
+@dataclass(frozen=True)
+class Columns:
+    """Where each input of the estimates sits among the bootstrap's columns."""
+
+    metrics: dict[str, int]
+    covariates: dict[str, int]          # metric -> its pre-period covariate's column
+    ratios: dict[str, tuple[int, int]]  # metric -> (numerator, denominator) columns
+    quantiles: list[str]
+    estimands: dict[str, str]           # metric (and "<metric>:ratio") -> what is estimated
 
 
-def effect_rows(replicates: ArmReplicates, arm_names: list[str], metric_names: list[str],
-                directions: dict[str, str], quantile_names: list[str],
-                quantile_points: np.ndarray, quantile_direction: str,
-                alpha: float) -> list[EffectRow]:
-    """One row per treatment (arm 1..) and metric (means first, then quantiles)."""
+def estimates(reps: ArmReplicates, arm_names: list[str], columns: Columns,
+              quantile_points: np.ndarray, alpha: float) -> list[Estimate]:
+    """Per treatment: every metric by bootstrap, then by CUPED where it has a covariate, then
+    its ratio of sums by the delta method where it has one; then the quantiles."""
     rows = []
-    n = replicates.users
+    n = reps.users
+
+    def row(t, metric, method, estimand, c_value, t_value, replicates=None, delta=None,
+            reduction=None):
+        effect = float(relative_effect(np.float64(t_value), np.float64(c_value)))
+        if replicates is not None:
+            lower, upper = percentile_interval(replicates, alpha)
+            p = bootstrap_p_value(replicates)
+            finite = replicates[np.isfinite(replicates)]
+            se = float(finite.std(ddof=1)) if len(finite) > 1 else float("nan")
+        else:
+            effect, se = delta
+            lower, upper, p = normal_interval(effect, se, alpha)
+        rows.append(Estimate(arm_names[t], metric, method, estimand, float(c_value),
+                             float(t_value), effect, lower, upper, p, se, reduction,
+                             int(n[0]), int(n[t])))
+
+    all_users = n.sum()
     for t in range(1, len(arm_names)):
-        for j, metric in enumerate(metric_names):
-            c_mean, t_mean = replicates.means[0, j, 0], replicates.means[t, j, 0]
-            boot = relative_effect(replicates.means[t, j, 1:], replicates.means[0, j, 1:])
-            w_lower, w_upper, w_p = welch(c_mean, replicates.variances[0, j], n[0], t_mean,
-                                          replicates.variances[t, j], n[t], alpha)
-            rows.append(_row(arm_names[t], metric, c_mean, t_mean, boot, alpha,
-                             (w_lower, w_upper, w_p), directions[metric], n[0], n[t]))
-        for q, metric in enumerate(quantile_names):
-            boot = relative_effect(replicates.quantiles[t, q], replicates.quantiles[0, q])
-            rows.append(_row(arm_names[t], metric, quantile_points[0, q], quantile_points[t, q],
-                             boot, alpha, (None, None, None), quantile_direction, n[0], n[t]))
+        for metric, j in columns.metrics.items():
+            estimand = columns.estimands[metric]
+            plain = relative_effect(reps.means[t, j, 1:], reps.means[0, j, 1:])
+            row(t, metric, "bootstrap", estimand, reps.means[0, j, 0], reps.means[t, j, 0],
+                replicates=plain)
+            if metric in columns.covariates:
+                x = columns.covariates[metric]
+                theta = cuped_theta(reps, j, x)
+                pooled_x = (reps.means[:, x, 0] * n).sum() / all_users
+                adjusted = reps.means[:, j, :] - theta * (reps.means[:, x, :] - pooled_x)
+                cuped = relative_effect(adjusted[t, 1:], adjusted[0, 1:])
+                with np.errstate(invalid="ignore"):
+                    reduction = 1 - np.nanvar(cuped) / np.nanvar(plain)
+                row(t, metric, "cuped", estimand + " (CUPED-adjusted by its pre-period value)",
+                    adjusted[0, 0], adjusted[t, 0], replicates=cuped,
+                    reduction=float(reduction))
+            if metric in columns.ratios:
+                y, d = columns.ratios[metric]
+                ratio_c, var_c = ratio_delta(reps, 0, y, d)
+                ratio_t, var_t = ratio_delta(reps, t, y, d)
+                row(t, metric, "delta", columns.estimands[f"{metric}:ratio"], ratio_c, ratio_t,
+                    delta=delta_relative(ratio_t, var_t, ratio_c, var_c))
+        for q, metric in enumerate(columns.quantiles):
+            replicates = relative_effect(reps.quantiles[t, q], reps.quantiles[0, q])
+            row(t, metric, "bootstrap", columns.estimands[metric], quantile_points[0, q],
+                quantile_points[t, q], replicates=replicates)
     return rows
-
-
-def _row(treatment, metric, c_mean, t_mean, boot, alpha, welch_columns, direction,
-         control_users, treatment_users) -> EffectRow:
-    effect = float(relative_effect(np.float64(t_mean), np.float64(c_mean)))
-    lower, upper = percentile_interval(boot, alpha)
-    significant = bool(lower > 0 or upper < 0)
-    return EffectRow(treatment=treatment, metric=metric, control_mean=float(c_mean),
-                     treatment_mean=float(t_mean), effect=effect, lower=lower, upper=upper,
-                     p_value=bootstrap_p_value(boot), significant=significant,
-                     welch_lower=welch_columns[0], welch_upper=welch_columns[1],
-                     welch_p_value=welch_columns[2], direction=direction,
-                     verdict=verdict(significant, effect, direction),
-                     control_users=int(control_users), treatment_users=int(treatment_users))
 
 
 def sample_ratio_check(users: dict[str, int], split: dict[str, float], alpha: float) -> dict:

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.effects import EffectRow
+from analysis.decisions import COLUMNS, ResultRow
 
-COLUMNS = ["treatment", "metric", "control_mean", "treatment_mean", "effect", "lower", "upper",
-           "p_value", "significant", "welch_lower", "welch_upper", "welch_p_value", "direction",
-           "verdict", "control_users", "treatment_users"]
-COLOURS = {"better": "#1a9850", "worse": "#d73027", "no difference": "#8c8c8c"}
+COLOURS = {"better": "#1a9850", "ok": "#1a9850", "worse": "#d73027", "breached": "#d73027",
+           "no difference": "#8c8c8c", "inconclusive": "#e08214"}
+MARKERS = {"bootstrap": "o", "cuped": "D", "delta": "s"}
 SESSION_TIME_VIEW = ("log view: a session's first request carries the user's own first track "
                      "with time 1.0, so session time = 1 + the simulator's session_time")
 
@@ -33,7 +32,7 @@ def _clean(value):
     return value
 
 
-def write_outputs(out: Path, results: dict, rows: list[EffectRow]) -> None:
+def write_outputs(out: Path, results: dict, rows: list[ResultRow]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     document = _clean({**results, "results": [row.as_dict() for row in rows]})
     (out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
@@ -52,9 +51,13 @@ def _interval(lower: float | None, upper: float | None) -> str:
     return f"[{_percent(lower)}, {_percent(upper)}]"
 
 
-def _p(value: float, replicates: int) -> str:
-    """A bootstrap p-value; 0 (every replicate on one side of 0) is below its resolution."""
-    return f"<{1 / replicates:.2g}" if value == 0 else f"{value:.3g}"
+def _p(value: float, method: str, replicates: int) -> str:
+    """A p-value; a bootstrap p of 0 (every replicate on one side of 0) is below 1/B."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    if value == 0 and method != "delta":
+        return f"<{1 / replicates:.2g}"
+    return f"{value:.3g}"
 
 
 def _title(results: dict, today: str) -> str:
@@ -70,78 +73,136 @@ def _srm_line(srm: dict) -> str:
     return f"SRM check {state} (chi2 = {srm['chi2']:.2f}, p = {srm['p_value']:.3g}; users {users})"
 
 
-def markdown(results: dict, rows: list[EffectRow], today: str) -> str:
-    alpha, replicates = results["parameters"]["alpha"], results["parameters"]["replicates"]
-    lines = [f"# {_title(results, today)}", "",
-             f"Effects are (treatment - control) / control of arm means over users, with "
-             f"{1 - alpha:.0%} Poisson-bootstrap intervals ({replicates} "
-             f"replicates, seed {results['parameters']['seed']}) and Welch intervals as a "
-             f"cross-check. Session time: {SESSION_TIME_VIEW}.", "",
-             "| treatment | metric | control | treatment | effect | bootstrap CI | p | "
-             "Welch CI | Welch p | verdict |",
-             "|---|---|---:|---:|---:|---|---:|---|---:|---|"]
+def _mde_lines(results: dict, rows: list[ResultRow]) -> list[str]:
+    """What the experiment could have detected: the primary metric's MDE per treatment."""
+    decision = results["decision"]
+    power = results["parameters"]["power"]
+    lines = []
     for r in rows:
-        welch_p = "n/a" if r.welch_p_value is None else f"{r.welch_p_value:.3g}"
-        lines.append(f"| {r.treatment} | {r.metric} | {r.control_mean:.6g} | "
-                     f"{r.treatment_mean:.6g} | {_percent(r.effect)} | "
-                     f"{_interval(r.lower, r.upper)} | {_p(r.p_value, replicates)} | "
-                     f"{_interval(r.welch_lower, r.welch_upper)} | {welch_p} | {r.verdict} |")
+        if r.role == "primary":
+            lines.append(f"- {r.treatment}, {r.method}: MDE {r.mde:.2%} of {r.metric} "
+                         f"({power:.0%} power, Holm family of {len(results['treatments'])}; "
+                         f"{r.control_users} / {r.treatment_users} users)"
+                         + (" (decides)" if r.method == decision["method"] else ""))
+    return lines
+
+
+def _reductions(rows: list[ResultRow]) -> list[str]:
+    return [f"- {r.treatment}, {r.metric}: variance of the effect {r.variance_reduction:+.1%} "
+            f"reduced by CUPED" for r in rows
+            if r.variance_reduction is not None and math.isfinite(r.variance_reduction)]
+
+
+def markdown(results: dict, rows: list[ResultRow], today: str) -> str:
+    params = results["parameters"]
+    alpha, replicates = params["alpha"], params["replicates"]
+    decision = results["decision"]
+    lines = [f"# {_title(results, today)}", "",
+             f"Effects are (treatment - control) / control. Intervals are {1 - alpha:.0%}: "
+             f"`bootstrap` and `cuped` are Poisson-bootstrap percentile intervals ({replicates} "
+             f"replicates, seed {params['seed']}), `delta` is the delta method. `p_adj` is "
+             f"Holm-adjusted within each role's family (primary: the primary metric across "
+             f"treatments; secondary: secondary metrics x treatments) and decides the verdict "
+             f"at family alpha {params['family_alpha']}; guardrails are non-inferiority checks "
+             f"against their margin. Session time: {SESSION_TIME_VIEW}.", "",
+             f"**Decision** ({decision['metric']}, {decision['method']}): " + "; ".join(
+                 f"{t}: {d['verdict']} ({_percent(d['effect'])}, p_adj "
+                 f"{_p(d['p_adjusted'], decision['method'], replicates)})"
+                 for t, d in decision["treatments"].items()), "",
+             "| treatment | metric | role | method | control | treatment | effect | CI | p | "
+             "p_adj | verdict | estimand |",
+             "|---|---|---|---|---:|---:|---:|---|---:|---:|---|---|"]
+    for r in rows:
+        verdict = r.verdict + (f" (margin {r.margin:.0%})" if r.margin is not None else "")
+        lines.append(f"| {r.treatment} | {r.metric} | {r.role} | {r.method} | {r.control:.6g} | "
+                     f"{r.treatment_value:.6g} | {_percent(r.effect)} | "
+                     f"{_interval(r.lower, r.upper)} | {_p(r.p, r.method, replicates)} | "
+                     f"{_p(r.p_adjusted, r.method, replicates)} | {verdict} | {r.estimand} |")
+    lines += ["", "Minimum detectable effect (relative) of the primary metric:", *_mde_lines(
+        results, rows)]
+    reductions = _reductions(rows)
+    if reductions:
+        lines += ["", f"CUPED (pre-period logs {params['pre_events']}):", *reductions]
     srm = results["srm"]
     marker = "" if srm["passed"] else "**"
     lines += ["", f"{marker}{_srm_line(srm)}{marker}", ""]
     return "\n".join(lines)
 
 
-def forest_plot(path: Path, results: dict, rows: list[EffectRow], today: str) -> None:
-    """One row per metric and treatment: effect and interval, coloured by verdict."""
+def forest_plot(path: Path, results: dict, rows: list[ResultRow], today: str) -> None:
+    """One panel per metric (each with its own effect scale), one line per treatment and
+    method: effect and interval, coloured by verdict, annotated on the right."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    height = 1.8 + 0.55 * len(rows)
-    fig, ax = plt.subplots(figsize=(15, height))
-    fig.subplots_adjust(left=0.23, right=0.56, top=1 - 0.55 / height, bottom=1.1 / height)
-    positions = list(range(len(rows)))[::-1]
-    for y, r in zip(positions, rows):
-        colour = COLOURS[r.verdict]
-        if math.isfinite(r.lower) and math.isfinite(r.upper):
-            ax.hlines(y, 100 * r.lower, 100 * r.upper, color=colour, linewidth=3)
-        ax.plot(100 * r.effect, y, "o", color=colour, markersize=8)
-        ax.annotate(f"{_percent(r.effect)} {_interval(r.lower, r.upper)}   "
-                    f"{r.control_mean:.4g} -> {r.treatment_mean:.4g}   "
-                    f"users {r.control_users} / {r.treatment_users}   "
-                    f"p: {_p(r.p_value, results['parameters']['replicates'])}",
-                    xy=(1.01, y), xycoords=("axes fraction", "data"), va="center", fontsize=9)
-    ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_yticks(positions)
-    ax.set_yticklabels([f"{r.metric} ({r.treatment}, {r.direction} is better)" for r in rows])
-    ax.set_ylim(-0.7, len(rows) - 0.3)
-    ax.set_xlabel(f"relative effect vs {results['control']}, % "
-                  f"({1 - results['parameters']['alpha']:.0%} Poisson-bootstrap interval; "
-                  f"green better, red worse, grey no significant difference)")
-    ax.grid(axis="x", alpha=0.3)
-    ax.set_title(_title(results, today), fontsize=11)
+    metrics = list(dict.fromkeys(r.metric for r in rows))
+    panels = [[r for r in rows if r.metric == m] for m in metrics]
+    # Laid out in inches: each line 0.3", each panel's title and tick labels 0.8".
+    line, gap, top, bottom = 0.3, 0.8, 0.8, 1.0
+    heights = [line * (len(p) + 0.6) for p in panels]
+    height = top + sum(heights) + gap * (len(panels) - 1) + bottom
+    fig = plt.figure(figsize=(16, height))
+    axes, cursor = [], height - top
+    for panel_height in heights:
+        cursor -= panel_height
+        axes.append(fig.add_axes((0.14, cursor / height, 0.41, panel_height / height)))
+        cursor -= gap
+    replicates = results["parameters"]["replicates"]
+    for ax, panel in zip(axes, panels):
+        first = panel[0]
+        positions = list(range(len(panel)))[::-1]
+        for y, r in zip(positions, panel):
+            colour = COLOURS[r.verdict]
+            if math.isfinite(r.lower) and math.isfinite(r.upper):
+                ax.hlines(y, 100 * r.lower, 100 * r.upper, color=colour, linewidth=3)
+            ax.plot(100 * r.effect, y, MARKERS[r.method], color=colour, markersize=7)
+            ax.annotate(f"{_percent(r.effect)} {_interval(r.lower, r.upper)}  "
+                        f"{r.control:.4g} -> {r.treatment_value:.4g}  "
+                        f"p {_p(r.p, r.method, replicates)}  "
+                        f"p_adj {_p(r.p_adjusted, r.method, replicates)}  {r.verdict}",
+                        xy=(1.01, y), xycoords=("axes fraction", "data"), va="center",
+                        fontsize=8.5, color=colour if r.verdict != "no difference" else "black")
+        if first.margin is not None:
+            sign = 1 if first.direction == "lower" else -1
+            ax.axvline(100 * sign * first.margin, color="#e08214", linestyle="--", linewidth=1)
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_yticks(positions)
+        ax.set_yticklabels([f"{r.treatment} · {r.method}" for r in panel], fontsize=9)
+        ax.set_ylim(-0.7, len(panel) - 0.3)
+        ax.grid(axis="x", alpha=0.3)
+        ax.tick_params(axis="x", labelsize=8)
+        role = first.role + (f", margin {first.margin:.0%}" if first.margin is not None else "")
+        ax.set_title(f"{first.metric} ({role}; {first.direction} is better)", fontsize=10,
+                     loc="left")
+    axes[-1].set_xlabel(
+        f"relative effect vs {results['control']}, % ({1 - results['parameters']['alpha']:.0%} "
+        f"intervals; o bootstrap, ◆ cuped, ■ delta; green better/ok, red worse/breached, "
+        f"orange inconclusive, grey no difference after Holm)", fontsize=9)
+    fig.text(0.01, 1 - 0.35 / height, _title(results, today), fontsize=11, va="center")
     srm = results["srm"]
-    fig.text(0.01, 0.15 / height, _srm_line(srm), color="black" if srm["passed"] else "#d73027",
+    fig.text(0.01, 0.25 / height, _srm_line(srm), color="black" if srm["passed"] else "#d73027",
              fontsize=9, weight="normal" if srm["passed"] else "bold")
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def print_table(results: dict, rows: list[EffectRow], console) -> None:
+def print_table(results: dict, rows: list[ResultRow], console) -> None:
     from rich.table import Table
 
+    replicates = results["parameters"]["replicates"]
     table = Table(title=f"A/B {results['experiment']} (control {results['control']})")
-    for name in ["treatment", "metric", "control", "treatment mean", "effect", "bootstrap CI",
-                 "p", "Welch CI", "verdict"]:
+    for name in ["treatment", "metric", "role", "method", "control", "treatment value",
+                 "effect", "CI", "p", "p_adj", "verdict"]:
         table.add_column(name)
-    styles = {"better": "green", "worse": "red", "no difference": ""}
+    styles = {"better": "green", "ok": "green", "worse": "red", "breached": "red",
+              "inconclusive": "yellow", "no difference": ""}
     for r in rows:
-        table.add_row(r.treatment, r.metric, f"{r.control_mean:.5g}", f"{r.treatment_mean:.5g}",
-                      _percent(r.effect), _interval(r.lower, r.upper),
-                      _p(r.p_value, results["parameters"]["replicates"]),
-                      _interval(r.welch_lower, r.welch_upper), r.verdict,
+        table.add_row(r.treatment, r.metric, r.role, r.method, f"{r.control:.5g}",
+                      f"{r.treatment_value:.5g}", _percent(r.effect),
+                      _interval(r.lower, r.upper), _p(r.p, r.method, replicates),
+                      _p(r.p_adjusted, r.method, replicates), r.verdict,
                       style=styles[r.verdict])
     console.print(table)
     srm = results["srm"]

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-BASE_TIMESTAMP_MS = 1_795_000_000_000  # 2026-11-18, so report dates look like a real run
+DAY_MS = 86_400_000
+BASE_TIMESTAMP_MS = 20_775 * DAY_MS   # 2026-11-18 00:00 UTC, so report dates look like a real run
 LISTEN_MAX = 0.8                      # recommended tracks: U(0, LISTEN_MAX) before the lift
 
 
@@ -23,8 +24,11 @@ def synthetic_events(users: int, seed: int | list[int], experiment: str = "EXP",
                      time_lift: dict[str, float] | None = None,
                      latency_lift: dict[str, float] | None = None,
                      extra_sessions: float = 0.25, session_end: float = 0.2,
-                     latency_mean: float = 0.004, first_user: int = 0) -> pd.DataFrame:
-    """Events (contract columns, in time order per user) of `users` users."""
+                     latency_mean: float = 0.004, first_user: int = 0,
+                     days: int = 1) -> pd.DataFrame:
+    """Events (contract columns, in time order per user) of `users` users. With `days` > 1
+    each session falls on a random one of that many consecutive days (a user's sessions in
+    day order), so users come back or leave."""
     split = split or {"C": 1.0, "T1": 1.0}
     time_lift, latency_lift = time_lift or {}, latency_lift or {}
     if max(time_lift.values(), default=0.0) > 1 / LISTEN_MAX - 1:
@@ -48,12 +52,17 @@ def synthetic_events(users: int, seed: int | list[int], experiment: str = "EXP",
     slow = np.array([latency_lift.get(a, 0.0) for a in names])[arm[event_user]]
     latency = rng.exponential(latency_mean, size=len(event_user)) * (1 + slow)
 
-    # Users' histories start at random moments of one day, a request every 3 s.
-    user_start = BASE_TIMESTAMP_MS + rng.integers(0, 86_400_000, size=users)
+    # Users' histories start at random moments of the day's first 23 hours, a request every
+    # 3 s, so one-day logs stay inside one UTC calendar day.
+    user_start = BASE_TIMESTAMP_MS + rng.integers(0, DAY_MS - 3_600_000, size=users)
     user_first_event = np.cumsum(np.bincount(event_user, minlength=users)) - np.bincount(
         event_user, minlength=users)
     timestamp = user_start[event_user] + 3_000 * (np.arange(len(event_user))
                                                   - user_first_event[event_user])
+    if days > 1:  # drawn last, so one-day logs stay what they were for a seed
+        session_day = rng.integers(0, days, size=len(session_user))
+        session_day = np.sort(session_day + days * session_user) - days * session_user
+        timestamp = timestamp + DAY_MS * session_day[event_session]
     recommendation = pd.array(np.where(is_last, -1, rng.integers(0, 50_000, len(event_user))),
                               dtype="Int64")
     recommendation[is_last] = pd.NA
@@ -73,9 +82,11 @@ def synthetic_events(users: int, seed: int | list[int], experiment: str = "EXP",
 def per_user_metrics(events: pd.DataFrame, arms: list[str],
                      experiment: str = "EXP") -> pd.DataFrame:
     """The design's per-user metrics computed with pandas (the reference for the Spark job),
-    with `arm` the index of the user's arm in `arms` (the numpy engine's input)."""
+    with `arm` the index of the user's arm in `arms` (the numpy engine's input), the totals of
+    the ratio metrics, and the retention metrics when the events span 2 or more UTC days."""
+    day = events["timestamp"] // DAY_MS
     frame = events.assign(arm_name=[e[experiment] for e in events["experiments"]],
-                          last=events["message"] == "last")
+                          last=events["message"] == "last", day=day)
     grouped = frame.groupby("user")
     table = pd.DataFrame({
         "arm_name": grouped["arm_name"].first(),
@@ -83,15 +94,24 @@ def per_user_metrics(events: pd.DataFrame, arms: list[str],
         "events": grouped.size(),
         "time": grouped["time"].sum(),
         "latency": grouped["latency"].sum(),
+        "active_days": grouped["day"].nunique(),
+        "last_day": grouped["day"].max(),
     })
-    return pd.DataFrame({
+    metrics = pd.DataFrame({
         "arm_name": table["arm_name"],
         "arm": table["arm_name"].map({name: i for i, name in enumerate(arms)}),
         "sessions": table["sessions"].astype(float),
         "mean_session_time": table["time"] / table["sessions"],
         "mean_session_length": table["events"] / table["sessions"],
         "mean_request_time": table["latency"] / table["events"],
-    }).reset_index()
+        "time_total": table["time"],
+        "events": table["events"].astype(float),
+    })
+    period = day.max() - day.min() + 1
+    if period >= 2:
+        metrics["active_days_share"] = table["active_days"] / period
+        metrics["churned"] = (table["last_day"] < day.max()).astype(float)
+    return metrics.reset_index()
 
 
 def write_events(events: pd.DataFrame, folder: str | Path, files: int = 4) -> Path:

@@ -6,6 +6,12 @@
   1 + the simulator's session_time.
 - mean_session_length: events / sessions
 - mean_request_time: sum of `latency` / events
+- when the logs span 2 or more UTC calendar days (the period: first to last day, inclusive):
+  active_days_share = days with an event of the user / days of the period, and
+  churned = 1 if the user's last event falls on a day before the period's last day.
+
+Ratio-of-sums versions (delta method) need the per-user totals `time_total` and `events`.
+The CUPED covariates are the same per-user metrics over a pre-period's logs (`pre_period`).
 
 A user's arm is `experiments[NAME]` of their events. Lines that break the event-log contract
 (not JSON, a missing or mistyped field, an unknown message) are counted and dropped. Sums of
@@ -23,8 +29,14 @@ from service.events import MESSAGES, REQUIRED_FIELDS, spark_schema
 from analysis.errors import AnalysisError
 
 METRICS = ("sessions", "mean_session_time", "mean_session_length", "mean_request_time")
+RETENTION_METRICS = ("active_days_share", "churned")  # multi-day logs only
+# Ratio-of-sums version of a per-user metric: (numerator, denominator) per-user totals.
+RATIOS = {"mean_session_time": ("time_total", "sessions"),
+          "mean_session_length": ("events", "sessions")}
 CORRUPT = "_corrupt_record"
 NANO = 1_000_000_000
+DAY_MS = 86_400_000
+MAX_DAYS = 64  # a user's active days are bits of one 64-bit mask
 
 # Groups of the per-user summary besides the arms themselves.
 INVALID, OUTSIDE, CONFLICT = "<invalid lines>", "<not in experiment>", "<several arms>"
@@ -65,25 +77,41 @@ class UserTable:
         self.cached.unpersist()
 
 
-def per_user(events, experiment: str) -> UserTable:
-    """Aggregate the events per (user, arm). The arm is a grouping key rather than an
-    aggregate on purpose: Spark's hash aggregation cannot keep strings in its buffers and
-    would sort every event instead."""
+def _validity():
+    """(the event is valid, the event closes a session) as Spark column expressions."""
     from pyspark.sql import functions as F
 
     valid = F.col(CORRUPT).isNull() & F.col("message").isin(*MESSAGES)
     for field in REQUIRED_FIELDS:
         if field != "recommendation":
             valid = valid & F.col(field).isNotNull()
-    is_last = valid & (F.col("message") == "last")
+    return valid, valid & (F.col("message") == "last")
+
+
+def _sums(is_last):
+    """The per-user aggregates every metric is built from."""
+    from pyspark.sql import functions as F
+
+    return [F.count(F.lit(1)).alias("lines"),
+            F.count(F.when(is_last, 1)).alias("sessions"),
+            F.sum(F.floor(F.col("time") * NANO + 0.5)).alias("time_nano"),
+            F.sum(F.floor(F.col("latency") * NANO + 0.5)).alias("latency_nano")]
+
+
+def per_user(events, experiment: str) -> UserTable:
+    """Aggregate the events per (user, arm). The arm is a grouping key rather than an
+    aggregate on purpose: Spark's hash aggregation cannot keep strings in its buffers and
+    would sort every event instead. A user's active days are bits (day mod 64) of a mask."""
+    from pyspark.sql import functions as F
+
+    valid, is_last = _validity()
+    day_bit = F.expr(f"shiftleft(1L, cast(pmod(floor(timestamp / {DAY_MS}), {MAX_DAYS}) as int))")
     by_arm = (events.groupBy(F.when(valid, F.col("user")).alias("user"),
                              F.when(valid, F.col("experiments").getItem(experiment)).alias("arm"))
-              .agg(F.count(F.lit(1)).alias("lines"),
-                   F.count(F.when(is_last, 1)).alias("sessions"),
-                   F.sum(F.floor(F.col("time") * NANO + 0.5)).alias("time_nano"),
-                   F.sum(F.floor(F.col("latency") * NANO + 0.5)).alias("latency_nano"),
+              .agg(*_sums(is_last),
                    F.min("timestamp").alias("first_ts"), F.max("timestamp").alias("last_ts"),
-                   F.max(F.when(is_last, F.col("timestamp"))).alias("last_close_ts"))
+                   F.max(F.when(is_last, F.col("timestamp"))).alias("last_close_ts"),
+                   F.bit_or(day_bit).alias("day_mask"))
               .cache())
     several = (by_arm.where(F.col("user").isNotNull() & F.col("arm").isNotNull())
                .groupBy("user").count().where(F.col("count") > 1)
@@ -93,6 +121,14 @@ def per_user(events, experiment: str) -> UserTable:
     else:
         frame = by_arm.join(several, "user", "left").fillna(False, ["several_arms"])
     return UserTable(frame=frame, cached=by_arm)
+
+
+def _metrics(sessions, lines, time_nano, latency_nano):
+    """The per-user metrics from the per-user sums (Spark columns)."""
+    return [sessions.cast("double").alias("sessions"),
+            (time_nano / NANO / sessions).alias("mean_session_time"),
+            (lines / sessions).alias("mean_session_length"),
+            (latency_nano / NANO / lines).alias("mean_request_time")]
 
 
 @dataclass(frozen=True)
@@ -148,19 +184,78 @@ def seen_experiments(events, limit: int = 50) -> list[str]:
     return sorted(row["name"] for row in names)
 
 
-def metric_table(users: UserTable, arms: list[str]):
-    """Users of `arms` who closed a session: `user`, `arm` (index into `arms`), the metrics."""
+@dataclass(frozen=True)
+class Period:
+    """The UTC calendar days the experiment's events span, first to last inclusive."""
+
+    first_day: int  # days since the epoch
+    last_day: int
+
+    @classmethod
+    def of(cls, first_ts: int, last_ts: int) -> Period:
+        return cls(first_ts // DAY_MS, last_ts // DAY_MS)
+
+    @property
+    def days(self) -> int:
+        return self.last_day - self.first_day + 1
+
+
+def metric_table(users: UserTable, arms: list[str], period: Period | None = None):
+    """Users of `arms` who closed a session: `user`, `arm` (index into `arms`), the metrics,
+    the totals of the ratio metrics, and when `period` spans 2 or more days the retention
+    metrics."""
     from pyspark.sql import functions as F
 
     arm_index = F.create_map(*[F.lit(x) for index, name in enumerate(arms)
                                for x in (name, index)])[F.col("arm")]
+    columns = ["user", arm_index.cast("int").alias("arm"),
+               *_metrics(F.col("sessions"), F.col("lines"), F.col("time_nano"),
+                         F.col("latency_nano")),
+               (F.col("time_nano") / NANO).alias("time_total"),
+               F.col("lines").cast("double").alias("events")]
+    if period is not None and period.days >= 2:
+        if period.days > MAX_DAYS:
+            raise AnalysisError(f"the events span {period.days} days; retention metrics cover "
+                                f"at most {MAX_DAYS}: analyse a shorter period")
+        columns += [(F.bit_count("day_mask") / period.days).alias("active_days_share"),
+                    (F.floor(F.col("last_ts") / DAY_MS) < period.last_day).cast("double")
+                    .alias("churned")]
     return (users.frame.where(F.col("user").isNotNull() & ~F.col("several_arms")
                               & arm_index.isNotNull() & (F.col("sessions") > 0))
-            .select("user", arm_index.cast("int").alias("arm"),
-                    F.col("sessions").cast("double").alias("sessions"),
-                    (F.col("time_nano") / NANO / F.col("sessions")).alias("mean_session_time"),
-                    (F.col("lines") / F.col("sessions")).alias("mean_session_length"),
-                    (F.col("latency_nano") / NANO / F.col("lines")).alias("mean_request_time")))
+            .select(*columns))
+
+
+def every_user(events, prefix: str = ""):
+    """Per user, the metrics over all their valid events whatever their experiments (a
+    pre-period's logs, or the logs a design is based on): `user` and `<prefix><metric>`; the
+    session metrics are null for a user with no closed session."""
+    from pyspark.sql import functions as F
+
+    valid, is_last = _validity()
+    sums = events.where(valid).groupBy("user").agg(*_sums(is_last))
+    sessions = F.when(F.col("sessions") > 0, F.col("sessions"))
+    metrics = _metrics(sessions, F.col("lines"), F.col("time_nano"), F.col("latency_nano"))
+    return sums.select("user", *[m.alias(f"{prefix}{name}") for m, name in zip(metrics, METRICS)])
+
+
+def pre_period(events):
+    """The CUPED covariates: `user` and `pre_<metric>` over a pre-period's logs."""
+    return every_user(events, prefix="pre_")
+
+
+def with_covariates(table, pre, metrics: list[str]) -> tuple[object, dict]:
+    """`table` with a `pre_<metric>` column per metric: the user's pre-period value, or, for a
+    user without one, the mean of the analysed users' pre-period values (all arms pooled).
+    Also returns, per covariate, that mean and how many analysed users had a value."""
+    from pyspark.sql import functions as F
+
+    names = [f"pre_{m}" for m in metrics]
+    joined = table.join(pre.select("user", *names), "user", "left")
+    row = joined.agg(*[F.mean(n).alias(n) for n in names],
+                     *[F.count(n).alias(f"{n}_users") for n in names]).first()
+    fill = {n: 0.0 if row[n] is None else float(row[n]) for n in names}
+    info = {n: {"pooled_mean": row[n], "users_with_value": row[f"{n}_users"]} for n in names}
+    return joined.fillna(fill), info
 
 
 def check_arms(summary: dict[str, GroupSummary], experiment: str, control: str,

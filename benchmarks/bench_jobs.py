@@ -1,117 +1,142 @@
-"""Benchmark of the four jobs (sessions, toppop, nn --dim 200, svd) on synthetic logs.
+"""The jobs as a user waits for them: `spark-submit` wall time (JVM start-up included) on logs in HDFS.
 
-    .venv/bin/python benchmarks/bench_jobs.py                       # ~100k and ~1M events
-    .venv/bin/python benchmarks/bench_jobs.py --sessions 11500      # ~100k events only
-    .venv/bin/python benchmarks/bench_jobs.py --course --spark-als  # + course table, Spark ALS
+    S="python -m infra.stack run --ephemeral --"      # a private HDFS for the benchmark
+    PYTHONPATH=$PWD $S python benchmarks/bench_jobs.py submits [--events 150000] [--old-code TREE]
+    PYTHONPATH=$PWD $S python benchmarks/bench_jobs.py scale [--events 1300000,13000000]
 
-One SparkSession (local[2]) runs every job in-process, so start-up is excluded. Logs come from
-the seeded generator in tests/test_jobs_synth.py (50,000 tracks, 10,000 users), by default
-day-1-like (a Contextual-style recommender: what the dim-200 NN is trained on in the pipeline);
-they are cached in benchmarks/out/. Prints each job's time, the total against the 6-minute
-target, the NN's held-out MSE against the mean baseline, the offline checks and the scaling.
+`submits`: one day's four jobs (sessions, toppop, nn --dim 200, svd) the old way, four
+`spark-submit`s (with the job files of --old-code, e.g. `git archive <commit> | tar -x -C TREE`;
+default this tree), then the new way, one `spark-submit jobs/driver.py` running the four in one
+SparkSession; same logs, both on hdfs://. Prints each submit's seconds, both totals and the ratio.
+
+`scale`: for each size, the four jobs in one driver submit; prints each job's seconds (from the
+driver's --timings), the submit's wall time, and the growth of each against the first size.
+
+Logs: dataclient/synthetic_logs.py (seeded; 10,000 users, 50,000 tracks, random tracks, one
+"last" in ten events), generated once into benchmarks/out/ and uploaded to the stack's HDFS.
+Every submit runs under `spark-submit --master local[2]`, like the pipeline. The machine is
+shared: compare figures within one run.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))   # the synthetic-log generator lives with the tests
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from jobs import common, nn, sessions, svd, toppop  # noqa: E402
-from test_jobs_synth import synthetic_sessions, write_event_log  # noqa: E402
+from dataclient.synthetic_logs import write_log_file  # noqa: E402
+from tables_check import day_jobs, run_day  # noqa: E402
 
-TARGET_S = 360
+BYTES_PER_EVENT = 155   # synthetic_logs' lines, measured: size / lines
 
 
-def event_log(out: Path, n_sessions: int, contextual: bool, seed: int) -> tuple[Path, int]:
-    folder = out / f"events_{'day1' if contextual else 'day0'}_{n_sessions}_{seed}"
+def stack() -> tuple[str, object, str]:
+    """(hdfs:// URI of the home folder, WebHDFS client, user) of the stack in the environment."""
+    missing = [v for v in ("BOTIFY_HDFS_FS", "BOTIFY_WEBHDFS_URL", "BOTIFY_HDFS_USER") if not os.environ.get(v)]
+    if missing:
+        raise SystemExit(f"{', '.join(missing)} not set: run under `python -m infra.stack run --ephemeral --`")
+    from hdfs import InsecureClient
+
+    user = os.environ["BOTIFY_HDFS_USER"]
+    client = InsecureClient(os.environ["BOTIFY_WEBHDFS_URL"], user=user)
+    return f"{os.environ['BOTIFY_HDFS_FS']}/user/{user}", client, user
+
+
+def local_logs(out: Path, events: int, seed: int) -> tuple[Path, int]:
+    """Synthetic logs of about `events` lines in benchmarks/out/ (made once); (folder, lines)."""
+    folder = out / f"logs_{events}_{seed}"
     done = folder / "_LINES"
     if not done.exists():
         started = time.perf_counter()
-        lines = write_event_log(synthetic_sessions(n_sessions, n_tracks=50_000, n_users=10_000, seed=seed,
-                                                   contextual=contextual), folder, n_files=8)
+        folder.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(seed)
+        files = max(1, events // 500_000)
+        for i in range(files):
+            write_log_file(folder / f"events-{i:03d}.jsonl", events * BYTES_PER_EVENT // files, rng)
+        lines = sum(sum(1 for _ in open(f, "rb")) for f in folder.glob("events-*.jsonl"))
         done.write_text(str(lines))
-        print(f"generated {lines} events in {time.perf_counter() - started:.0f} s -> {folder}", flush=True)
+        print(f"generated {lines:,} events in {time.perf_counter() - started:.0f} s -> {folder}", flush=True)
     return folder, int(done.read_text())
 
 
-def timed(results: dict, name: str, fn):
-    started = time.perf_counter()
-    value = fn()
-    results[name] = time.perf_counter() - started
-    return value
+def events_on_hdfs(out: Path, events: int, seed: int) -> tuple[str, int]:
+    """The logs of `local_logs`, uploaded to the stack's HDFS once; (hdfs:// uri, lines)."""
+    folder, lines = local_logs(out, events, seed)
+    home, client, user = stack()
+    target = f"/user/{user}/bench_jobs/{folder.name}"
+    if not client.status(target, strict=False):
+        started = time.perf_counter()
+        for f in sorted(folder.glob("events-*.jsonl")):
+            client.upload(f"{target}/{f.name}", str(f))
+        print(f"uploaded to HDFS in {time.perf_counter() - started:.0f} s", flush=True)
+    return f"{home}/bench_jobs/{folder.name}", lines
 
 
-def bench_size(spark, out: Path, n_sessions: int, args) -> dict:
-    events, lines = event_log(out, n_sessions, not args.day0, args.seed)
-    work, tables = out / f"work_{n_sessions}", out / f"tables_{n_sessions}"
-    day = ["--sessions", str(work / "sessions"), "--out", str(tables)]
+def submits(args) -> None:
+    home, client, user = stack()
+    events, lines = events_on_hdfs(args.out, args.events[0], args.seed)
+    print(f"\n{lines:,} events; old way: four spark-submits ({args.old_code})", flush=True)
+    old = run_day(events, f"{home}/bench_jobs/old", ["--dim", "200"], args.old_code.resolve(), driver=False)
+    print("new way: one spark-submit of jobs/driver.py", flush=True)
+    new = run_day(events, f"{home}/bench_jobs/new", ["--dim", "200"], REPO, driver=True)
+    identical = {}
+    for table in ("top_tracks.json", "tracks_nn.json", "recommendations_svd.json"):
+        with client.read(f"/user/{user}/bench_jobs/old/tables/{table}") as a, \
+                client.read(f"/user/{user}/bench_jobs/new/tables/{table}") as b:
+            identical[table] = a.read() == b.read()
+    print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    for name, seconds in old.items():
+        print(f"  old  spark-submit jobs/{name}.py{'':<14}{seconds:8.1f} s")
+    print(f"  old  four spark-submits{'':<19}{sum(old.values()):8.1f} s")
+    print(f"  new  spark-submit jobs/driver.py (4 jobs){'':<1}{new['driver']:8.1f} s")
+    print(f"  ratio old / new: x{sum(old.values()) / new['driver']:.2f}")
+    print(f"  tables byte-identical old vs new: {identical}")
 
-    def run(job, argv):
-        return job.run(spark, common.parse_args(job.NAME, "bench", job.add_arguments, argv))
 
-    times: dict[str, float] = {}
-    timed(times, "sessions", lambda: run(sessions, ["--events", str(events), "--out", str(work)]))
-    timed(times, "toppop", lambda: run(toppop, day))
-    result = timed(times, "nn --dim 200", lambda: run(nn, day + ["--dim", "200"]))
-    timed(times, "svd", lambda: run(svd, day))
-    extra: dict[str, float] = {}
-    course = timed(extra, "nn --dim 100 --unordered",
-                   lambda: run(nn, day + ["--dim", "100", "--unordered"])) if args.course else None
-    spark_als = timed(extra, "nn --dim 200 --solver spark",
-                      lambda: run(nn, day + ["--dim", "200", "--solver", "spark", "--table", "spark_als.json"])
-                      ) if args.spark_als else None
-    return {"lines": lines, "times": times, "extra": extra, "nn": result, "course": course,
-            "spark_als": spark_als}
+def scale(args) -> None:
+    home, _, _ = stack()
+    runs = {}
+    for n in args.events:
+        events, lines = events_on_hdfs(args.out, n, args.seed)
+        timings = args.out / f"timings_{n}.json"
+        print(f"\n{lines:,} events: one driver submit", flush=True)
+        wall = run_day(events, f"{home}/bench_jobs/scale_{n}", ["--dim", "200"], REPO, driver=True,
+                       timings=timings)["driver"]
+        recorded = json.loads(timings.read_text())
+        runs[lines] = {"wall": wall, "startup": recorded["startup"],
+                       **{t["job"]: t["seconds"] for t in recorded["jobs"]}}
+    print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    names = ["sessions", "toppop", "nn", "svd", "startup", "wall"]
+    sizes = list(runs)
+    print(f"  {'':<10}" + "".join(f"{s:>14,}" for s in sizes) + "".join(
+        f"{f'x{s / sizes[0]:.0f} events':>14}" for s in sizes[1:]))
+    for name in names:
+        label = {"startup": "Spark up", "wall": "submit"}.get(name, name)
+        print(f"  {label:<10}" + "".join(f"{runs[s][name]:>12.1f} s" for s in sizes) + "".join(
+            f"{f'x{runs[s][name] / runs[sizes[0]][name]:.1f}':>14}" for s in sizes[1:]))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", default="11500,115000",
-                        help="comma-separated session counts (~8.7 events each with day-1 logs)")
-    parser.add_argument("--master", default="local[2]")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "jobs")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--day0", action="store_true", help="Random-recommender (day-0) logs instead")
-    parser.add_argument("--course", action="store_true", help="also time nn --dim 100 --unordered")
-    parser.add_argument("--spark-als", action="store_true", help="also time nn with Spark ML's ALS")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, default in (("submits", "150000"), ("scale", "1300000,13000000")):
+        p = sub.add_parser(name)
+        p.add_argument("--events", default=default, type=lambda s: [int(x) for x in s.split(",")],
+                       help="comma-separated event counts (approximate: whole lines)")
+        p.add_argument("--seed", type=int, default=7)
+        p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "jobs")
+        if name == "submits":
+            p.add_argument("--old-code", type=Path, default=REPO, help="source tree of the old way's jobs")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-
-    spark = common.spark_session("bench-jobs", args.master)
-    runs = {}
-    for n in map(int, args.sessions.split(",")):
-        runs[n] = bench_size(spark, args.out, n, args)
-    spark.stop()
-
-    print(f"\nmaster {args.master}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
-          f"(the machine is shared: compare ratios within one run)")
-    for n, r in runs.items():
-        total = sum(r["times"].values())
-        print(f"\n{r['lines']:,} events ({n:,} sessions):")
-        for name, seconds in {**r["times"], **r["extra"]}.items():
-            print(f"  {name:<28}{seconds:8.1f} s")
-        print(f"  {'total of the four jobs':<28}{total:8.1f} s   target <= {TARGET_S} s: "
-              f"{'met' if total <= TARGET_S else 'MISSED'}")
-        mse = r["nn"]["mse"]
-        print(f"  NN held-out MSE {mse['model']:.5f} vs mean baseline {mse['baseline']:.5f} "
-              f"({1 - mse['model'] / mse['baseline']:.1%} lower; {mse['covered']:.0%} of pairs covered)")
-        for label, res in (("NN dim 200 ordered", r["nn"]), ("course dim 100 unordered", r["course"]),
-                           ("Spark ALS dim 200", r["spark_als"])):
-            if res:
-                table, top = [v for k, v in res["offline"].items() if k != "top-pop"][0], res["offline"]["top-pop"]
-                print(f"  {label:<26} hit@100 {table['hit_rate']:.4f} ndcg@100 {table['ndcg']:.4f}   "
-                      f"top-pop hit@100 {top['hit_rate']:.4f} ndcg@100 {top['ndcg']:.4f}")
-    if len(runs) > 1:
-        a, b = list(runs.values())[0], list(runs.values())[-1]
-        print(f"\nscaling {a['lines']:,} -> {b['lines']:,} events (x{b['lines'] / a['lines']:.1f}):")
-        for name in a["times"]:
-            print(f"  {name:<28}x{b['times'][name] / a['times'][name]:.1f}")
+    {"submits": submits, "scale": scale}[args.command](args)
 
 
 if __name__ == "__main__":

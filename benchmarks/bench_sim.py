@@ -1,8 +1,15 @@
 """Simulator speed: in-process steps/s, and remote steps/s with the share of time in the sim.
 
-    .venv/bin/python benchmarks/bench_sim.py [--world data/world] [--url URL] [--episodes N]
+    .venv/bin/python benchmarks/bench_sim.py [--world data/world] [--seed 42] [--url URL]
+                                             [--episodes N] [--remote-episodes N]
+
+The world folder is generated from --seed when it does not exist; an existing world made from
+another seed or config is refused (exit 2), never overwritten.
 
 - dummy, in-process, one core: the simulator's own cost per step (target >= 50,000 steps/s);
+- the long term's cost: dummy in-process, a one-day run of --episodes sessions against
+  `--days 5` with returns on (--episodes / 5 expected sessions a day), alternated `--repeats`
+  times, best of each: steps/s by wall time and by CPU time, and their ratios (target >= 0.8);
 - remote: against --url (the botify service), or else against a trivial peer started here
   (a bare ASGI app under uvicorn in its own process, answering random track ids), with
   1 and 2 worker processes: steps/s per worker and the share of the workers' time spent in
@@ -12,6 +19,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import random
 import socket
@@ -28,7 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sim.config import load_config  # noqa: E402
 from sim.remote import check_service  # noqa: E402
 from sim.run import RunSpec, episode_users, run_episodes, run_parallel  # noqa: E402
-from sim.world import ensure_world, load_world  # noqa: E402
+from sim.world import MANIFEST_FILE, ensure_world, load_world, world_is_current  # noqa: E402
+
+LONG_TERM_DAYS = 5
 
 PEER_TRACKS = {"n": 0}
 
@@ -76,17 +86,37 @@ def start_peer(n_tracks: int) -> tuple[multiprocessing.Process, str]:
             time.sleep(0.1)
 
 
-def measure(world, config, agent: str, episodes: int, processes: int, url: str) -> dict:
-    users = episode_users(1, episodes, world.n_users)
-    spec = RunSpec(agent, 1, url, config, [(e, int(u)) for e, u in enumerate(users)])
-    started = time.perf_counter()
+def refuse_other_world(folder: Path, config, config_path: str, seed: int) -> str | None:
+    """Why the benchmark must not use `folder`, or None: an existing, non-empty folder that
+    does not hold this seed's world is someone's other world (it was once regenerated in
+    place here, silently)."""
+    if not folder.exists() or not any(folder.iterdir()) or world_is_current(folder, config, seed):
+        return None
+    try:
+        found = f"a world with seed {json.loads((folder / MANIFEST_FILE).read_text())['seed']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        found = "files that are not a complete world"
+    return (f"{folder} holds {found}, not the world of seed {seed} and {config_path}; pass "
+            f"--world with a new folder, or the world's own --seed")
+
+
+def measure(world, config, agent: str, episodes: int, processes: int, url: str,
+            days: int = 0) -> dict:
+    if days:
+        spec = RunSpec(agent, 1, url, config, days=days, episodes_per_day=episodes // days)
+    else:
+        users = episode_users(1, episodes, world.n_users)
+        spec = RunSpec(agent, 1, url, config, [(e, int(u)) for e, u in enumerate(users)])
+    started, started_cpu = time.perf_counter(), time.process_time()
     with tqdm(total=episodes, disable=True) as bar:
         if processes == 1:
             _, stats = run_episodes(world, spec, bar.update)
         else:
             _, stats = run_parallel(world, spec, processes, bar)
     wall = time.perf_counter() - started
+    cpu = time.process_time() - started_cpu
     return {"steps": stats.steps, "wall_s": wall, "steps_per_s": stats.steps / wall,
+            "steps_per_cpu_s": stats.steps / cpu if cpu > 0 else float("nan"),
             "per_worker": stats.steps / stats.worker_seconds,
             "sim_share": stats.worker_cpu_seconds / stats.worker_seconds,
             "sim_us_per_step": stats.worker_cpu_seconds / stats.steps * 1e6}
@@ -101,15 +131,40 @@ def main() -> int:
                                       "trivial peer started by this script)")
     parser.add_argument("--episodes", type=int, default=20000, help="dummy sessions")
     parser.add_argument("--remote-episodes", type=int, default=3000, help="remote sessions")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs of each side of the long-term comparison (best kept)")
     args = parser.parse_args()
 
     config = load_config(args.config)
+    refusal = refuse_other_world(Path(args.world), config, args.config, args.seed)
+    if refusal is not None:
+        print(f"error: {refusal}", file=sys.stderr)
+        return 2
     ensure_world(Path(args.world), config, args.seed)
     world = load_world(Path(args.world))
 
     dummy = measure(world, config, "dummy", args.episodes, 1, "")
     print(f"dummy in-process, 1 process: {dummy['steps']} steps in {dummy['wall_s']:.2f} s "
           f"= {dummy['steps_per_s']:,.0f} steps/s")
+
+    returns = config.model_copy(update={"returns": config.returns.model_copy(
+        update={"enabled": True})})
+    best: dict[str, dict] = {}
+    for _ in range(args.repeats):  # alternated, so both sides see the same machine load
+        for name, run_config, days in (("off", config, 0), ("on", returns, LONG_TERM_DAYS)):
+            result = measure(world, run_config, "dummy", args.episodes, 1, "", days)
+            side = best.setdefault(name, {})
+            for key in ("steps_per_s", "steps_per_cpu_s"):
+                side[key] = max(side.get(key, 0), result[key])
+    off, on = best["off"], best["on"]
+    print(f"returns off (one day, {args.episodes} sessions): {off['steps_per_s']:,.0f} steps/s "
+          f"wall, {off['steps_per_cpu_s']:,.0f} steps per CPU second")
+    print(f"returns on ({LONG_TERM_DAYS} days, {args.episodes // LONG_TERM_DAYS} expected "
+          f"sessions a day): {on['steps_per_s']:,.0f} steps/s wall, "
+          f"{on['steps_per_cpu_s']:,.0f} steps per CPU second")
+    print(f"returns on / off (best of {args.repeats}): "
+          f"{on['steps_per_s'] / off['steps_per_s']:.2f} by wall time, "
+          f"{on['steps_per_cpu_s'] / off['steps_per_cpu_s']:.2f} by CPU time")
 
     peer = None
     url = args.url

@@ -3,46 +3,36 @@ from __future__ import annotations
 
 import glob
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from pydantic import Field, PositiveFloat
 
 from dataclient.errors import DataclientError
+from settings import CONF, REPO_ROOT as PROJECT_ROOT, ConfigError, Strict, load
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CONF_PATH = PROJECT_ROOT / "conf" / "dataclient.yml"
+CONF_PATH = CONF / "dataclient.yml"
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(Strict):
+    """conf/dataclient.yml, every key required: the file is the one place of the defaults."""
     webhdfs_url: str
     url_env: str
     user_env: str
     log_dirs: tuple[str, ...]
     skip_names: tuple[str, ...]
-    name_separator: str
+    name_separator: str = Field(min_length=1)
     temp_prefix: str
     temp_suffix: str
-    threads: int
-    read_chunk_bytes: int
-    timeout_seconds: tuple[float, float]
+    threads: int = Field(ge=1)
+    read_chunk_bytes: int = Field(ge=1024)
+    timeout_seconds: tuple[PositiveFloat, PositiveFloat]
 
 
 def load_settings(path: Path = CONF_PATH) -> Settings:
-    with open(path, encoding="utf-8") as f:
-        raw = yaml.safe_load(f)
     try:
-        return Settings(
-            webhdfs_url=str(raw["webhdfs_url"]), url_env=str(raw["url_env"]),
-            user_env=str(raw["user_env"]), log_dirs=tuple(raw["log_dirs"]),
-            skip_names=tuple(raw["skip_names"]), name_separator=str(raw["name_separator"]),
-            temp_prefix=str(raw["temp_prefix"]), temp_suffix=str(raw["temp_suffix"]),
-            threads=int(raw["threads"]), read_chunk_bytes=int(raw["read_chunk_bytes"]),
-            timeout_seconds=tuple(float(t) for t in raw["timeout_seconds"]))
-    except (KeyError, TypeError, ValueError) as e:
-        raise DataclientError(f"{path}: bad or missing key ({e}); compare with the keys "
-                              f"documented in dataclient/README.md") from e
+        return load(path, Settings)
+    except ConfigError as error:
+        raise DataclientError(f"{error} (keys: dataclient/README.md)") from None
 
 
 def resolve_url(settings: Settings, flag: str | None) -> str:

@@ -7,10 +7,12 @@ botify service (`up` only; tests start their own service).
     python -m infra.stack down
     python -m infra.stack run --ephemeral -- CMD...  # HDFS + Redis, run CMD with their env, stop
 
-`up` uses the ports of conf/stack.yml; `--ephemeral` picks free ports and a temporary runtime
-folder, so several test runs can share one machine. Every process is started in its own session
-and recorded with its pid, so `down` leaves nothing behind. The stack's addresses reach
-programs through environment variables (see `Stack.env`).
+`up` uses the ports of conf/stack.yml and leaves the stack running; `run` (and the pipeline)
+start an ephemeral stack: free ports and a temporary runtime folder, so several test runs can
+share one machine, and daemons bound to their launcher (infra/lifetime.py): they stop when it
+ends, by any signal, SIGKILL included. Every process is started in its own session and recorded
+with its pid, so `down` leaves nothing behind. The stack's addresses reach programs through
+environment variables (see `Stack.env`).
 """
 from __future__ import annotations
 
@@ -32,27 +34,62 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from typing import Any, Literal
+
+from pydantic import Field
+
+from infra.lifetime import die_with_parent, exit_on_signals
+from settings import Strict, load, read_yaml
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "conf" / "stack.yml"
 NAMENODE_CLASS = "org.apache.hadoop.hdfs.server.namenode.NameNode"
 DATANODE_CLASS = "org.apache.hadoop.hdfs.server.datanode.DataNode"
 MIN_JAVA = 17
+PORT_NAMES = ("namenode_rpc", "namenode_http", "datanode", "datanode_http", "datanode_ipc",
+              "redis", "service")
 
 
 class StackError(Exception):
     """A set-up problem, worded as what is wrong and what to do."""
 
 
-def load_config(path: Path = CONFIG) -> dict:
-    with open(path) as f:
-        config = yaml.safe_load(f)
-    for name in config["ports"]:
-        override = os.environ.get(f"BOTIFY_PORT_{name.upper()}")
-        if override:
-            config["ports"][name] = int(override)
-    return config
+class HadoopSettings(Strict):
+    pom: str
+    conf_dir: str
+    cache_dir: str
+    heap: str = "512m"
+    java_opts: list[str] = []
+    settings: dict[str, Any] = {}          # extra Hadoop properties, -Dkey=value to both daemons
+    start_timeout_s: float = Field(120, gt=0)
+
+
+class ServiceSettings(Strict):
+    config: str = "conf/service.yml"
+    log_dir: str = "runtime/logs"
+    start_timeout_s: float = Field(30, gt=0)
+
+
+class RedisSettings(Strict):
+    binary: str = "redis-server"
+    start_timeout_s: float = Field(20, gt=0)
+
+
+class StackConfig(Strict):
+    runtime_dir: str = "runtime"
+    host: str = "127.0.0.1"
+    ports: dict[Literal[PORT_NAMES], int]
+    hadoop: HadoopSettings
+    service: ServiceSettings = ServiceSettings()
+    redis: RedisSettings = RedisSettings()
+
+
+def load_config(path: Path = CONFIG) -> StackConfig:
+    """conf/stack.yml, with BOTIFY_PORT_<NAME> environment overrides of its ports."""
+    config = load(path, StackConfig)
+    overrides = {name: int(os.environ[f"BOTIFY_PORT_{name.upper()}"]) for name in config.ports
+                 if os.environ.get(f"BOTIFY_PORT_{name.upper()}")}
+    return config.model_copy(update={"ports": {**config.ports, **overrides}})
 
 
 # ---------------------------------------------------------------- prerequisites
@@ -72,14 +109,14 @@ def require_java() -> str:
     return java
 
 
-def hadoop_jar_dir(config: dict) -> Path:
+def hadoop_jar_dir(config: StackConfig) -> Path:
     """The jar cache folder for this pom (keyed by its content, so a version bump refetches)."""
-    pom = REPO / config["hadoop"]["pom"]
+    pom = REPO / config.hadoop.pom
     digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:12]
-    return Path(os.path.expanduser(config["hadoop"]["cache_dir"])) / f"hadoop-jars-{digest}"
+    return Path(os.path.expanduser(config.hadoop.cache_dir)) / f"hadoop-jars-{digest}"
 
 
-def fetch_jars(config: dict) -> Path:
+def fetch_jars(config: StackConfig) -> Path:
     """Copy the HDFS server jars and their dependencies from Maven Central into the cache."""
     jars = hadoop_jar_dir(config)
     if (jars / ".complete").exists():
@@ -92,7 +129,7 @@ def fetch_jars(config: dict) -> Path:
     partial = jars.with_name(jars.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     result = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(REPO / config["hadoop"]["pom"]),
+        [mvn, "-q", "-B", "-f", str(REPO / config.hadoop.pom),
          "dependency:copy-dependencies", f"-DoutputDirectory={partial}", "-DincludeScope=runtime"],
         capture_output=True, text=True)
     if result.returncode != 0:
@@ -104,8 +141,8 @@ def fetch_jars(config: dict) -> Path:
     return jars
 
 
-def require_redis(config: dict) -> str:
-    binary = shutil.which(config["redis"]["binary"])
+def require_redis(config: StackConfig) -> str:
+    binary = shutil.which(config.redis.binary)
     if not binary:
         raise StackError("redis-server not found: install it (apt-get install -y redis-server); "
                          "./run.sh does this for you when run as root.")
@@ -221,8 +258,10 @@ class Stack:
     def spawn(self, name: str, argv: list[str]) -> None:
         self.log(name).parent.mkdir(parents=True, exist_ok=True)
         with open(self.log(name), "ab") as log:
+            # An ephemeral stack's daemons die with their launcher, even when it is SIGKILLed.
             process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, start_new_session=True, cwd=REPO)
+                                       stdin=subprocess.DEVNULL, start_new_session=True, cwd=REPO,
+                                       preexec_fn=die_with_parent if self.ephemeral else None)
         self.pids[name] = process.pid
         self.save()  # recorded at once, so `down` finds it even if start-up fails later
 
@@ -239,11 +278,11 @@ class Stack:
 
     # ---- HDFS
 
-    def hadoop_argv(self, config: dict, java: str, jars: Path, main: str, *args: str) -> list[str]:
-        h = config["hadoop"]
+    def hadoop_argv(self, config: StackConfig, java: str, jars: Path, main: str, *args: str) -> list[str]:
+        h = config.hadoop
         p, host = self.ports, self.host
         overrides = {
-            **h.get("settings", {}),
+            **h.settings,
             "fs.defaultFS": f"hdfs://{host}:{p['namenode_rpc']}",
             "dfs.namenode.rpc-address": f"{host}:{p['namenode_rpc']}",
             "dfs.namenode.http-address": f"{host}:{p['namenode_http']}",
@@ -253,11 +292,11 @@ class Stack:
             "dfs.namenode.name.dir": str(self.runtime / "hdfs" / "name"),
             "dfs.datanode.data.dir": str(self.runtime / "hdfs" / "data"),
         }
-        classpath = f"{REPO / h['conf_dir']}:{jars}/*"
-        return ([java, f"-Xmx{h['heap']}", *h["java_opts"], "-cp", classpath, main]
+        classpath = f"{REPO / h.conf_dir}:{jars}/*"
+        return ([java, f"-Xmx{h.heap}", *h.java_opts, "-cp", classpath, main]
                 + [f"-D{k}={v}" for k, v in overrides.items()] + list(args))
 
-    def start_hdfs(self, config: dict) -> None:
+    def start_hdfs(self, config: StackConfig) -> None:
         java = require_java()
         jars = fetch_jars(config)
         for name in ("namenode_rpc", "namenode_http", "datanode", "datanode_http", "datanode_ipc"):
@@ -279,21 +318,27 @@ class Stack:
         self.spawn("datanode", self.hadoop_argv(config, java, jars, DATANODE_CLASS))
         webhdfs = self.env()["BOTIFY_WEBHDFS_URL"]
         self.wait_until("namenode", lambda: http_json(f"{webhdfs}/webhdfs/v1/?op=LISTSTATUS") is not None,
-                        config["hadoop"]["start_timeout_s"], "the NameNode's WebHDFS did not answer")
+                        config.hadoop.start_timeout_s, "the NameNode's WebHDFS did not answer")
 
         def writable() -> bool:
             info = http_json(f"{webhdfs}/jmx?qry=Hadoop:service=NameNode,name=NameNodeInfo")
             beans = (info or {}).get("beans") or [{}]
-            return beans[0].get("Safemode") == "" and json.loads(beans[0].get("LiveNodes") or "{}") != {}
+            safe_mode, live = beans[0].get("Safemode"), json.loads(beans[0].get("LiveNodes") or "{}")
+            if live and "additional" in (safe_mode or "") and "live datanodes" in safe_mode:
+                # Our one DataNode is live and the NameNode still wants more: waiting is futile.
+                raise StackError(f"HDFS did not leave safe mode: {safe_mode.strip()} This stack "
+                                 f"runs one DataNode; see {self.log('datanode')} and "
+                                 f"hadoop.settings in conf/stack.yml")
+            return safe_mode == "" and live != {}
 
-        self.wait_until("datanode", writable, config["hadoop"]["start_timeout_s"],
+        self.wait_until("datanode", writable, config.hadoop.start_timeout_s,
                         "HDFS did not leave safe mode with a live DataNode")
         print(f"HDFS ready in {time.monotonic() - started:.1f} s: WebHDFS {webhdfs}, "
               f"{self.env()['BOTIFY_HDFS_FS']}", flush=True)
 
     # ---- Redis
 
-    def start_redis(self, config: dict) -> None:
+    def start_redis(self, config: StackConfig) -> None:
         binary = require_redis(config)
         require_port_free(self.host, self.ports["redis"], "Redis")
         data = self.runtime / "redis"
@@ -310,7 +355,7 @@ class Stack:
             except OSError:
                 return False
 
-        self.wait_until("redis", pong, config["redis"]["start_timeout_s"], "Redis did not answer PING")
+        self.wait_until("redis", pong, config.redis.start_timeout_s, "Redis did not answer PING")
         print(f"Redis ready: {self.env()['BOTIFY_REDIS_URL']}", flush=True)
 
     # ---- the botify service
@@ -319,7 +364,7 @@ class Stack:
     def service_url(self) -> str:
         return f"http://{self.host}:{self.ports['service']}"
 
-    def start_service(self, config: dict, service_config: Path, log_root: Path,
+    def start_service(self, config: StackConfig, service_config: Path, log_root: Path,
                       replica: str = "replica-1") -> None:
         """Start `python -m service` on the stack's service port, logging under log_root/replica."""
         require_port_free(self.host, self.ports["service"], "botify service")
@@ -327,7 +372,7 @@ class Stack:
                                "--host", self.host, "--port", str(self.ports["service"]),
                                "--log-dir", str(log_root), "--replica", replica])
         self.wait_until("service", lambda: http_json(f"{self.service_url}/") is not None,
-                        config["service"]["start_timeout_s"], "the botify service did not answer")
+                        config.service.start_timeout_s, "the botify service did not answer")
         print(f"botify service ready: {self.service_url} (config {service_config})", flush=True)
 
     def stop_service(self) -> None:
@@ -339,7 +384,7 @@ class Stack:
 
     # ---- lifecycle
 
-    def up(self, config: dict) -> None:
+    def up(self, config: StackConfig) -> None:
         self.runtime.mkdir(parents=True, exist_ok=True)
         try:
             self.start_hdfs(config)
@@ -369,27 +414,27 @@ def tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
-def serve_default(stack: Stack, config: dict) -> None:
+def serve_default(stack: Stack, config: StackConfig) -> None:
     """Start the service of `./run.sh up` on conf/service.yml, generating the world it needs
     (the simulator's default world) when its catalog is missing."""
-    service_config = REPO / config["service"]["config"]
-    catalog = REPO / yaml.safe_load(service_config.read_text())["catalog"]
+    service_config = REPO / config.service.config
+    catalog = REPO / read_yaml(service_config)["catalog"]
     if not catalog.exists():
         print(f"generating the simulated world for the catalog {catalog} ...", flush=True)
         if subprocess.run([sys.executable, "-m", "sim.world", "--out", str(catalog.parent)],
                           cwd=REPO).returncode != 0:
             raise StackError(f"generating the world for {catalog} failed (see above)")
-    stack.start_service(config, service_config, REPO / config["service"]["log_dir"])
+    stack.start_service(config, service_config, REPO / config.service.log_dir)
 
 
-def new_stack(config: dict, ephemeral: bool) -> Stack:
-    host = config["host"]
+def new_stack(config: StackConfig, ephemeral: bool) -> Stack:
+    host = config.host
     if ephemeral:
         runtime = Path(tempfile.mkdtemp(prefix="botify-stack-"))
-        ports = {name: free_port(host) for name in config["ports"]}
+        ports = {name: free_port(host) for name in config.ports}
     else:
-        runtime = REPO / config["runtime_dir"]
-        ports = dict(config["ports"])
+        runtime = REPO / config.runtime_dir
+        ports = dict(config.ports)
     return Stack(runtime, host, ports, ephemeral=ephemeral)
 
 
@@ -402,26 +447,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=CONFIG, help="stack config (default conf/stack.yml)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("fetch", help="fetch the Hadoop jars from Maven Central into the cache")
-    up = sub.add_parser("up", help="start HDFS, Redis and the botify service")
-    up.add_argument("--ephemeral", action="store_true", help="free ports, temporary runtime folder")
+    sub.add_parser("up", help="start HDFS, Redis and the botify service; they keep running")
     sub.add_parser("down", help="stop what `up` started")
     sub.add_parser("status", help="show what runs, with pids, ports and logs")
     run = sub.add_parser("run", help="start the stack, run a command with its env, stop it")
-    run.add_argument("--ephemeral", action="store_true")
+    run.add_argument("--ephemeral", action="store_true",
+                     help="(always so: free ports, a temporary folder, stopped afterwards)")
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="the command, after --")
     args = parser.parse_args(argv)
     config = load_config(args.config)
-    runtime = REPO / config["runtime_dir"]
+    runtime = REPO / config.runtime_dir
+    exit_on_signals()  # SIGTERM/SIGHUP run the `finally:` blocks that stop what was started
 
     try:
         if args.command == "fetch":
             print(fetch_jars(config))
         elif args.command == "up":
             existing = Stack.load(runtime)
-            if not args.ephemeral and existing and any(existing.status().values()):
+            if existing and any(existing.status().values()):
                 raise StackError(f"a stack already runs from {runtime} (`./run.sh status`); "
                                  "`./run.sh down` first.")
-            stack = new_stack(config, args.ephemeral)
+            if existing:  # what a killed `up` recorded and left: nothing of it may linger
+                existing.down()
+            stack = new_stack(config, ephemeral=False)
             stack.up(config)
             try:
                 serve_default(stack, config)
@@ -452,13 +500,17 @@ def main(argv: list[str] | None = None) -> int:
             cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
             if not cmd:
                 parser.error("run needs a command after --")
-            stack = new_stack(config, args.ephemeral)
-            # Stop the stack on SIGTERM/SIGINT too (CI cancelling, Ctrl-C).
-            signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+            stack = new_stack(config, ephemeral=True)
+            command = None
             try:
                 stack.up(config)
-                return subprocess.run(cmd, env={**os.environ, **stack.env()}, cwd=REPO).returncode
+                # Its own process group, so that stopping it stops everything it started too.
+                command = subprocess.Popen(cmd, env={**os.environ, **stack.env()}, cwd=REPO,
+                                           start_new_session=True, preexec_fn=die_with_parent)
+                return command.wait()
             finally:
+                if command is not None:
+                    stop_process(command.pid, "the command", timeout=30)
                 stack.down()
     except StackError as error:
         print(f"error: {error}", file=sys.stderr)

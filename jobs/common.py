@@ -1,7 +1,8 @@
 """What every job shares: configuration, the SparkSession, paths, table writers, the split.
 
-Each job file defines `add_arguments(parser, cfg)`, `run(spark, args)` and calls `main()` from
-here; tests call `run()` with their own SparkSession.
+Each job file defines `add_arguments(parser, cfg)`, `run(spark, args)` and
+`main(argv=None, spark=None)` (which calls `job_main()` here); jobs/driver.py and the tests hand
+`main()`/`run()` their SparkSession.
 """
 from __future__ import annotations
 
@@ -15,11 +16,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import orjson
-import yaml
 
-REPO = Path(__file__).resolve().parent.parent
-JOBS_CONF = REPO / "conf" / "jobs.yml"
-SPARK_CONF = REPO / "conf" / "spark.yml"
+from jobs.config import JOBS_CONF, JobsConfig, jobs_config, spark_config
+from settings import ConfigError
 
 
 class JobError(Exception):
@@ -28,22 +27,14 @@ class JobError(Exception):
 
 # --- configuration and command line ---------------------------------------------------------
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    try:
-        with open(path) as f:
-            return yaml.safe_load(f) or {}
-    except OSError as e:
-        raise JobError(f"cannot read config {path}: {e.strerror}") from e
-
-
 def parse_args(name: str, description: str,
-               add_arguments: Callable[[argparse.ArgumentParser, dict], None],
+               add_arguments: Callable[[argparse.ArgumentParser, JobsConfig], None],
                argv: list[str] | None = None) -> argparse.Namespace:
     """Parse a job's flags; their defaults come from conf/jobs.yml (or `--conf FILE`)."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--conf", default=str(JOBS_CONF))
     known, _ = pre.parse_known_args(argv)
-    cfg = load_yaml(known.conf)
+    cfg = jobs_config(known.conf)
     parser = argparse.ArgumentParser(
         prog=f"spark-submit jobs/{name}.py", description=description,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -63,29 +54,42 @@ def add_table_job_arguments(parser: argparse.ArgumentParser, table: str) -> None
     parser.add_argument("--out", required=True, help=f"tables folder; the {table} is written in it")
 
 
-def add_split_arguments(parser: argparse.ArgumentParser, cfg: dict) -> None:
+def add_split_arguments(parser: argparse.ArgumentParser, cfg: JobsConfig) -> None:
     """Flags of the held-out split and the offline check (nn and svd must agree on them)."""
-    parser.add_argument("--seed", type=int, default=cfg["seed"], help="seed of every random step")
-    parser.add_argument("--holdout-share", type=float, default=cfg["holdout_share"],
+    parser.add_argument("--seed", type=int, default=cfg.seed, help="seed of every random step")
+    parser.add_argument("--holdout-share", type=float, default=cfg.holdout_share,
                         help="share of sessions held out for MSE and hit rate / NDCG")
-    parser.add_argument("--good-time", type=float, default=cfg["offline"]["good_time"],
+    parser.add_argument("--good-time", type=float, default=cfg.offline.good_time,
                         help="a held-out track counts as well listened at time >= this")
-    parser.add_argument("--eval-k", type=int, default=cfg["offline"]["k"],
+    parser.add_argument("--eval-k", type=int, default=cfg.offline.k,
                         help="cut-off of hit rate@k and NDCG@k")
 
 
-def main(name: str, description: str, add_arguments, run, argv: list[str] | None = None) -> int:
-    """Entry point shared by all jobs: parse, start Spark, run, report errors plainly."""
-    args = parse_args(name, description, add_arguments, argv)
-    spark = spark_session(name, args.master)
+def job_main(name: str, description: str, add_arguments, run, argv: list[str] | None = None,
+             spark=None, summary: dict | None = None) -> int:
+    """Entry point shared by all jobs: parse, run, report errors plainly; exit status 0 or 2.
+    With `spark` given (jobs/driver.py) the job runs in that session and leaves it running;
+    without, it starts its own session and stops it. `summary` receives what `run` returns
+    (row counts, offline checks) for the driver's timings file."""
+    try:
+        args = parse_args(name, description, add_arguments, argv)
+    except ConfigError as e:
+        print(f"error: {name}: {e}", file=sys.stderr)
+        return 2
+    own_session = spark is None
+    if own_session:
+        spark = spark_session(name, args.master)
     started = time.perf_counter()
     try:
-        run(spark, args)
+        result = run(spark, args)
+        if summary is not None and isinstance(result, dict):
+            summary.update(result)
     except JobError as e:
         print(f"error: {name}: {e}", file=sys.stderr)
         return 2
     finally:
-        spark.stop()
+        if own_session:
+            spark.stop()
     log(name, f"done in {time.perf_counter() - started:.1f} s")
     return 0
 
@@ -94,19 +98,25 @@ def main(name: str, description: str, add_arguments, run, argv: list[str] | None
 
 def spark_session(name: str, master: str | None = None):
     """SparkSession with conf/spark.yml settings; spark-submit's own --master/--conf win."""
+    from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
 
     # Python workers must run this interpreter (it has numpy/pyarrow); the default is `python3`.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    settings = load_yaml(SPARK_CONF)
-    # Under spark-submit the JVM already exists (PYSPARK_GATEWAY_PORT) and holds its settings.
+    config = spark_config()
+    # Under spark-submit the JVM already exists (PYSPARK_GATEWAY_PORT) and holds its settings
+    # (master, --conf) as system properties: conf/spark.yml only fills in what it left unset.
     submitted = "PYSPARK_GATEWAY_PORT" in os.environ
+    given = set()
+    if submitted:
+        SparkContext._ensure_initialized()
+        given = {key for key, _ in SparkConf().getAll()}
     builder = SparkSession.builder.appName(f"botify-{name}")
     if master or not submitted:
-        builder = builder.master(master or settings.get("master", "local[*]"))
-    if not submitted:
-        for key, value in (settings.get("conf") or {}).items():
-            builder = builder.config(key, str(value))
+        builder = builder.master(master or config.master)
+    for key, value in config.conf.items():
+        if key not in given:
+            builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark

@@ -19,6 +19,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from jobs import common
+from jobs.config import jobs_config
+from settings import ConfigError
 
 
 @contextmanager
@@ -77,9 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--conf", default=str(common.JOBS_CONF), help="jobs config (YAML)")
     args = parser.parse_args(argv)
     try:
-        names = args.tables or list(common.load_yaml(args.conf)["tables"].values())
+        names = args.tables or list(jobs_config(args.conf).tables.model_dump().values())
         fetch(args.src, args.dest, names, required=args.tables is not None)
-    except common.JobError as e:
+    except (common.JobError, ConfigError) as e:
         print(f"error: fetch: {e}", file=sys.stderr)
         return 2
     return 0

@@ -21,6 +21,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs import als, common, offline, ranking
+from jobs.config import JobsConfig
 from jobs.toppop import listens, top_tracks
 
 NAME = "nn"
@@ -125,27 +126,27 @@ def recommend(model: Embeddings, k: int, ordered: bool, batch: int) -> dict[int,
     return {int(c): model.track_ids[b].tolist() for c, b in zip(model.context_ids, best)}
 
 
-def add_arguments(parser: argparse.ArgumentParser, cfg: dict) -> None:
-    c = cfg["nn"]
+def add_arguments(parser: argparse.ArgumentParser, cfg: JobsConfig) -> None:
+    c = cfg.nn
     common.add_table_job_arguments(parser, "table")
-    parser.add_argument("--dim", type=int, default=c["dim"], help="embedding dimension (ALS rank)")
+    parser.add_argument("--dim", type=int, default=c.dim, help="embedding dimension (ALS rank)")
     parser.add_argument("--unordered", action="store_true",
                         help="keep argpartition's order of the top-k (the course-style table)")
-    parser.add_argument("--iterations", type=int, default=c["iterations"], help="ALS iterations")
-    parser.add_argument("--reg", type=float, default=c["reg"], help="ALS L2 regularisation")
-    parser.add_argument("--solver", choices=["numpy", "spark"], default=c["solver"],
+    parser.add_argument("--iterations", type=int, default=c.iterations, help="ALS iterations")
+    parser.add_argument("--reg", type=float, default=c.reg, help="ALS L2 regularisation")
+    parser.add_argument("--solver", choices=["numpy", "spark"], default=c.solver,
                         help="ALS on the driver in the dual form (fast at high rank) or Spark ML's ALS")
-    parser.add_argument("--blocks", type=int, default=c["blocks"], help="Spark ALS user and item blocks")
-    parser.add_argument("--top-k", type=int, default=c["top_k"], help="recommendations per context")
-    parser.add_argument("--batch", type=int, default=c["batch"], help="context rows per ranking block")
+    parser.add_argument("--blocks", type=int, default=c.blocks, help="Spark ALS user and item blocks")
+    parser.add_argument("--top-k", type=int, default=c.top_k, help="recommendations per context")
+    parser.add_argument("--batch", type=int, default=c.batch, help="context rows per ranking block")
     parser.add_argument("--table", default=None,
-                        help=f"file name in --out (default {cfg['tables']['nn']}, with --unordered "
-                             f"{cfg['tables']['nn_unordered']})")
+                        help=f"file name in --out (default {cfg.tables.nn}, with --unordered "
+                             f"{cfg.tables.nn_unordered})")
     common.add_split_arguments(parser, cfg)
 
 
 def run(spark: SparkSession, args: argparse.Namespace) -> dict:
-    table = args.table or args.cfg["tables"]["nn_unordered" if args.unordered else "nn"]
+    table = args.table or (args.cfg.tables.nn_unordered if args.unordered else args.cfg.tables.nn)
     sessions = common.read_sessions(spark, args.sessions)
     split = sessions.withColumn("heldout", common.holdout_flag(args.seed, args.holdout_share)).persist()
     train_sessions, heldout_sessions = split.where(~F.col("heldout")), split.where(F.col("heldout"))
@@ -183,5 +184,10 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     return {"mse": mse, "offline": results, "contexts": len(recs), "ratings": bounds["n"]}
 
 
+def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> int:
+    """Command line; with `spark` given, runs in that session and leaves it running."""
+    return common.job_main(NAME, __doc__.splitlines()[0], add_arguments, run, argv, spark)
+
+
 if __name__ == "__main__":
-    raise SystemExit(common.main(NAME, __doc__.splitlines()[0], add_arguments, run))
+    raise SystemExit(main())

@@ -1,21 +1,72 @@
 """sessions: event logs -> Parquet `sessions/` and `users/`, corrupt lines -> `quarantine/`.
 
-A user's events ordered by timestamp form sessions cut after each "last" event (DESIGN.md).
-Every line is checked against the event contract by `service.events.validation_error`; lines
-that break it are counted, kept in `quarantine/` with the reason, and the job fails when their
-share passes --max-corrupt-share (the quarantine is written first, nothing is lost).
+A user's events ordered by timestamp form sessions cut after each "last" event (docs/DESIGN.md).
+Every line is checked against the event contract (service/events.py); lines that break it are
+counted, kept in `quarantine/` with the reason `validation_error` gives, and the job fails when
+their share passes --max-corrupt-share (the quarantine is written first, nothing is lost).
 """
 from __future__ import annotations
 
 import argparse
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from jobs import common
-from service.events import spark_schema, validation_error
+from jobs.config import JobsConfig
+from service.events import FIELDS, MESSAGES, OPTIONAL_FIELDS, spark_schema, validation_error
 
 NAME = "sessions"
+
+# --- the contract check ------------------------------------------------------------------------
+# Spark's JSON reader checks almost every line natively; a line it does not accept goes to
+# `validation_error` (Python), which gives the reason, or finds the line valid after all. The
+# native check accepts only lines `validation_error` accepts: they are printable-ASCII JSON
+# objects (no escapes, no nesting beyond one object of scalars, numbers short enough that no
+# parser overflows) that Spark's parser reads with the contract's types, every required field
+# present, a known message and experiments mapping strings to strings.
+_STRING = r'"[\x20\x21\x23-\x5b\x5d-\x7e]*+"'
+_NUMBER = r"-?(?:0|[1-9][0-9]{0,18})(?:\.[0-9]++)?(?:[eE][+-]?[0-9]{1,2})?"
+_SCALAR = rf"(?:{_STRING}|{_NUMBER}|true|false|null)"
+_WS = r"[ \t]*+"
+
+
+def _object_of(value: str, ws: str = _WS) -> str:
+    pair = rf"{_STRING}{ws}:{ws}{value}{ws}"
+    return rf"\{{{ws}(?:{pair}(?:,{ws}{pair})*+)?\}}"
+
+
+PLAIN_LINE = rf"^{_WS}{_object_of(rf'(?:{_SCALAR}|{_object_of(_SCALAR)})')}{_WS}$"
+STRING_MAP = rf"^{_object_of(_STRING, ws='')}$"   # Spark re-serialises an object compactly
+CORRUPT = "_corrupt_record"
+# A contract field's Python types -> the Spark type that reads exactly those JSON values
+# (experiments is read as its JSON text, checked by STRING_MAP, then parsed as a map).
+_SPARK_TYPES = {(str,): T.StringType(), (int,): T.LongType(), (float, int): T.DoubleType(),
+                (dict,): T.StringType()}
+_READ_OPTIONS = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT,
+                 "allowNonNumericNumbers": "false"}
+
+
+def check_schema() -> T.StructType:
+    """The contract's fields (service/events.py FIELDS and OPTIONAL_FIELDS) as Spark reads them."""
+    fields = [T.StructField(name, _SPARK_TYPES[types], True)
+              for name, (types, _) in (FIELDS | OPTIONAL_FIELDS).items()]
+    return T.StructType([*fields, T.StructField(CORRUPT, T.StringType(), True)])
+
+
+def natively_valid(value: Column, e: Column) -> Column:
+    """True where Spark alone shows the line meets the contract (see above); never null."""
+    required = [e[name].isNotNull() for name, (_, nullable) in FIELDS.items() if not nullable]
+    # A required field that may be null must still be there: null and absent read alike.
+    keys = F.json_object_keys(value)
+    present = [F.array_contains(keys, name) for name, (_, nullable) in FIELDS.items() if nullable]
+    checks = [value.rlike(PLAIN_LINE), e.isNotNull(), e[CORRUPT].isNull(), *required, *present,
+              e["message"].isin(*MESSAGES), e["experiments"].rlike(STRING_MAP)]
+    ok = checks[0]
+    for check in checks[1:]:
+        ok = ok & check
+    return F.coalesce(ok, F.lit(False))
 
 
 def contract_errors(lines):
@@ -34,7 +85,8 @@ def contract_errors(lines):
 
 
 def check_lines(lines: DataFrame) -> DataFrame:
-    """Lines (column `value`, plus `file`) -> the same with `error` (null for valid events)."""
+    """Lines (column `value`, plus `file`) -> the same with `error` (null for valid events),
+    `validation_error` on every line."""
     check = F.pandas_udf(contract_errors, "string")
     return lines.withColumn("error", check("value"))
 
@@ -43,6 +95,18 @@ def parse_valid(checked: DataFrame) -> DataFrame:
     """Valid lines -> typed events. The schema is the contract's (service/events.py)."""
     return (checked.where(F.col("error").isNull())
             .select(F.from_json("value", spark_schema()).alias("e")).select("e.*"))
+
+
+def read_checked(lines: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """Lines -> (natively valid lines as typed events, the other lines with `error` from
+    `validation_error`: null for a line that is valid after all)."""
+    parsed = lines.select("file", "value", F.from_json("value", check_schema(), _READ_OPTIONS).alias("e"))
+    ok = natively_valid(F.col("value"), F.col("e"))
+    experiments = spark_schema()["experiments"].dataType
+    events = parsed.where(ok).select(*[
+        F.from_json(F.col("e.experiments"), experiments).alias(f.name) if f.name == "experiments"
+        else F.col(f"e.{f.name}").alias(f.name) for f in spark_schema().fields])
+    return events, check_lines(parsed.where(~ok).select("file", "value"))
 
 
 def sessionize(events: DataFrame) -> DataFrame:
@@ -78,7 +142,7 @@ def sessionize(events: DataFrame) -> DataFrame:
 
 
 def user_aggregates(sessions: DataFrame) -> DataFrame:
-    """Per-user metrics of DESIGN.md. `sessions` counts "last" events (closed sessions); the means
+    """Per-user metrics of docs/DESIGN.md. `sessions` counts "last" events (closed sessions); the means
     are over them (null for a user with no closed session)."""
     closed = F.sum(F.col("closed").cast("int"))
     return (sessions.groupBy("user")
@@ -94,15 +158,15 @@ def user_aggregates(sessions: DataFrame) -> DataFrame:
             .withColumn("mean_request_time", F.col("total_latency") / F.col("events")))
 
 
-def add_arguments(parser: argparse.ArgumentParser, cfg: dict) -> None:
-    c = cfg["sessions"]
+def add_arguments(parser: argparse.ArgumentParser, cfg: JobsConfig) -> None:
+    c = cfg.sessions
     parser.add_argument("--events", nargs="+", required=True,
                         help="folder(s) of JSON-lines event files (hdfs://, file:// or local)")
     parser.add_argument("--out", required=True,
                         help="output folder: sessions/, users/ and quarantine/ are written in it")
-    parser.add_argument("--max-corrupt-share", type=float, default=c["max_corrupt_share"],
+    parser.add_argument("--max-corrupt-share", type=float, default=c.max_corrupt_share,
                         help="fail when more than this share of lines breaks the event contract")
-    parser.add_argument("--output-files", type=int, default=c["output_files"],
+    parser.add_argument("--output-files", type=int, default=c.output_files,
                         help="Parquet files per output table")
 
 
@@ -112,16 +176,17 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     lines = (spark.read.option("recursiveFileLookup", "true")
              .text([common.qualify(p) for p in args.events])
              .withColumn("file", F.input_file_name()))
-    checked = check_lines(lines).persist()
+    events, suspects = read_checked(lines)
+    events, suspects = events.persist(), suspects.persist()
     try:
         with common.stage(NAME, "check lines against the event contract"):
-            counts = checked.agg(F.count(F.lit(1)).alias("lines"),
-                                 F.count("error").alias("corrupt")).first()
-        total, corrupt = counts["lines"], counts["corrupt"]
+            plain = events.count()
+            counts = suspects.agg(F.count(F.lit(1)).alias("lines"), F.count("error").alias("corrupt")).first()
+        total, corrupt = plain + counts["lines"], counts["corrupt"]
         if total == 0:
             raise common.JobError(f"no event lines in {args.events}: point --events at the log folder")
         quarantine = common.join(args.out, "quarantine")
-        (checked.where(F.col("error").isNotNull()).select("file", "error", F.col("value").alias("line"))
+        (suspects.where(F.col("error").isNotNull()).select("file", "error", F.col("value").alias("line"))
          .coalesce(1).write.mode("overwrite").json(quarantine))
         share = corrupt / total
         common.log(NAME, f"{total} lines, {corrupt} corrupt ({share:.2%}) -> {quarantine}")
@@ -131,7 +196,7 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
                 f"--max-corrupt-share {args.max_corrupt_share:.2%}; the lines and reasons are in "
                 f"{quarantine}: fix the producer or raise the threshold")
         with common.stage(NAME, "sessionise and write Parquet"):
-            sessions = sessionize(parse_valid(checked)).persist()
+            sessions = sessionize(events.unionByName(parse_valid(suspects))).persist()
             (sessions.repartition(args.output_files, "user").sortWithinPartitions("user", "session")
              .write.mode("overwrite").parquet(common.join(args.out, "sessions")))
             (user_aggregates(sessions).coalesce(args.output_files)
@@ -139,10 +204,16 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
             n_sessions = sessions.count()
             sessions.unpersist()
     finally:
-        checked.unpersist()
+        events.unpersist()
+        suspects.unpersist()
     common.log(NAME, f"{n_sessions} sessions -> {common.join(args.out, 'sessions')}")
     return {"lines": total, "corrupt": corrupt, "sessions": n_sessions}
 
 
+def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> int:
+    """Command line; with `spark` given, runs in that session and leaves it running."""
+    return common.job_main(NAME, __doc__.splitlines()[0], add_arguments, run, argv, spark)
+
+
 if __name__ == "__main__":
-    raise SystemExit(common.main(NAME, __doc__.splitlines()[0], add_arguments, run))
+    raise SystemExit(main())

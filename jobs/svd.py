@@ -18,6 +18,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.linalg import svds
 
 from jobs import common, offline, ranking
+from jobs.config import JobsConfig
 from jobs.toppop import listens, top_tracks
 
 NAME = "svd"
@@ -56,13 +57,13 @@ def recommend(cells: pd.DataFrame, rank: int, k: int, seed: int, batch: int) -> 
     return {int(u): tracks[b].tolist() for u, b in zip(users, best)}
 
 
-def add_arguments(parser: argparse.ArgumentParser, cfg: dict) -> None:
-    c = cfg["svd"]
+def add_arguments(parser: argparse.ArgumentParser, cfg: JobsConfig) -> None:
+    c = cfg.svd
     common.add_table_job_arguments(parser, "table")
-    parser.add_argument("--rank", type=int, default=c["rank"], help="truncated-SVD rank")
-    parser.add_argument("--top-k", type=int, default=c["top_k"], help="tracks per user")
-    parser.add_argument("--batch", type=int, default=c["batch"], help="user rows per ranking block")
-    parser.add_argument("--table", default=cfg["tables"]["svd"], help="file name in --out")
+    parser.add_argument("--rank", type=int, default=c.rank, help="truncated-SVD rank")
+    parser.add_argument("--top-k", type=int, default=c.top_k, help="tracks per user")
+    parser.add_argument("--batch", type=int, default=c.batch, help="user rows per ranking block")
+    parser.add_argument("--table", default=cfg.tables.svd, help="file name in --out")
     common.add_split_arguments(parser, cfg)
 
 
@@ -89,5 +90,10 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     return {"offline": results, "users": len(recs), "cells": len(cells)}
 
 
+def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> int:
+    """Command line; with `spark` given, runs in that session and leaves it running."""
+    return common.job_main(NAME, __doc__.splitlines()[0], add_arguments, run, argv, spark)
+
+
 if __name__ == "__main__":
-    raise SystemExit(common.main(NAME, __doc__.splitlines()[0], add_arguments, run))
+    raise SystemExit(main())

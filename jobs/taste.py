@@ -18,7 +18,6 @@ Held-out sessions give the offline check next to the NN table's (jobs/offline.py
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from jobs import common, offline
+from jobs.config import JobsConfig
 from jobs.toppop import listens, top_tracks
 from service.catalog import Catalog, load_catalog
 from service.tables import TableError
@@ -173,19 +173,19 @@ def offline_check(spark: SparkSession, args: argparse.Namespace, heldout: DataFr
     return results
 
 
-def add_arguments(parser: argparse.ArgumentParser, cfg: dict) -> None:
-    c = cfg["taste"]
+def add_arguments(parser: argparse.ArgumentParser, cfg: JobsConfig) -> None:
+    c = cfg.taste
     common.add_table_job_arguments(parser, "table")
     parser.add_argument("--catalog", required=True,
                         help="the public catalog tracks.jsonl (track -> artist), a local file")
-    parser.add_argument("--max-tail", type=float, default=c["max_tail"],
+    parser.add_argument("--max-tail", type=float, default=c.max_tail,
                         help="a track counts as liked when less than this share of its user's "
                              "recommended listens were as long")
-    parser.add_argument("--hops", type=int, default=c["hops"], help="steps of the walk on the artist graph")
-    parser.add_argument("--top-k", type=int, default=c["top_k"], help="neighbour artists per row")
+    parser.add_argument("--hops", type=int, default=c.hops, help="steps of the walk on the artist graph")
+    parser.add_argument("--top-k", type=int, default=c.top_k, help="neighbour artists per row")
     parser.add_argument("--nn-table", default=None,
                         help="the NN table (tracks_nn.json) to print next to this one in the offline check")
-    parser.add_argument("--table", default=cfg["tables"]["taste"], help="file name in --out")
+    parser.add_argument("--table", default=cfg.tables.taste, help="file name in --out")
     common.add_split_arguments(parser, cfg)
 
 
@@ -222,17 +222,8 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> int:
-    """Run the job; with `spark` given, inside that session (left running), else in its own."""
-    description = __doc__.splitlines()[0]
-    if spark is None:
-        return common.main(NAME, description, add_arguments, run, argv)
-    args = common.parse_args(NAME, description, add_arguments, argv)
-    try:
-        run(spark, args)
-    except common.JobError as e:
-        print(f"error: {NAME}: {e}", file=sys.stderr)
-        return 2
-    return 0
+    """Command line; with `spark` given, runs in that session and leaves it running."""
+    return common.job_main(NAME, __doc__.splitlines()[0], add_arguments, run, argv, spark)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs import common
+from jobs.config import JobsConfig
 
 NAME = "toppop"
 
@@ -32,10 +33,10 @@ def top_tracks(sessions: DataFrame, size: int) -> list[int]:
     return [int(r["track"]) for r in rows]
 
 
-def add_arguments(parser: argparse.ArgumentParser, cfg: dict) -> None:
+def add_arguments(parser: argparse.ArgumentParser, cfg: JobsConfig) -> None:
     common.add_table_job_arguments(parser, "list")
-    parser.add_argument("--size", type=int, default=cfg["toppop"]["size"], help="tracks in the list")
-    parser.add_argument("--table", default=cfg["tables"]["toppop"], help="file name in --out")
+    parser.add_argument("--size", type=int, default=cfg.toppop.size, help="tracks in the list")
+    parser.add_argument("--table", default=cfg.tables.toppop, help="file name in --out")
 
 
 def run(spark: SparkSession, args: argparse.Namespace) -> list[int]:
@@ -49,5 +50,10 @@ def run(spark: SparkSession, args: argparse.Namespace) -> list[int]:
     return top
 
 
+def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> int:
+    """Command line; with `spark` given, runs in that session and leaves it running."""
+    return common.job_main(NAME, __doc__.splitlines()[0], add_arguments, run, argv, spark)
+
+
 if __name__ == "__main__":
-    raise SystemExit(common.main(NAME, __doc__.splitlines()[0], add_arguments, run))
+    raise SystemExit(main())

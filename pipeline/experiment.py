@@ -1,16 +1,14 @@
-"""The motivating experiment, end to end (what `./run.sh` runs).
+"""A plan, end to end (what `./run.sh` runs; the plan format is in docs/DESIGN.md, "Plans").
 
-    world  generate the simulated world (catalog + the simulator's secrets) from the seed
-    day0   cold start: everyone gets Random; logs -> HDFS; jobs build the course-style Contextual
-           table (dim 100, unordered), top-pop and SVD
-    day1   everyone gets Contextual on the day-0 table; jobs build the NN table (dim 200,
-           ordered), a fresh SVD table and top-pop
-    ab     the A/B day: control Contextual (day-0 table) vs treatment ContextualUpdated (day-1
-           NN + SVD + top-pop), assigned by the generated service config; logs -> HDFS
-           (--cleanup); the analysis job writes the report
+    world  generate the simulated world (catalog + the simulator's secrets) from the world seed
+    <day>  for each day of the plan in order: serve its arms (a generated service config), let
+           the simulator play its sessions, upload the logs to HDFS, run its jobs there and
+           fetch the tables they write to runs/<id>/tables/<day>/; an A/B day's logs are
+           analysed instead of (or besides) building tables
 
 Every step runs the project's own CLIs as subprocesses (the same commands a person would type),
-with their output in runs/<id>/logs/<step>/*.log, and records itself in the run's manifest.
+with their output in runs/<id>/logs/<step>/*.log, and records itself in the run's manifest and
+its MLflow run. Nothing here knows a recommender, arm, day or job by name: the plan says.
 """
 from __future__ import annotations
 
@@ -25,11 +23,15 @@ from pathlib import Path
 import yaml
 
 from infra import stack as stack_module
+from infra.lifetime import die_with_parent
 from infra.stack import Stack, StackError
+from pipeline import tracking
+from pipeline.plan import PLACEHOLDER, DayPlan, JobPlan, Plan
 from pipeline.record import RunRecord
+from pipeline.settings import PipelineConfig
+from settings import REPO_ROOT as REPO
+from settings import read_yaml
 
-REPO = Path(__file__).resolve().parent.parent
-STEPS = ("world", "day0", "day1", "ab")
 BIN = Path(sys.executable).parent
 
 
@@ -37,19 +39,14 @@ class StepFailed(Exception):
     pass
 
 
-def load_yaml(path: Path) -> dict:
-    with open(path) as f:
-        return yaml.safe_load(f)
-
-
 class Experiment:
-    def __init__(self, config: dict, record: RunRecord, stack: Stack, stack_config: dict,
-                 scale: str, seed: int):
-        self.config, self.record, self.stack, self.stack_config = config, record, stack, stack_config
-        self.sizes = config["scales"][scale]
-        self.seed = seed
+    def __init__(self, config: PipelineConfig, plan: Plan, record: RunRecord, stack: Stack,
+                 stack_config: stack_module.StackConfig, scale: str, seed: int):
+        self.config, self.plan, self.record, self.stack = config, plan, record, stack
+        self.stack_config, self.scale, self.seed = stack_config, scale, seed
+        self.world_seed = seed if plan.world_seed == "run" else plan.world_seed
         self.run_id = record.folder.name
-        self.world = REPO / config["world"].format(seed=seed)
+        self.world = REPO / config.world.format(seed=self.world_seed)
         self.env = {**os.environ, **stack.env(), "PYSPARK_PYTHON": sys.executable,
                     "PYSPARK_DRIVER_PYTHON": sys.executable}
         self.user = stack.env()["BOTIFY_HDFS_USER"]
@@ -64,10 +61,16 @@ class Experiment:
 
     def hdfs_path(self, *parts: str) -> str:
         """Home-relative (for the dataclient) path of this run's data on HDFS."""
-        return "/".join((self.config["hdfs_root"], self.run_id, *parts))
+        return "/".join((self.config.hdfs_root, self.run_id, *parts))
 
     def hdfs_uri(self, *parts: str) -> str:
         return f"{self.stack.env()['BOTIFY_HDFS_FS']}/user/{self.user}/{self.hdfs_path(*parts)}"
+
+    def day_uri(self, day: str, what: str) -> str:
+        """A day's data on HDFS: events/, aggregates/ (sessions/ inside) and tables/."""
+        if what == "sessions":
+            return self.hdfs_uri(day, "aggregates", "sessions")
+        return self.hdfs_uri(day, what)
 
     def run(self, step: str, name: str, argv: list[str], timings: dict, show: bool = False) -> None:
         """Run one command; its output goes to the step's log (and the terminal when `show`)."""
@@ -79,14 +82,14 @@ class Experiment:
             out.flush()
             if show:  # progress bars on the terminal, the summary in the log as well
                 process = subprocess.Popen(argv, cwd=REPO, env=self.env, stdout=subprocess.PIPE,
-                                           text=True)
+                                           text=True, preexec_fn=die_with_parent)
                 for line in process.stdout:
                     sys.stdout.write(line)
                     out.write(line)
                 code = process.wait()
             else:
                 code = subprocess.run(argv, cwd=REPO, env=self.env, stdout=out,
-                                      stderr=subprocess.STDOUT).returncode
+                                      stderr=subprocess.STDOUT, preexec_fn=die_with_parent).returncode
         seconds = time.monotonic() - started
         timings[name] = round(seconds, 2)
         if code != 0:
@@ -95,106 +98,141 @@ class Experiment:
                              f"full log: {log}\n{tail}")
         print(f"  {step}: {name} done in {seconds:.1f} s", flush=True)
 
-    def spark_job(self, step: str, script: str, args: list[str], timings: dict) -> None:
-        self.run(step, Path(script).stem, [str(BIN / "spark-submit"), "--master", "local[2]",
-                                           str(REPO / script), *args], timings)
+    def run_jobs(self, day: DayPlan, invocations: list[tuple[str, list[str]]], timings: dict) -> None:
+        """One spark-submit of jobs/driver.py for all of the day's jobs: one JVM start-up."""
+        timings_file = self.folder("logs", day.name) / "jobs-timings.json"
+        argv = [str(BIN / "spark-submit"), "--master", "local[2]", str(REPO / "jobs" / "driver.py"),
+                "--timings", str(timings_file), "--"]
+        for number, (job, args) in enumerate(invocations):
+            argv += ([";"] if number else []) + [job, *args]
+        try:
+            self.run(day.name, "spark-jobs", argv, timings)
+        finally:
+            if timings_file.exists():
+                self.record_jobs(day, json.loads(timings_file.read_text()), timings)
+
+    def record_jobs(self, day: DayPlan, report: dict, timings: dict) -> None:
+        """Each job's seconds into the step's timings, its offline checks into the manifest."""
+        timings["spark-startup"] = report["startup"]
+        for entry in report["jobs"]:
+            timings[entry["job"]] = entry["seconds"]
+            checks = {k: v for k, v in entry.get("summary", {}).items() if k in ("offline", "mse")}
+            if checks:
+                self.record.data.setdefault("offline", {})[f"{day.name}.{entry['job']}"] = checks
+        self.record.save()
 
     # ---- steps
 
     def step_world(self, timings: dict) -> None:
         self.run("world", "sim.world", [sys.executable, "-m", "sim.world", "--config", "conf/sim.yml",
-                                        "--seed", str(self.seed), "--out", str(self.world)], timings)
+                                        "--seed", str(self.world_seed), "--out", str(self.world)],
+                 timings)
 
-    def service_config(self, step: str, arms: list[dict]) -> Path:
-        """The service config of one day: conf/service.yml with this day's experiment and store."""
-        config = load_yaml(REPO / "conf" / "service.yml")
+    def service_config(self, day: DayPlan) -> Path:
+        """The service config of one day: conf/service.yml with this day's arms and store."""
+        config = read_yaml(REPO / "conf" / "service.yml")
         config["seed"] = self.seed
         config["catalog"] = str(self.world / "tracks.jsonl")
-        config["store"] = {"backend": self.config["service"]["store"],
+        config["store"] = {"backend": self.config.service.store,
                            "redis_url": self.stack.env()["BOTIFY_REDIS_URL"],
-                           "redis_prefix": f"botify:{self.run_id}:{step}"}
-        config["experiments"] = [{"name": self.config["experiment"], "arms": arms}]
-        path = self.folder("conf") / f"service-{step}.yml"
+                           "redis_prefix": f"botify:{self.run_id}:{day.name}"}
+        config["experiments"] = [{"name": self.plan.experiment,
+                                  "arms": [self.arm(arm) for arm in day.arms]}]
+        path = self.folder("conf") / f"service-{day.name}.yml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
 
-    def arm(self, name: str, spec: dict, weight: float = 1) -> dict:
-        tables = {slot: str(self.folder("tables") / table) for slot, table in spec.get("tables", {}).items()}
+    def arm(self, arm) -> dict:
+        tables = {slot: str(self.folder("tables") / ref) for slot, ref in arm.tables.items()}
         for table in tables.values():
             if not Path(table).exists():
                 raise StepFailed(f"table {table} is missing: run the earlier day first "
                                  f"(./run.sh --run {self.record.folder} --step <day>)")
-        return {"name": name, "weight": weight, "recommender": spec["recommender"], "tables": tables}
+        return {"name": arm.name, "weight": arm.weight, "recommender": arm.recommender,
+                "tables": tables, "params": arm.params}
 
-    def serve_and_simulate(self, step: str, arms: list[dict], sessions: int, seed: int,
-                           timings: dict) -> Path:
-        """Serve the day's config, let the simulator play `sessions` sessions, stop the service."""
-        logs = self.folder("logs", step, "events")
-        self.last_service_config = self.service_config(step, arms)
+    def serve_and_simulate(self, day: DayPlan, seed: int, timings: dict) -> Path:
+        """Serve the day's config, let the simulator play its sessions, stop the service."""
+        logs = self.folder("logs", day.name, "events")
+        long_term = ([f"--days={day.sim_days}"] if day.sim_days > 1 else []) \
+            + (["--returns"] if day.returns else []) + (["--trending"] if day.trending else [])
+        self.last_service_config = self.service_config(day)
         self.stack.start_service(self.stack_config, self.last_service_config, logs)
         try:
-            self.run(step, "simulate", [
-                sys.executable, "-m", "sim.run", "--episodes", str(sessions), "--recommender", "remote",
-                "--url", self.stack.service_url, "--config", "conf/sim.yml", "--seed", str(seed),
-                "--world", str(self.world), "--processes", str(self.sizes["processes"]),
-                "--output", str(self.folder("sim") / f"{step}.jsonl")], timings, show=True)
+            self.run(day.name, "simulate", [
+                sys.executable, "-m", "sim.run", "--episodes", str(day.sessions[self.scale]),
+                "--recommender", "remote", "--url", self.stack.service_url, "--config", "conf/sim.yml",
+                "--seed", str(seed), "--world", str(self.world),
+                "--processes", str(self.plan.scales[self.scale].processes),
+                "--output", str(self.folder("sim") / f"{day.name}.jsonl"), *long_term], timings,
+                show=True)
         finally:
             self.stack.stop_service()  # SIGTERM: the event log is flushed before the upload
         return logs
 
-    def upload(self, step: str, logs: Path, timings: dict, cleanup: bool = False) -> None:
+    def upload(self, day: DayPlan, logs: Path, timings: dict) -> None:
         replicas = sorted(p for p in logs.iterdir() if p.is_dir())
         argv = [sys.executable, "-m", "dataclient", "--user", self.user, "log2hdfs"]
-        argv += ["--cleanup"] if cleanup else []
+        # The last day's local logs are not needed again once they are on HDFS.
+        argv += ["--cleanup"] if day is self.plan.days[-1] else []
         for replica in replicas:
             argv += ["--log-dir", str(replica)]
-        self.run(step, "log2hdfs", argv + [self.hdfs_path(step, "events")], timings)
+        self.run(day.name, "log2hdfs", argv + [self.hdfs_path(day.name, "events")], timings)
 
-    def build_tables(self, step: str, nn_args: list[str], timings: dict) -> None:
-        aggregates = self.hdfs_uri(step, "aggregates")  # sessions/, users/, quarantine/
-        sessions, tables = f"{aggregates}/sessions", self.hdfs_uri(step, "tables")
-        seed = ["--seed", str(self.seed)]
-        self.spark_job(step, "jobs/sessions.py", ["--events", self.hdfs_uri(step, "events"),
-                                                  "--out", aggregates], timings)
-        self.spark_job(step, "jobs/toppop.py", ["--sessions", sessions, "--out", tables], timings)
-        self.spark_job(step, "jobs/nn.py", ["--sessions", sessions, "--out", tables, *nn_args, *seed],
-                       timings)
-        self.spark_job(step, "jobs/svd.py", ["--sessions", sessions, "--out", tables, *seed], timings)
-        local = self.folder("tables", step)
-        self.run(step, "fetch", [sys.executable, "-m", "jobs.fetch", tables, str(local)], timings)
-        for table in sorted(local.iterdir()):
-            self.record.add_table(step, table)
+    def job_args(self, day: DayPlan, job: JobPlan) -> list[str]:
+        """The job's plan arguments with their placeholders filled in."""
+        def fill(match) -> str:
+            name, other_day = match.groups()
+            if name == "seed":
+                return str(self.seed)
+            if name == "catalog":
+                return str(self.world / "tracks.jsonl")
+            return self.day_uri(other_day or day.name, name)
+        return [PLACEHOLDER.sub(fill, arg) for arg in job.args]
 
-    def step_day0(self, timings: dict) -> None:
-        logs = self.serve_and_simulate("day0", [self.arm("random", self.config["days"]["day0"]["arm"])],
-                                       self.sizes["day0_sessions"], self.seed, timings)
-        self.upload("day0", logs, timings)
-        self.build_tables("day0", ["--dim", "100", "--unordered"], timings)
+    def fetch_tables(self, day: DayPlan, timings: dict) -> None:
+        local = self.folder("tables", day.name)
+        self.run(day.name, "fetch", [sys.executable, "-m", "jobs.fetch",
+                                     self.day_uri(day.name, "tables"), str(local)], timings)
+        for job in day.jobs:
+            for file in job.writes:
+                if not (local / file).exists():
+                    raise StepFailed(f"{day.name}: job {job.job} did not write {file} "
+                                     f"(the plan says it writes it)")
+                self.record.add_table(day.name, local / file)
 
-    def step_day1(self, timings: dict) -> None:
-        logs = self.serve_and_simulate("day1", [self.arm("contextual", self.config["days"]["day1"]["arm"])],
-                                       self.sizes["day1_sessions"], self.seed + 1, timings)
-        self.upload("day1", logs, timings)
-        self.build_tables("day1", ["--dim", "200"], timings)
+    def analysis_args(self, index: int, day: DayPlan) -> list[str]:
+        treatments = [arm.name for arm in day.arms if arm.name != day.control]
+        # The previous day's logs are the pre-period of CUPED (the same users, before the split).
+        pre = ["--pre-events", self.day_uri(self.plan.days[index - 1].name, "events")] if index else []
+        return ["--events", self.day_uri(day.name, "events"), "--experiment", self.plan.experiment,
+                "--control", day.control, "--treatments", *treatments, *pre,
+                "--primary", self.plan.primary_metric, "--out", str(self.folder("report")),
+                "--seed", str(self.seed)]
 
-    def step_ab(self, timings: dict) -> None:
-        ab = self.config["days"]["ab"]
-        arms = [self.arm("C", ab["control"], 0.5), self.arm("T1", ab["treatment"], 0.5)]
-        logs = self.serve_and_simulate("ab", arms, self.sizes["ab_sessions"], self.seed + 2, timings)
-        self.upload("ab", logs, timings, cleanup=True)
-        report = self.folder("report")
-        self.spark_job("ab", "analysis/ab_test.py", [
-            "--events", self.hdfs_uri("ab", "events"), "--experiment", self.config["experiment"],
-            "--control", "C", "--treatment", "T1", "--out", str(report), "--seed", str(self.seed)],
-            timings)
-        results = json.loads((report / "results.json").read_text())
-        self.record.set("results", results)
+    def step_day(self, index: int, day: DayPlan, timings: dict) -> None:
+        logs = self.serve_and_simulate(day, self.seed + index, timings)
+        self.upload(day, logs, timings)
+        invocations = [(job.job, self.job_args(day, job)) for job in day.jobs]
+        if day.control is not None:  # the A/B analysis runs in the same Spark application
+            invocations.append(("analysis.ab_test", self.analysis_args(index, day)))
+        if invocations:
+            self.run_jobs(day, invocations, timings)
+        if any(job.writes for job in day.jobs):
+            self.fetch_tables(day, timings)
+        if day.control is not None:
+            report = self.record.folder / "report" / "results.json"
+            self.record.set("results", json.loads(report.read_text()))
 
     def run_steps(self, steps: tuple[str, ...]) -> None:
         for step in steps:
             print(f"== {step}", flush=True)
             with self.record.step(step) as timings:
-                getattr(self, f"step_{step}")(timings)
+                if step == "world":
+                    self.step_world(timings)
+                else:
+                    index = [day.name for day in self.plan.days].index(step)
+                    self.step_day(index, self.plan.days[index], timings)
 
 
 def print_results(record: RunRecord) -> None:
@@ -207,29 +245,52 @@ def print_results(record: RunRecord) -> None:
     print(f"manifest: {record.path}")
 
 
-def run(config_path: Path, scale: str, seed: int | None, steps: tuple[str, ...],
-        run_folder: Path | None, keep_running: bool) -> int:
-    config = load_yaml(config_path)
-    seed = config["seed"] if seed is None else seed
-    if scale not in config["scales"]:
-        print(f"error: unknown scale {scale!r}; conf/pipeline.yml has {sorted(config['scales'])}",
+def track(config: PipelineConfig, plan_name: str, plan: Plan, record: RunRecord, scale: str,
+          seed: int, succeeded: bool) -> None:
+    """Record the run in MLflow; a tracking failure is reported but loses nothing on disk."""
+    params = tracking.plan_params(plan_name, plan, scale, seed,
+                                  record.data["versions"]["botify_commit"])
+    try:
+        run_id = tracking.record_run(REPO / config.runs_dir, plan_name, record.folder, params, succeeded)
+    except Exception as error:  # noqa: BLE001 - any tracking-store failure: the run folder stays
+        print(f"warning: the run was not recorded in MLflow ({error}); its folder {record.folder} "
+              f"has everything", file=sys.stderr)
+        return
+    print(f"MLflow run {run_id} (experiment {plan_name}) in {tracking.tracking_uri(REPO / config.runs_dir)}")
+
+
+def run(config: PipelineConfig, plan_name: str, plan: Plan, scale: str, seed: int | None,
+        steps: tuple[str, ...], run_folder: Path | None, keep_running: bool,
+        stack_from_env: bool = False) -> int:
+    seed = plan.seed if seed is None else seed
+    if scale not in plan.scales:
+        print(f"error: unknown scale {scale!r}; plan {plan_name} has {sorted(plan.scales)}",
               file=sys.stderr)
         return 2
-    folder = run_folder or REPO / config["runs_dir"] / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    record = RunRecord(folder, {"scale": scale, "seed": seed, "steps": list(steps),
-                                "sizes": config["scales"][scale], "pipeline": config,
-                                "sim": load_yaml(REPO / "conf" / "sim.yml"),
-                                "service": load_yaml(REPO / "conf" / "service.yml")})
+    folder = run_folder or REPO / config.runs_dir / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    record = RunRecord(folder, {"plan": plan_name, "scale": scale, "seed": seed, "steps": list(steps),
+                                "plan_config": plan.model_dump(mode="json"),
+                                "pipeline": config.model_dump(mode="json"),
+                                "sim": read_yaml(REPO / "conf" / "sim.yml"),
+                                "service": read_yaml(REPO / "conf" / "service.yml")})
     print(f"run folder: {folder}")
     stack_config = stack_module.load_config()
-    # --keep-running uses the ports of conf/stack.yml, so `./run.sh down` stops it afterwards.
-    stack = stack_module.new_stack(stack_config, ephemeral=not keep_running)
+    if stack_from_env:  # the stack of `./run.sh test` (or `up`): HDFS and Redis already run
+        stack = Stack.load(Path(os.environ.get("BOTIFY_STACK_RUNTIME", "")))
+        if stack is None:
+            print("error: --stack-from-env needs BOTIFY_STACK_RUNTIME naming a running stack's "
+                  "folder (./run.sh test and ./run.sh up set it)", file=sys.stderr)
+            return 2
+    else:
+        # --keep-running uses the ports of conf/stack.yml, so `./run.sh down` stops it afterwards.
+        stack = stack_module.new_stack(stack_config, ephemeral=not keep_running)
     code = 0
     try:
-        stack.up(stack_config)
-        experiment = Experiment(config, record, stack, stack_config, scale, seed)
+        if not stack_from_env:
+            stack.up(stack_config)
+        experiment = Experiment(config, plan, record, stack, stack_config, scale, seed)
         experiment.run_steps(steps)
-        if "ab" in steps:
+        if any(day.name in steps for day in plan.ab_days):
             print_results(record)
         if keep_running and experiment.last_service_config:
             # Serve the last day's config again, for poking at by hand.
@@ -238,10 +299,17 @@ def run(config_path: Path, scale: str, seed: int | None, steps: tuple[str, ...],
     except (StepFailed, StackError) as error:
         print(f"error: {error}\nthe run's logs stay in {folder}/logs", file=sys.stderr)
         code = 1
+    except (KeyboardInterrupt, SystemExit) as stop:  # Ctrl-C, SIGTERM, SIGHUP (infra/lifetime.py)
+        code = stop.code if isinstance(stop, SystemExit) and isinstance(stop.code, int) else 130
+        print(f"interrupted: stopping the run's stack; what it did so far stays in {folder}",
+              file=sys.stderr)
     finally:
         record.set("finished", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        track(config, plan_name, plan, record, scale, seed, succeeded=code == 0)
         if keep_running and code == 0:
             print("the stack keeps running (`./run.sh status`, `./run.sh down`)")
+        elif stack_from_env:
+            stack.stop_service()
         else:
             stack.down()
     return code

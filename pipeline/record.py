@@ -62,7 +62,7 @@ class RunRecord:
         return self.folder / "manifest.json"
 
     def save(self) -> None:
-        self.path.write_text(json.dumps(self.data, indent=2, sort_keys=True) + "\n")
+        self.path.write_text(json.dumps(self.data, indent=2, sort_keys=True, default=str) + "\n")
 
     @contextmanager
     def step(self, name: str):

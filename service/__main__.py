@@ -11,9 +11,9 @@ import logging
 import sys
 
 import redis
-import uvicorn
 
 from service.config import ConfigError, load_config
+from service.server import serve
 from service.tables import TableError
 
 
@@ -45,10 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.getLogger("service").info("replica %s serving on http://%s:%d, events in %s",
                                       config.replica, config.host, config.port, config.log_dir)
-    server = uvicorn.Server(uvicorn.Config(
-        app, host=config.host, port=config.port, loop="uvloop", http="httptools",
-        lifespan="on", access_log=False, log_level="warning", timeout_graceful_shutdown=10))
-    server.run()
+    serve(app, config.host, config.port)
     return 0
 
 

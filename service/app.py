@@ -1,5 +1,5 @@
-"""The HTTP layer: a plain Starlette app (no per-request model validation), orjson bodies,
-event logging off the request path.
+"""The HTTP layer: a plain ASGI app (service/asgi.py: routing table, JSON answers and errors),
+orjson bodies, event logging off the request path.
 
 Routes: GET / (alive), GET /track/{track}, POST /next/{user}, POST /last/{user},
 GET /openapi.json, POST /admin/reload (X-Admin-Token header). Errors are JSON
@@ -20,12 +20,8 @@ from typing import Callable
 
 import orjson
 import redis
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
+from service.asgi import HttpError, JsonApp, Request, Router
 from service.config import ConfigError, ServiceConfig
 from service.eventlog import EventLog
 from service.openapi import DOCUMENT
@@ -33,13 +29,22 @@ from service.recommenders import Listen
 from service.serving import Serving, build_serving
 from service.stores import open_store
 from service.tables import TableError
-from service.validation import BadRequest, parse_id, parse_listen
+from service.validation import MAX_BODY_BYTES, parse_id, parse_listen
 
 log = logging.getLogger("service")
 
 
-def json_response(payload, status: int = 200) -> Response:
-    return Response(orjson.dumps(payload), status, media_type="application/json")
+# A simulator playing several days sends each request's simulated time (ms since the epoch) in
+# this header; the event is stamped with it instead of the service's clock (sim/calendar.py).
+SIMULATED_TIME = b"x-simulated-time"
+
+
+def event_timestamp(request: Request) -> int:
+    """The event's timestamp in ms: the simulated time when the request carries one, else now."""
+    simulated = request.header(SIMULATED_TIME)
+    if simulated is None:
+        return time.time_ns() // 1_000_000
+    return parse_id(simulated.decode("latin-1"), "the X-Simulated-Time header (ms since the epoch)")
 
 
 class Service:
@@ -82,84 +87,75 @@ class Service:
         await self.store.close()
 
 
-def create_app(config: ServiceConfig, reload_config: Callable[[], ServiceConfig] | None = None) -> Starlette:
+def create_app(config: ServiceConfig, reload_config: Callable[[], ServiceConfig] | None = None) -> JsonApp:
+    """The service's ASGI app; `app.service` is its state (store, event log, serving snapshot)."""
     service = Service(config, reload_config or (lambda: config))
     openapi = orjson.dumps(DOCUMENT)
+    alive_body = orjson.dumps({"status": "ok", "replica": config.replica})
 
-    async def alive(request: Request) -> Response:
-        return json_response({"status": "ok", "replica": config.replica})
+    async def alive(request: Request) -> bytes:
+        return alive_body
 
-    async def track(request: Request) -> Response:
+    async def track(request: Request) -> bytes:
         track_id = parse_id(request.path_params["track"], "track")
         record = service.serving.catalog.records.get(track_id)
         if record is None:
-            raise BadRequest(404, f"track {track_id} is not in the catalog")
-        return Response(record, media_type="application/json")
+            raise HttpError(404, f"track {track_id} is not in the catalog")
+        return record
 
-    async def listened(request: Request) -> tuple[float, int, int, float, Serving]:
+    def listened(request: Request) -> tuple[float, int, int, float, Serving]:
         """Parse and check a /next or /last request; the clock starts here."""
         started = perf_counter()
         user = parse_id(request.path_params["user"], "user")
-        track_id, listened_time = parse_listen(await request.body())
+        track_id, listened_time = parse_listen(request.body)
         serving = service.serving
         if track_id not in serving.catalog:
-            raise BadRequest(422, f"track {track_id} is not in the catalog; send the id of the "
-                                  f"track the user just listened to")
+            raise HttpError(422, f"track {track_id} is not in the catalog; send the id of the "
+                                 f"track the user just listened to")
         return started, user, track_id, listened_time, serving
 
-    async def next_track(request: Request) -> Response:
-        started, user, track_id, listened_time, serving = await listened(request)
+    async def next_track(request: Request) -> bytes:
+        started, user, track_id, listened_time, serving = listened(request)
         history = await service.store.sessions.listen(user, track_id, listened_time)
         recommender, arms = serving.split.assign(user)
         recommendation = recommender.recommend(Listen(user, track_id, listened_time, history))
         body = orjson.dumps({"user": user, "track": recommendation})
-        service.events.append("next", time.time_ns() // 1_000_000, user, track_id, listened_time,
+        service.events.append("next", event_timestamp(request), user, track_id, listened_time,
                               perf_counter() - started, recommendation, arms, len(history) - 1)
-        return Response(body, media_type="application/json")
+        return body
 
-    async def last_track(request: Request) -> Response:
-        started, user, track_id, listened_time, serving = await listened(request)
+    async def last_track(request: Request) -> bytes:
+        started, user, track_id, listened_time, serving = listened(request)
         await service.store.sessions.end(user)
         _, arms = serving.split.assign(user)
-        service.events.append("last", time.time_ns() // 1_000_000, user, track_id, listened_time,
+        body = orjson.dumps({"user": user})
+        service.events.append("last", event_timestamp(request), user, track_id, listened_time,
                               perf_counter() - started, None, arms)
-        return json_response({"user": user})
+        return body
 
-    async def openapi_document(request: Request) -> Response:
-        return Response(openapi, media_type="application/json")
+    async def openapi_document(request: Request) -> bytes:
+        return openapi
 
-    async def admin_reload(request: Request) -> Response:
+    async def admin_reload(request: Request) -> bytes:
         token = config.admin_token
         if token is None:
-            raise BadRequest(404, "the admin endpoint is disabled: set admin.token in the service "
-                                  "config (or send SIGHUP to reload)")
-        given = request.headers.get("x-admin-token", "")
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            raise BadRequest(403, "missing or wrong X-Admin-Token header")
+            raise HttpError(404, "the admin endpoint is disabled: set admin.token in the service "
+                                 "config (or send SIGHUP to reload)")
+        if not hmac.compare_digest(request.header(b"x-admin-token") or b"", token.encode()):
+            raise HttpError(403, "missing or wrong X-Admin-Token header")
         try:
             serving = await service.reload()
         except (ConfigError, TableError) as e:
-            raise BadRequest(422, f"reload refused, the previous tables stay in service: {e}") from None
-        return json_response({"reloaded": True, "tables": [str(p) for p in serving.tables],
-                              "seconds": round(serving.load_seconds, 3)})
+            raise HttpError(422, f"reload refused, the previous tables stay in service: {e}") from None
+        return orjson.dumps({"reloaded": True, "tables": [str(p) for p in serving.tables],
+                             "seconds": round(serving.load_seconds, 3)})
 
-    async def bad_request(request: Request, exc: BadRequest) -> Response:
-        return json_response({"detail": exc.message}, exc.status)
-
-    async def http_error(request: Request, exc: HTTPException) -> Response:
-        detail = exc.detail
-        if exc.status_code == 404:
-            detail = f"no route {request.url.path!r}; see /openapi.json"
-        elif exc.status_code == 405:
-            detail = f"method {request.method} is not allowed on {request.url.path!r}; see /openapi.json"
-        return json_response({"detail": detail}, exc.status_code)
-
-    async def store_down(request: Request, exc: redis.RedisError) -> Response:
-        log.error("store error: %s", exc)
-        return json_response({"detail": f"the store is unavailable ({exc}); retry later"}, 503)
+    def store_down(error: redis.RedisError) -> HttpError:
+        log.error("store error: %s", error)
+        return HttpError(503, f"the store is unavailable ({error}); retry later")
 
     @asynccontextmanager
-    async def lifespan(app: Starlette):
+    async def lifespan():
         loop = asyncio.get_running_loop()
         # Signals reach the main thread only; an in-process test client runs the app elsewhere.
         on_main_thread = threading.current_thread() is threading.main_thread()
@@ -179,18 +175,18 @@ def create_app(config: ServiceConfig, reload_config: Callable[[], ServiceConfig]
                 loop.remove_signal_handler(signal.SIGHUP)
             await service.close()
 
-    app = Starlette(
-        routes=[
-            Route("/", alive, methods=["GET"]),
-            Route("/track/{track}", track, methods=["GET"]),
-            Route("/next/{user}", next_track, methods=["POST"]),
-            Route("/last/{user}", last_track, methods=["POST"]),
-            Route("/openapi.json", openapi_document, methods=["GET"]),
-            Route("/admin/reload", admin_reload, methods=["POST"]),
-        ],
-        exception_handlers={BadRequest: bad_request, HTTPException: http_error,
-                            redis.RedisError: store_down},
-        lifespan=lifespan,
+    app = JsonApp(
+        Router([
+            ("GET", "/", alive),
+            ("GET", "/track/{track}", track),
+            ("POST", "/next/{user}", next_track),
+            ("POST", "/last/{user}", last_track),
+            ("GET", "/openapi.json", openapi_document),
+            ("POST", "/admin/reload", admin_reload),
+        ]),
+        lifespan,
+        max_body_bytes=MAX_BODY_BYTES,
+        errors={redis.RedisError: store_down},
     )
-    app.state.service = service
+    app.service = service
     return app

@@ -1,4 +1,4 @@
-"""The event-log contract: one JSON object per answered request (see DESIGN.md).
+"""The event-log contract: one JSON object per answered request (see docs/DESIGN.md).
 
 This is the single definition of the schema. The service's log writer builds events with
 `make_event`; the Spark jobs and the analysis read logs with `spark_schema()` and validate
@@ -20,7 +20,7 @@ FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "experiments": ((dict,), False),    # experiment name -> arm name
 }
 REQUIRED_FIELDS = tuple(FIELDS)
-# Extra fields (DESIGN.md allows them): checked when present, null when absent.
+# Extra fields (docs/DESIGN.md allows them): checked when present, null when absent.
 # `position`: index of the track in the user's open session (0 = the session's first request),
 # on "next" events. Timestamps are milliseconds and a user's requests can come faster than that;
 # the position keeps such events in the order they happened.

@@ -1,4 +1,4 @@
-"""The OpenAPI document, written by hand because the app is plain Starlette (FastAPI's
+"""The OpenAPI document, written by hand because the app is plain ASGI (FastAPI's
 per-request validation cost more than the whole request budget; see README.md)."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reading and validating the table files the service loads (formats in DESIGN.md).
+"""Reading and validating the table files the service loads (formats in docs/DESIGN.md).
 
 Tables are parsed into a compact CSR layout (one flat int64 array plus row offsets) so that a
 50,000 x 100 table costs 40 MB instead of millions of Python ints. Both stores start from

@@ -51,8 +51,9 @@ def read_yaml(path: str | Path) -> Any:
 
 
 def describe(error: ValidationError, source: str | Path, prefix: str = "") -> str:
-    """One line per problem: `<file>: <dotted.key>: <what is wrong>`."""
-    lines = []
+    """One line: `<file>: <key>: <what is wrong>`, for the first problem, naming the keys of
+    any others (fix one, run again)."""
+    problems = []
     for item in error.errors():
         key = prefix
         for part in item["loc"]:
@@ -60,8 +61,10 @@ def describe(error: ValidationError, source: str | Path, prefix: str = "") -> st
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key (a typo?)"
-        lines.append(f"{source}: {key or '(top level)'}: {message}")
-    return "\n".join(lines)
+        problems.append((key or "(top level)", message))
+    (key, message), others = problems[0], [k for k, _ in problems[1:]]
+    more = f" (also: {', '.join(others)})" if others else ""
+    return f"{source}: {key}: {message}{more}"
 
 
 def validate(data: Any, model: type[M], source: str | Path, prefix: str = "") -> M:

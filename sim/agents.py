@@ -86,6 +86,8 @@ class OracleAgent:
         if session is not self._session:
             self._session = session
             self._all_scores = self.world.embeddings @ session.interest
+            if session.boost is not None:  # trending tracks: the user's own appeal of them
+                self._all_scores = self._all_scores + session.boost
             self._select(session, self.initial_candidates)
         while True:
             self._catch_up(session)

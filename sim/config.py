@@ -1,21 +1,16 @@
 """conf/sim.yml, parsed and validated: a bad key or value is refused with its dotted name."""
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
+
+from settings import ConfigError, load
+from settings import Strict as _Strict
 
 DEFAULT_CONFIG = Path("conf/sim.yml")
-
-
-class ConfigError(ValueError):
-    """conf/sim.yml is missing, unreadable or has a bad key; the message says which and why."""
-
-
-class _Strict(BaseModel):
-    # Unknown keys are typos: refuse them instead of silently using a default.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+__all__ = ["ConfigError", "SimConfig", "load_config"]
 
 
 class Spread(_Strict):
@@ -69,10 +64,41 @@ class RunConfig(_Strict):
     oracle_candidates: int = Field(gt=0)
 
 
+class CalendarConfig(_Strict):
+    """Simulated days (`sim.run --days N`, or returns/trending on): see sim/calendar.py."""
+    start_date: date = date(2026, 1, 5)   # the first simulated day, UTC
+    day_hours: float = Field(default=16.0, gt=0, le=23)  # sessions start in the day's first hours
+    track_seconds: float = Field(default=200.0, ge=0)    # a track listened fully lasts this long
+    step_seconds: float = Field(default=5.0, ge=0.001)   # every request also takes this long
+
+
+class ReturnsConfig(_Strict):
+    """Users who come back more when satisfied and leave for good when not: sim/returns.py."""
+    enabled: bool = False
+    max_sessions_per_day: int = Field(default=3, gt=0)
+    reference_session_time: float = Field(default=3.0, gt=0)
+    reference_spread: float = Field(default=0.5, ge=0)
+    smoothing: float = Field(default=0.3, gt=0, le=1)
+    sensitivity: float = Field(default=0.7, ge=0)
+    leave_threshold: float = -0.5
+    leave_after_days: int = Field(default=2, gt=0)
+
+
+class TrendingConfig(_Strict):
+    """Tracks whose appeal is boosted for a few days: sim/trending.py."""
+    enabled: bool = False
+    per_genre: int = Field(default=2, gt=0)
+    boost: float = Field(default=2.0, ge=0)
+    decay: float = Field(default=0.5, ge=0, lt=1)
+
+
 class SimConfig(_Strict):
     world: WorldConfig
     users: UsersConfig
     run: RunConfig
+    calendar: CalendarConfig = CalendarConfig()
+    returns: ReturnsConfig = ReturnsConfig()
+    trending: TrendingConfig = TrendingConfig()
 
     def world_fingerprint(self) -> dict:
         """What the generated world depends on (besides the seed)."""
@@ -80,20 +106,4 @@ class SimConfig(_Strict):
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG) -> SimConfig:
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise ConfigError(f"cannot read simulator config {path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path} must be a mapping with keys world, users, run")
-    try:
-        return SimConfig.model_validate(raw)
-    except ValidationError as error:
-        problems = []
-        for item in error.errors():
-            key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-            problems.append(f"{key}: {item['msg']}")
-        raise ConfigError(f"{path}: bad key {'; '.join(problems)}") from None
+    return load(path, SimConfig)

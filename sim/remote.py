@@ -4,6 +4,9 @@
     POST /last/{user}  {"track": int, "time": float} -> {"user": int}
     GET  /             alive
 
+In multi-day runs every /next and /last also carries `X-Simulated-Time: <ms since the epoch>`,
+the simulated time of the request (sim/calendar.py); the service logs the event with it.
+
 Speed matters here: the simulator shares the machine with the service, so every microsecond
 of client CPU is taken from the service. The client writes each request with one `sendall`
 on a TCP_NODELAY socket (no Nagle stall: the course simulator lost 44 ms per request to it)
@@ -21,6 +24,11 @@ import httptools
 import orjson
 
 from sim.user import Session
+
+
+# The header carrying a request's simulated time (ms since the epoch) in multi-day runs; the
+# service stamps the event with it instead of its own clock (service/app.py).
+TIME_HEADER = b"X-Simulated-Time"
 
 
 class ServiceUnreachable(RuntimeError):
@@ -66,11 +74,12 @@ class KeepAliveClient:
         self._head = b"Host: %s:%d\r\n" % (self.host.encode(), self.port)
         self._socket: socket.socket | None = None
 
-    def request(self, method: bytes, path: bytes, body: bytes = b"") -> tuple[int, bytes]:
-        """(status, body) of one request; raises RequestFailed."""
-        message = (b"%s %s%s HTTP/1.1\r\n%sContent-Type: application/json\r\n"
+    def request(self, method: bytes, path: bytes, body: bytes = b"",
+                headers: bytes = b"") -> tuple[int, bytes]:
+        """(status, body) of one request (`headers`: extra header lines); raises RequestFailed."""
+        message = (b"%s %s%s HTTP/1.1\r\n%s%sContent-Type: application/json\r\n"
                    b"Content-Length: %d\r\n\r\n%s"
-                   % (method, self.base, path, self._head, len(body), body))
+                   % (method, self.base, path, self._head, headers, len(body), body))
         try:
             if self._socket is None:
                 self._socket = socket.create_connection((self.host, self.port), self.timeout_s)
@@ -118,12 +127,17 @@ class RemoteAgent:
         self.client = KeepAliveClient(url, timeout_s)
         self.n_tracks = n_tracks
 
-    def _post(self, endpoint: bytes, user: int, track: int, time: float) -> dict | None:
+    def _post(self, endpoint: bytes, session: Session, track: int,
+              time: float) -> dict | None:
         """The JSON answer for this user, or None on any failure."""
+        user = session.user
+        # multi-day runs tell the service the simulated time of the event (sim/calendar.py)
+        clock = session.clock
+        headers = b"" if clock is None else b"%s: %d\r\n" % (TIME_HEADER, clock.stamp(session))
         try:
             status, payload = self.client.request(
                 b"POST", b"/%s/%d" % (endpoint, user),
-                orjson.dumps({"track": track, "time": time}))
+                orjson.dumps({"track": track, "time": time}), headers)
         except RequestFailed:
             return None
         if status != 200:
@@ -135,7 +149,7 @@ class RemoteAgent:
         return answer if isinstance(answer, dict) and answer.get("user") == user else None
 
     def recommend(self, session: Session, track: int, time: float) -> int | None:
-        answer = self._post(b"next", session.user, track, time)
+        answer = self._post(b"next", session, track, time)
         if answer is None:
             return None
         recommended = answer.get("track")
@@ -145,7 +159,7 @@ class RemoteAgent:
         return recommended
 
     def finish(self, session: Session, track: int, time: float) -> bool:
-        return self._post(b"last", session.user, track, time) is not None
+        return self._post(b"last", session, track, time) is not None
 
     def close(self) -> None:
         self.client.close()

@@ -1,12 +1,17 @@
 """The user simulator CLI: plays simulated sessions against a recommender.
 
     python -m sim.run --episodes 5000 --recommender remote --config conf/sim.yml --seed 42 \
-        [--world data/world] [--url http://127.0.0.1:5001] [--processes N] [--output FILE]
+        [--world data/world] [--url http://127.0.0.1:5001] [--processes N] [--output FILE] \
+        [--days N] [--start-date YYYY-MM-DD] [--returns] [--trending]
 
 Episode i belongs to a user drawn uniformly from the seed. Users are partitioned across
 worker processes (user % N), so one user never has two sessions open at once, and every
 user's randomness is its own stream derived from (seed, user): the same seed, world and
 service behaviour give the same sessions with any number of processes.
+
+With `--days N > 1`, or `returns`/`trending` enabled in the config, the run plays simulated
+calendar days instead (sim/days.py): requests carry their simulated time, and each session's
+output row says its day and start time.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +32,11 @@ from rich.table import Table
 from tqdm import tqdm
 
 from sim.agents import Agent, ConsoleAgent, DummyAgent, OracleAgent
+from sim.calendar import Clock, day_start_ms
 from sim.config import ConfigError, SimConfig, load_config
+from sim.days import Schedule, episode_users
 from sim.remote import RemoteAgent, ServiceUnreachable, check_service
+from sim.trending import trending_boosts
 from sim.user import Session, UserModel
 from sim.world import World, ensure_world, load_world
 
@@ -42,12 +51,14 @@ class RunStats:
     truncated: int = 0                # sessions cut at run.max_session_tracks
     worker_seconds: float = 0.0       # wall time of the workers, summed
     worker_cpu_seconds: float = 0.0   # CPU time of the workers (simulator + HTTP client)
+    departures: dict[int, int] = field(default_factory=dict)  # user -> day they left for good
 
     def add(self, other: "RunStats") -> None:
         self.steps += other.steps
         self.truncated += other.truncated
         self.worker_seconds += other.worker_seconds
         self.worker_cpu_seconds += other.worker_cpu_seconds
+        self.departures.update(other.departures)
 
 
 @dataclass
@@ -58,12 +69,18 @@ class RunSpec:
     url: str
     config: SimConfig
     episodes: list[tuple[int, int]] = field(default_factory=list)  # (episode, user)
+    days: int = 0                     # > 0: play simulated days (sim/days.py) instead
+    episodes_per_day: int = 0         # with days: sessions a day (expected, with returns)
+    part: tuple[int, int] = (0, 1)    # with days: this worker's users, user % [1] == [0]
+
+    @property
+    def calendar(self) -> bool:
+        return self.days > 0
 
 
-def episode_users(seed: int, episodes: int, n_users: int) -> np.ndarray:
-    """The user of each episode, uniform over users, from the run seed alone."""
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,)))
-    return rng.integers(n_users, size=episodes)
+def long_term(config: SimConfig, days: int) -> bool:
+    """Does this run play simulated days, or is it the one-day run of the user model alone?"""
+    return days > 1 or config.returns.enabled or config.trending.enabled
 
 
 def user_streams(seed: int, user: int) -> tuple[np.random.Generator, np.random.Generator]:
@@ -109,29 +126,68 @@ def wait_for_next_millisecond(after_ms: int) -> None:
         time.sleep(0.0001)
 
 
-def run_episodes(world: World, spec: RunSpec, progress) -> tuple[list[dict], RunStats]:
-    """Play `spec.episodes` in order in this process; `progress(n)` after each session."""
-    started, started_cpu = time.perf_counter(), time.process_time()
-    model = UserModel(world, spec.config.run.max_session_tracks)
-    agent = make_agent(spec.agent, world, spec.config, spec.url)
+def play_episodes(spec: RunSpec, model: UserModel, agent: Agent, progress,
+                  results: list[dict], stats: RunStats) -> None:
+    """The one-day run: `spec.episodes` in order, stamped by the service's own clock."""
     streams: dict[int, tuple[np.random.Generator, np.random.Generator]] = {}
     ended_ms: dict[int, int] = {}  # user -> millisecond their last session ended (remote only)
     remote = isinstance(agent, RemoteAgent)
+    for episode, user in spec.episodes:
+        if user not in streams:
+            streams[user] = user_streams(spec.seed, user)
+        if remote and user in ended_ms:
+            wait_for_next_millisecond(ended_ms[user])
+        session = model.start_session(user, *streams[user])
+        stats.steps += play(session, agent)
+        if remote:
+            ended_ms[user] = time.time_ns() // 1_000_000
+        stats.truncated += session.truncated
+        results.append(session.result(episode))
+        progress(1)
+
+
+def play_days(world: World, spec: RunSpec, model: UserModel, agent: Agent, progress,
+              results: list[dict], stats: RunStats) -> None:
+    """Simulated days for this worker's users. Rows get `day` and `start` (ms); their
+    `episode` is set once all workers are done (rows ordered by day, start, user)."""
+    config = spec.config
+    schedule = Schedule(config, spec.seed, spec.episodes_per_day, world.n_users, spec.part)
+    boosts = (trending_boosts(world, config.trending, spec.seed, spec.days)
+              if config.trending.enabled else None)
+    streams: dict[int, tuple[np.random.Generator, np.random.Generator]] = {}
+    for day in range(spec.days):
+        day_start = day_start_ms(config.calendar.start_date, day)
+        boost = None if boosts is None else boosts[day]
+        for user, starts in schedule.sessions_today(day):
+            if user not in streams:
+                streams[user] = user_streams(spec.seed, user)
+            clock = Clock(config.calendar, day_start)
+            for hours in starts:
+                start = clock.begin(hours)
+                session = model.start_session(user, *streams[user], clock, boost)
+                stats.steps += play(session, agent)
+                clock.close(session)
+                stats.truncated += session.truncated
+                schedule.after_session(user, session.session_time)
+                row = session.result(-1)
+                row["day"], row["start"] = day, start
+                results.append(row)
+                progress(1)
+        stats.departures.update((user, day) for user in schedule.end_of_day())
+
+
+def run_episodes(world: World, spec: RunSpec, progress) -> tuple[list[dict], RunStats]:
+    """Play this worker's sessions in this process; `progress(n)` after each session."""
+    started, started_cpu = time.perf_counter(), time.process_time()
+    model = UserModel(world, spec.config.run.max_session_tracks)
+    agent = make_agent(spec.agent, world, spec.config, spec.url)
     results: list[dict] = []
     stats = RunStats()
     try:
-        for episode, user in spec.episodes:
-            if user not in streams:
-                streams[user] = user_streams(spec.seed, user)
-            if remote and user in ended_ms:
-                wait_for_next_millisecond(ended_ms[user])
-            session = model.start_session(user, *streams[user])
-            stats.steps += play(session, agent)
-            if remote:
-                ended_ms[user] = time.time_ns() // 1_000_000
-            stats.truncated += session.truncated
-            results.append(session.result(episode))
-            progress(1)
+        if spec.calendar:
+            play_days(world, spec, model, agent, progress, results, stats)
+        else:
+            play_episodes(spec, model, agent, progress, results, stats)
     except KeyboardInterrupt:
         pass  # console agent quit (or Ctrl-C): keep the sessions finished so far
     finally:
@@ -168,7 +224,8 @@ def run_parallel(world: World, spec: RunSpec, processes: int,
     workers = []
     for index in range(processes):
         part = RunSpec(spec.agent, spec.seed, spec.url, spec.config,
-                       [(e, u) for e, u in spec.episodes if u % processes == index])
+                       [(e, u) for e, u in spec.episodes if u % processes == index],
+                       spec.days, spec.episodes_per_day, (index, processes))
         worker = context.Process(target=_worker, args=(world, part, messages), daemon=True)
         worker.start()
         workers.append(worker)
@@ -232,6 +289,36 @@ def summary_table(results: list[dict], stats: RunStats, agent: str, wall_s: floa
     return table
 
 
+def days_table(results: list[dict], stats: RunStats, days: int, n_users: int) -> Table:
+    """Per simulated day: sessions, users who came, mean session time, users gone so far."""
+    table = Table(title=f"simulated days ({n_users} users)")
+    for name in ("day", "sessions", "sessions per user", "users who came",
+                 "mean session time", "users gone for good"):
+        table.add_column(name, justify="right")
+    for day in range(days):
+        rows = [r for r in results if r["day"] == day]
+        gone = sum(1 for left in stats.departures.values() if left <= day)
+        table.add_row(str(day), str(len(rows)), f"{len(rows) / n_users:.3f}",
+                      str(len({r["user"] for r in rows})),
+                      _mean_and_error(np.array([r["session_time"] for r in rows], dtype=float)),
+                      f"{gone} ({gone / n_users:.1%})")
+    table.caption = (f"all days: {len(results) / (n_users * days):.3f} sessions per user per "
+                     f"day; {len(stats.departures) / n_users:.1%} of the users gone for good")
+    return table
+
+
+def with_flags(config: SimConfig, args: argparse.Namespace) -> SimConfig:
+    """The config with the long-term command-line flags that were given applied."""
+    sections = {"calendar": {"start_date": args.start_date}, "returns": {"enabled": args.returns},
+                "trending": {"enabled": args.trending}}
+    for section, values in sections.items():
+        values = {key: value for key, value in values.items() if value is not None}
+        if values:
+            config = config.model_copy(update={section: getattr(config, section).model_copy(
+                update=values)})
+    return config
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m sim.run",
@@ -249,9 +336,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--url", help="botify service url (default: run.url in the config)")
     parser.add_argument("--processes", type=int, default=1, help="parallel worker processes")
     parser.add_argument("--output", help="write one JSON line per session to this file")
+    parser.add_argument("--days", type=int, default=1,
+                        help="simulated days to play; more than 1 (or returns/trending on in "
+                             "the config) plays calendar days and sends the simulated time; "
+                             "--episodes is then sessions per day (expected, with returns)")
+    parser.add_argument("--start-date", type=date.fromisoformat,
+                        help="first simulated day, YYYY-MM-DD UTC (default: calendar.start_date)")
+    parser.add_argument("--returns", action=argparse.BooleanOptionalAction,
+                        help="users come back more after good sessions and leave after bad "
+                             "ones (default: returns.enabled in the config)")
+    parser.add_argument("--trending", action=argparse.BooleanOptionalAction,
+                        help="trending tracks (default: trending.enabled in the config)")
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error(f"--episodes must be at least 1, got {args.episodes}")
+    if args.days < 1:
+        parser.error(f"--days must be at least 1, got {args.days}")
     if args.processes < 1:
         parser.error(f"--processes must be at least 1, got {args.processes}")
     if args.recommender == "console" and args.processes != 1:
@@ -270,17 +370,31 @@ def main(argv: list[str] | None = None) -> int:
                                                                               file=sys.stderr))
         world = load_world(world_dir)
         url = args.url or config.run.url
+        config = with_flags(config, args)
+        calendar = long_term(config, args.days)
+        if calendar and config.returns.enabled:
+            rate = args.episodes / world.n_users
+            if rate > config.returns.max_sessions_per_day:
+                raise ValueError(f"--episodes {args.episodes} asks {rate:.2f} sessions per user "
+                                 f"per day of {world.n_users} users, more than "
+                                 f"returns.max_sessions_per_day "
+                                 f"({config.returns.max_sessions_per_day})")
         if args.recommender == "remote":
             check_service(url, config.run.timeout_s)
     except (ConfigError, FileNotFoundError, ServiceUnreachable, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
-    users = episode_users(args.seed, args.episodes, world.n_users)
-    spec = RunSpec(args.recommender, args.seed, url, config,
-                   [(episode, int(user)) for episode, user in enumerate(users)])
+    if calendar:
+        spec = RunSpec(args.recommender, args.seed, url, config, days=args.days,
+                       episodes_per_day=args.episodes)
+    else:
+        users = episode_users(args.seed, args.episodes, world.n_users)
+        spec = RunSpec(args.recommender, args.seed, url, config,
+                       [(episode, int(user)) for episode, user in enumerate(users)])
     started = time.perf_counter()
-    with tqdm(total=args.episodes, unit="session", desc=f"sim {args.recommender}",
+    expected = args.episodes * (args.days if calendar else 1)
+    with tqdm(total=expected, unit="session", desc=f"sim {args.recommender}",
               disable=args.recommender == "console") as bar:
         if args.processes == 1:
             results, stats = run_episodes(world, spec, bar.update)
@@ -288,7 +402,12 @@ def main(argv: list[str] | None = None) -> int:
             results, stats = run_parallel(world, spec, args.processes, bar)
     wall_s = time.perf_counter() - started
 
-    results.sort(key=lambda row: row["episode"])
+    if calendar:
+        results.sort(key=lambda row: (row["day"], row["start"], row["user"]))
+        for episode, row in enumerate(results):
+            row["episode"] = episode
+    else:
+        results.sort(key=lambda row: row["episode"])
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         with open(args.output, "wb") as out:
@@ -296,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
                 out.write(orjson.dumps(row) + b"\n")
     console.print(f"world {world_dir} (seed {world.seed}), run seed {args.seed}")
     console.print(summary_table(results, stats, args.recommender, wall_s))
+    if calendar:
+        console.print(days_table(results, stats, args.days, world.n_users))
     return 0
 
 

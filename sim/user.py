@@ -1,4 +1,4 @@
-"""The simulated listener (DESIGN.md, "The simulated user"), one session at a time.
+"""The simulated listener (docs/DESIGN.md, "The simulated user"), one session at a time.
 
 - A session starts on one of the user's interest tracks chosen at random: its embedding is
   the session interest, and the first track is a random one of its `interest_neighbours`
@@ -8,6 +8,10 @@
   where `plays` counts the session's tracks by r's artist so far (the first track included).
 - After each track the budget drops by 1 with probability 1 - time; at 0 the session is over.
 
+Long-term simulations (sim/calendar.py, sim/trending.py) give a session the user's `clock`
+of the day, which stamps requests with the simulated time, and a `boost` of each track's score
+for the day's trending tracks; both are None otherwise, and the model is exactly the one above.
+
 Randomness: the user's own draws (session start, budget drops) come from `rng`; agents that
 need randomness draw from `agent_rng`, so a user's draws never depend on the agent.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
+from sim.calendar import Clock
 from sim.world import World
 
 
@@ -30,10 +35,12 @@ class Session:
 
     __slots__ = ("user", "interest", "bias", "sharpness", "gamma", "budget", "first_track",
                  "history", "played", "artist_plays", "session_time", "tracks",
-                 "failed_steps", "max_tracks", "truncated", "rng", "agent_rng", "_model")
+                 "failed_steps", "max_tracks", "truncated", "rng", "agent_rng", "clock", "boost",
+                 "_model")
 
     def __init__(self, model: "UserModel", user: int, interest_track: int, first_track: int,
-                 rng: np.random.Generator, agent_rng: np.random.Generator, max_tracks: int):
+                 rng: np.random.Generator, agent_rng: np.random.Generator, max_tracks: int,
+                 clock: Clock | None = None, boost: np.ndarray | None = None):
         world = model.world
         self._model = model
         self.user = user
@@ -53,6 +60,8 @@ class Session:
         self.truncated = False
         self.rng = rng
         self.agent_rng = agent_rng
+        self.clock = clock                    # simulated time (multi-day runs), else None
+        self.boost = boost                    # score boost per track (trending), else None
 
     @property
     def over(self) -> bool:
@@ -66,6 +75,8 @@ class Session:
             time = 0.0  # users don't want the same track twice in a session
         else:
             score = float(self._model.world.embeddings[track] @ self.interest)
+            if self.boost is not None:
+                score += float(self.boost[track])
             time = listen_time(score, self.bias, self.sharpness, self.gamma, plays)
         self.history.append(track)
         self.played.add(track)
@@ -100,7 +111,8 @@ class UserModel:
         self.max_session_tracks = max_session_tracks
 
     def start_session(self, user: int, rng: np.random.Generator,
-                      agent_rng: np.random.Generator) -> Session:
+                      agent_rng: np.random.Generator, clock: Clock | None = None,
+                      boost: np.ndarray | None = None) -> Session:
         if not 0 <= user < self.world.n_users:
             raise ValueError(f"user {user} is not in 0..{self.world.n_users - 1}")
         interests = self.world.interests[user]
@@ -108,4 +120,4 @@ class UserModel:
         neighbours = self.world.interest_neighbours[user, which]
         first_track = int(neighbours[rng.integers(len(neighbours))])
         return Session(self, user, int(interests[which]), first_track, rng, agent_rng,
-                       self.max_session_tracks)
+                       self.max_session_tracks, clock, boost)

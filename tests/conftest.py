@@ -1,6 +1,13 @@
-"""Shared fixtures. The servers are real: `./run.sh test` starts HDFS and Redis (infra/stack.py)
-and passes their addresses in BOTIFY_* variables. A fixture whose server is missing fails the
-test with a message; it never skips."""
+"""Shared fixtures. The servers are real: the first test that needs HDFS or Redis starts an
+ephemeral stack (infra/stack.py: Apache Hadoop's NameNode and DataNode, redis-server, on free
+ports), which the whole session then shares and which stops when pytest ends; its daemons are
+bound to this process, so even a killed pytest leaves none behind. A stack already exported in
+the environment (`./run.sh up`, then its `export` lines) is used instead. A server that cannot
+start fails the test with the launcher's message; nothing is ever skipped.
+
+Tests that need a JVM (HDFS, Spark) or a server are marked `slow` here, so
+`./run.sh test -m "not slow"` is the quick part that starts nothing.
+"""
 from __future__ import annotations
 
 import os
@@ -8,30 +15,62 @@ import sys
 
 import pytest
 
+STACK_FIXTURES = {"stack_env", "spark"}
+# Modules whose tests start Spark or a stack of their own, without the fixtures above.
+JVM_MODULES = {"test_analysis_job", "test_jobs", "test_jobs_cluster", "test_jobs_synth",
+               "test_sim_service_days", "test_stack", "test_lifetime", "test_pipeline"}
 
-def stack_env(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        pytest.fail(f"{name} is not set: run the tests with `./run.sh test` (it starts HDFS and "
-                    f"Redis), or `./run.sh up` and export what it prints.", pytrace=False)
-    return value
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: needs a JVM (HDFS, Spark) or a server; "
+                                       "deselect with -m 'not slow'")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if STACK_FIXTURES & set(item.fixturenames) or item.module.__name__ in JVM_MODULES:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
-def webhdfs_url() -> str:
+def stack_env() -> dict[str, str]:
+    """The stack's addresses (BOTIFY_* variables), also put into os.environ for subprocesses."""
+    if os.environ.get("BOTIFY_WEBHDFS_URL"):
+        yield {k: v for k, v in os.environ.items() if k.startswith(("BOTIFY_", "SPARK_LOCAL_IP"))}
+        return
+    from infra import stack as stack_module
+
+    config = stack_module.load_config()
+    stack = stack_module.new_stack(config, ephemeral=True)
+    try:
+        stack.up(config)
+    except stack_module.StackError as error:
+        pytest.fail(f"could not start the test stack (HDFS + Redis): {error}", pytrace=False)
+    saved = dict(os.environ)
+    os.environ.update(stack.env())
+    try:
+        yield stack.env()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        stack.down()
+
+
+@pytest.fixture(scope="session")
+def webhdfs_url(stack_env) -> str:
     """WebHDFS base URL of the running NameNode, e.g. http://127.0.0.1:9870."""
-    return stack_env("BOTIFY_WEBHDFS_URL")
+    return stack_env["BOTIFY_WEBHDFS_URL"]
 
 
 @pytest.fixture(scope="session")
-def hdfs_fs() -> str:
+def hdfs_fs(stack_env) -> str:
     """The HDFS file system URI for Spark, e.g. hdfs://127.0.0.1:9000."""
-    return stack_env("BOTIFY_HDFS_FS")
+    return stack_env["BOTIFY_HDFS_FS"]
 
 
 @pytest.fixture(scope="session")
-def hdfs_user() -> str:
-    return stack_env("BOTIFY_HDFS_USER")
+def hdfs_user(stack_env) -> str:
+    return stack_env["BOTIFY_HDFS_USER"]
 
 
 @pytest.fixture(scope="session")
@@ -44,12 +83,12 @@ def hdfs_client(webhdfs_url, hdfs_user):
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    return stack_env("BOTIFY_REDIS_URL")
+def redis_url(stack_env) -> str:
+    return stack_env["BOTIFY_REDIS_URL"]
 
 
 @pytest.fixture(scope="session")
-def spark():
+def spark(stack_env):
     """One local SparkSession for the whole suite: Spark's start-up is paid once."""
     from pyspark.sql import SparkSession
 

@@ -17,13 +17,17 @@ import pytest
 from analysis import ab_test
 from analysis.compare import compare_numpy, compare_spark
 from analysis.config import load_config
-from analysis.report import COLUMNS
-from analysis.synthetic import per_user_metrics, synthetic_events, write_events
-from analysis.user_metrics import (CONFLICT, INVALID, OUTSIDE, metric_table, per_user,
+from analysis.decisions import COLUMNS, holm
+from analysis.synthetic import BASE_TIMESTAMP_MS, per_user_metrics, synthetic_events, write_events
+from analysis.user_metrics import (CONFLICT, INVALID, METRICS, OUTSIDE, RATIOS,
+                                   RETENTION_METRICS, Period, metric_table, per_user,
                                    read_events, summarize)
 
 REPO = Path(__file__).resolve().parents[1]
-SETTINGS = dataclasses.replace(load_config().settings, partitions=1)
+_BASE = load_config().settings
+# One-day logs (no retention metrics), one partition, every method but CUPED.
+SETTINGS = dataclasses.replace(_BASE, partitions=1, ratios=RATIOS, metrics={
+    m: d for m, d in _BASE.metrics.items() if m in METRICS})
 BAD_LINES = ["not json at all",
              '{"message": "next"}',
              '{"message": "next", "timestamp": 1, "user": "abc", "track": 1, "time": 0.5, '
@@ -40,7 +44,7 @@ def events() -> pd.DataFrame:
 
 
 def valid_line(user: int, experiments: dict) -> str:
-    return json.dumps({"message": "next", "timestamp": 1_795_000_000_000, "user": user,
+    return json.dumps({"message": "next", "timestamp": BASE_TIMESTAMP_MS, "user": user,
                        "track": 1, "time": 0.5, "latency": 0.01, "recommendation": 2,
                        "experiments": experiments})
 
@@ -81,27 +85,42 @@ def test_per_user_table_matches_pandas(spark, events, event_dir):
     table.unpersist()
 
 
-def test_spark_engine_equals_numpy_engine(spark):
-    events = synthetic_events(3000, seed=5, time_lift={"T1": 0.05})
-    users = per_user_metrics(events, ["C", "T1"])
-    frame = spark.createDataFrame(users[["user", "arm", *SETTINGS.metrics]])
-    settings = dataclasses.replace(SETTINGS, replicates=300)
-    local = compare_numpy(users, ["C", "T1"], settings).rows
-    # One partition: the same users in the same order draw the same weights.
-    for mine, theirs in zip(compare_spark(frame, ["C", "T1"], settings).rows, local):
+def assert_same_rows(mine_rows, their_rows):
+    assert len(mine_rows) == len(their_rows)
+    for mine, theirs in zip(mine_rows, their_rows):
         for field in dataclasses.fields(mine):
             a, b = getattr(mine, field.name), getattr(theirs, field.name)
             if isinstance(a, float):
                 assert a == pytest.approx(b, rel=1e-9, abs=1e-12), (mine.metric, field.name)
             else:
                 assert a == b, (mine.metric, field.name)
+
+
+def test_spark_engine_equals_numpy_engine(spark):
+    events = synthetic_events(3000, seed=5, time_lift={"T1": 0.05})
+    users = per_user_metrics(events, ["C", "T1"])
+    frame = spark.createDataFrame(users[["user", "arm", *SETTINGS.columns]]).cache()
+    settings = dataclasses.replace(SETTINGS, replicates=300)
+    local = compare_numpy(users, ["C", "T1"], settings).rows
+    # The driver path and Spark's Python workers give the same numbers, on 1 or 3 partitions.
+    in_workers = dataclasses.replace(settings, driver_max_users=0)
+    on_driver = dataclasses.replace(settings, driver_max_users=10**9)
+    for partitions in (1, 3):
+        assert_same_rows(
+            compare_spark(frame, ["C", "T1"], dataclasses.replace(in_workers,
+                                                                  partitions=partitions)).rows,
+            compare_spark(frame, ["C", "T1"], dataclasses.replace(on_driver,
+                                                                  partitions=partitions)).rows)
+    # One partition: the same users in the same order draw the same weights.
+    assert_same_rows(compare_spark(frame, ["C", "T1"], in_workers).rows, local)
     # Several partitions: other draws; the same point estimates, intervals within MC noise.
-    spread = dataclasses.replace(settings, partitions=3)
+    spread = dataclasses.replace(in_workers, partitions=3)
     for mine, theirs in zip(compare_spark(frame, ["C", "T1"], spread).rows, local):
         assert mine.effect == pytest.approx(theirs.effect, rel=1e-9, abs=1e-12)
         width = theirs.upper - theirs.lower
         assert abs(mine.lower - theirs.lower) < 0.3 * width, mine.metric
         assert abs(mine.upper - theirs.upper) < 0.3 * width, mine.metric
+    frame.unpersist()
 
 
 def test_job_writes_report_and_detects_effect(event_dir, tmp_path, capsys):
@@ -116,13 +135,20 @@ def test_job_writes_report_and_detects_effect(event_dir, tmp_path, capsys):
     assert results["data"]["users_in_several_arms"] == 1
     assert results["data"]["users_outside_experiment"] == 1
     assert results["quantile_escapes"] == 0
-    rows = {r["metric"]: r for r in results["results"]}
-    assert set(rows) == {*SETTINGS.metrics, *SETTINGS.quantiles}
-    session_time = rows["mean_session_time"]
-    assert session_time["verdict"] == "better" and session_time["significant"]
+    rows = {(r["metric"], r["method"]): r for r in results["results"]}
+    assert {m for m, _ in rows} == {*SETTINGS.metrics, *SETTINGS.quantiles}
+    assert {m for m, method in rows if method == "delta"} == set(RATIOS)
+    session_time = rows["mean_session_time", "bootstrap"]
+    assert session_time["role"] == "primary" and session_time["verdict"] == "better"
+    assert session_time["p_adjusted"] == session_time["p"]  # one treatment: a family of one
     assert 0.03 < session_time["effect"] < 0.17  # true +10%; the estimate's sd is ~2%
-    assert rows["mean_request_time"]["verdict"] == "worse"
-    assert rows["sessions"]["verdict"] == "no difference"
+    assert rows["mean_session_time", "delta"]["lower"] > 0
+    # 20% slower against a 5% margin: the guardrail is breached.
+    assert rows["mean_request_time", "bootstrap"]["role"] == "guardrail"
+    assert rows["mean_request_time", "bootstrap"]["verdict"] == "breached"
+    assert rows["sessions", "bootstrap"]["verdict"] == "no difference"
+    assert results["decision"]["treatments"]["T1"]["verdict"] == "better"
+    assert 0 < results["decision"]["treatments"]["T1"]["mde"] < 0.1
     csv = pd.read_csv(out / "results.csv")
     assert list(csv.columns) == COLUMNS and len(csv) == len(rows)
     table = (out / "ab_report.md").read_text()
@@ -134,10 +160,10 @@ def test_job_writes_report_and_detects_effect(event_dir, tmp_path, capsys):
     assert run_job(event_dir, tmp_path / "b") == 0
     assert (tmp_path / "b" / "results.json").read_bytes() == (out / "results.json").read_bytes()
     assert run_job(event_dir, tmp_path / "c", "--seed", "5", "--bootstrap", "200") == 0
-    other = {r["metric"]: r for r in json.loads((tmp_path / "c" / "results.json").read_text())[
-        "results"]}
-    assert other["mean_session_time"]["effect"] == session_time["effect"]
-    assert other["mean_session_time"]["lower"] != session_time["lower"]
+    other = {(r["metric"], r["method"]): r for r in json.loads(
+        (tmp_path / "c" / "results.json").read_text())["results"]}
+    assert other["mean_session_time", "bootstrap"]["effect"] == session_time["effect"]
+    assert other["mean_session_time", "bootstrap"]["lower"] != session_time["lower"]
 
 
 def test_sample_ratio_mismatch_is_flagged(event_dir, tmp_path):
@@ -175,7 +201,8 @@ def _no_last_in_t2(e):
      "arm 'T2' has 0 user(s) with a closed session"),
     ("no last events", [], lambda e: e["message"] != "last", 'no "last" events'),
     ("only corrupt lines", [], lambda e: e["message"] == "never", "no valid events found"),
-    ("bad config", ["--bootstrap", "5"], None, "bootstrap replicates 5 < 100"),
+    ("bad config", ["--bootstrap", "5"], None,
+     "bootstrap.replicates: Input should be greater than or equal to 100"),
 ])
 def test_bad_input_is_refused(spark, three_arms, tmp_path, capsys, case, args, keep, message):
     folder = write_variant(three_arms, tmp_path / "logs", keep or (lambda e: e["user"] >= 0))
@@ -202,7 +229,7 @@ def test_spark_submit_exit_status(tmp_path):
     """Under spark-submit the script runs and its exit status and message come through
     (a config error, so no Spark job: the full spark-submit run is the pipeline's)."""
     result = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "spark-submit"), "--master", "local[1]",
+        [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[1]",
          str(REPO / "analysis" / "ab_test.py"), "--events", str(tmp_path), "--experiment", "EXP",
          "--control", "C", "--out", str(tmp_path / "out"),
          "--config", str(tmp_path / "missing.yml")],
@@ -211,7 +238,7 @@ def test_spark_submit_exit_status(tmp_path):
              "PYSPARK_DRIVER_PYTHON": sys.executable})
     assert result.returncode == 2, result.stderr[-3000:]
     # spark-submit merges the Python driver's stderr into its stdout.
-    assert "missing.yml not found" in result.stdout + result.stderr
+    assert "missing.yml: config file not found" in result.stdout + result.stderr
 
 
 def test_reads_hdfs_like_local_files(spark, three_arms, hdfs_client, hdfs_fs, hdfs_user,
@@ -232,3 +259,94 @@ def test_reads_hdfs_like_local_files(spark, three_arms, hdfs_client, hdfs_fs, hd
     local = json.loads((tmp_path / "local" / "results.json").read_text())
     assert from_hdfs["parameters"].pop("events") != local["parameters"].pop("events")
     assert from_hdfs == local
+
+
+def test_retention_metrics_on_multi_day_logs(spark, tmp_path):
+    """Logs over 4 days: Spark's active_days_share and churned equal pandas'; one-day logs
+    have neither."""
+    events = synthetic_events(1500, seed=31, extra_sessions=1.5, days=4)
+    table = per_user(read_events(spark, str(write_events(events, tmp_path / "logs", files=2))),
+                     "EXP")
+    summary = summarize(table)
+    period = Period.of(min(summary[a].first_ts for a in ("C", "T1")),
+                       max(summary[a].last_ts for a in ("C", "T1")))
+    assert period.days == 4
+    got = (metric_table(table, ["C", "T1"], period).toPandas().sort_values("user")
+           .reset_index(drop=True))
+    want = per_user_metrics(events, ["C", "T1"]).sort_values("user").reset_index(drop=True)
+    for metric in RETENTION_METRICS:
+        np.testing.assert_allclose(got[metric], want[metric], err_msg=metric)
+    assert 0 < want["churned"].mean() < 1 and 0.25 <= want["active_days_share"].min()
+    one_day = Period.of(BASE_TIMESTAMP_MS, BASE_TIMESTAMP_MS + 1000)
+    assert not set(RETENTION_METRICS) & set(metric_table(table, ["C", "T1"], one_day).columns)
+    table.unpersist()
+
+
+def test_ab_n_job_on_hdfs(spark, hdfs_client, hdfs_fs, hdfs_user, tmp_path):
+    """Four arms (T1 listens 15% longer, T2 and T3 are like C) over 2 days on HDFS, with the
+    previous day as CUPED pre-period, run inside the caller's SparkSession: every treatment in
+    one report, p_adjusted = Holm of the primary family, verdicts from p_adjusted, retention
+    metrics, CUPED and delta rows; the session is still usable afterwards."""
+    arms = ["C", "T1", "T2", "T3"]
+    events = synthetic_events(4000, seed=41, split={a: 1 for a in arms},
+                              time_lift={"T1": 0.15}, days=2)
+    pre = synthetic_events(4000, seed=42, split={"C": 1}, experiment="PREVIOUS")
+    pre = pre.assign(timestamp=pre.timestamp - 86_400_000)
+    remote = f"/user/{hdfs_user}/analysis-abn-{uuid.uuid4().hex[:8]}"
+    hdfs_client.upload(f"{remote}/ab", str(write_events(events, tmp_path / "ab", files=2)))
+    hdfs_client.upload(f"{remote}/pre", str(write_events(pre, tmp_path / "pre", files=1)))
+    out = tmp_path / "out"
+    try:
+        assert ab_test.main(["--events", f"{hdfs_fs}{remote}/ab", "--experiment", "EXP",
+                             "--control", "C", "--out", str(out), "--seed", "3",
+                             "--pre-events", f"{hdfs_fs}{remote}/pre"], spark=spark) == 0
+    finally:
+        hdfs_client.delete(remote, recursive=True)
+    assert spark.range(3).count() == 3  # not stopped
+    results = json.loads((out / "results.json").read_text())
+    assert results["treatments"] == ["T1", "T2", "T3"] and results["data"]["days"] == 2
+    rows = results["results"]
+    assert {r["treatment"] for r in rows} == {"T1", "T2", "T3"}
+    assert {r["method"] for r in rows} == {"bootstrap", "cuped", "delta"}
+    assert {"active_days_share", "churned"} <= {r["metric"] for r in rows}
+    for method in ("bootstrap", "cuped", "delta"):
+        primary = [r for r in rows if r["role"] == "primary" and r["method"] == method]
+        assert [r["treatment"] for r in primary] == ["T1", "T2", "T3"]
+        np.testing.assert_allclose([r["p_adjusted"] for r in primary],
+                                   holm([r["p"] for r in primary]))
+        secondary = [r for r in rows if r["role"] == "secondary" and r["method"] == method]
+        np.testing.assert_allclose([r["p_adjusted"] for r in secondary],
+                                   holm([r["p"] for r in secondary]))
+        if method == "bootstrap":  # six secondary metrics x three treatments in one family
+            assert len(secondary) == 6 * 3
+    for r in rows:
+        if r["role"] != "guardrail":
+            significant = r["p_adjusted"] < 0.05
+            assert (r["verdict"] != "no difference") == significant, r
+        else:
+            assert r["verdict"] in ("ok", "breached", "inconclusive")
+            assert r["p_adjusted"] == r["p"]
+        assert r["p_adjusted"] >= r["p"] - 1e-12
+    by_key = {(r["treatment"], r["metric"], r["method"]): r for r in rows}
+    assert by_key["T1", "mean_session_time", "bootstrap"]["verdict"] == "better"
+    assert results["decision"]["method"] == "cuped"
+    assert set(results["decision"]["treatments"]) == {"T1", "T2", "T3"}
+    cuped = by_key["T1", "mean_session_time", "cuped"]
+    assert cuped["variance_reduction"] is not None  # no real pre-period link here: near 0
+    assert "ratio of sums" in by_key["T1", "mean_session_time", "delta"]["estimand"]
+    csv = pd.read_csv(out / "results.csv")
+    assert len(csv) == len(rows) and list(csv.columns) == COLUMNS
+    report = (out / "ab_report.md").read_text()
+    assert "p_adj" in report and "MDE" in report and "T3" in report
+    assert (out / "ab_report.png").stat().st_size > 10_000
+
+
+def test_treatment_subset_alias_and_primary(spark, event_dir, tmp_path):
+    """`--treatment T1` is `--treatments T1`; `--primary` moves the decision to another metric."""
+    assert run_job(event_dir, tmp_path / "a", "--treatment", "T1", "--bootstrap", "200",
+                   "--primary", "mean_session_length") == 0
+    results = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert results["treatments"] == ["T1"]
+    roles = {r["metric"]: r["role"] for r in results["results"]}
+    assert roles["mean_session_length"] == "primary" and roles["mean_session_time"] == "secondary"
+    assert results["decision"]["metric"] == "mean_session_length"

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
+from pyspark.sql import functions as F
 
-from jobs import common, fetch, nn, offline, ranking, sessions, svd, toppop
+from jobs import common, driver, fetch, nn, offline, ranking, sessions, svd, toppop
 from service.events import make_event, spark_schema
 from test_jobs_synth import synthetic_sessions, write_event_log
 
@@ -108,6 +109,55 @@ def test_sessions_job_quarantines_corrupt_lines_and_enforces_threshold(spark, tm
     assert result == {"lines": 101, "corrupt": 4, "sessions": 1}
     row = spark.read.parquet(str(out / "sessions")).first()
     assert row.tracks == list(range(96)) + [99] and row.closed
+
+
+def contract_cases() -> list[str]:
+    """Valid events and many ways to break the contract, as raw lines."""
+    base = make_event("next", 1_700_000_000_000, 3, 10, 0.25, 0.0015, 11, {"CONTEXTUAL": "C"}, position=2)
+    valid = [base, {**base, "time": 1, "latency": 0}, {**base, "recommendation": None},
+             {**base, "experiments": {}}, {**base, "latency": 1.5e-05}, {**base, "extra": "x", "more": {"a": 2}},
+             {**base, "experiments": {"A": "x", "B": "y"}}, {**base, "position": None},
+             {k: v for k, v in base.items() if k != "position"}, {**base, "message": "last"}]
+    lines = [orjson.dumps(e).decode() for e in valid]
+    lines += [' {"message": "next" , "timestamp":1700000000000,"user":3,"track":10,"time":0.5,'
+              '"latency":0.1,"recommendation":4,"experiments":{ "E" : "C" }} ']
+    lines.append(orjson.dumps({**base, "extra": [1, {"a": 2}]}).decode())   # valid, not plain
+    wrong = ["7", 7, 7.5, True, None, [], {}, "NaN", 1e300, 2**64 - 1, -0.0]
+    for name in [*base, "experiments"]:
+        lines += [orjson.dumps({**base, name: value}).decode() for value in wrong]
+        lines.append(orjson.dumps({k: v for k, v in base.items() if k != name}).decode())
+    line = lines[0]
+    lines += [line[:-1], line + " x", line + line, "[" + line + "]", "", "null", '"text"', "3",
+              line.replace('"C"', "'C'"), line.replace('"next"', '"ne\\u0078t"'),
+              line.replace('"C"', '"\\u00e9"'), line.replace('"C"', '"é"'), line.replace('"C"', '"\\ud800"'),
+              line.replace("0.25", "NaN"), line.replace("0.25", "2.5e999"), line.replace("0.25", ".25"),
+              line.replace("0.25", "00.25"), line.replace("0.25", "1" * 400), line.replace('"user":3', '"user":' + "9" * 25),
+              line.replace("}", "}}", 1),
+              line[:-1] + ',"user":"3"}', line[:-1] + ',"user":4}', line.replace('"C"', '"C","D":1'),
+              line.replace('"next"', '"NEXT"'), line.replace('{"message"', '{"message":"x","message"')]
+    return lines
+
+
+def test_native_contract_check_gives_the_contracts_verdict_on_every_line(spark):
+    """The Spark-native check plus validation_error on what it leaves: exactly validation_error's
+    verdict and reason for every line, and the valid lines' values as the contract schema reads them."""
+    lines = contract_cases()
+    frame = spark.createDataFrame([(line, "f") for line in lines], "value string, file string")
+    events, suspects = sessions.read_checked(frame)
+    natively = [r.asDict() for r in events.collect()]
+    checked = {r.value: r.error for r in suspects.collect()}
+    expected = dict(zip(lines, sessions.contract_errors(lines)))
+    accepted = [line for line in lines if line not in checked]
+    assert len(natively) == len(accepted) and len(checked) == len(set(lines)) - len(set(accepted))
+    assert all(expected[line] is None for line in accepted), "accepted natively, invalid by the contract"
+    assert {line: checked[line] for line in checked} == {line: expected[line] for line in checked}
+    # Every plainly written valid event is accepted natively (the Python check stays for the few
+    # odd lines), with the values the contract's schema reads.
+    assert not set(lines[:11]) & set(checked)
+    assert any(error is None for error in checked.values())   # valid, but only Python can tell
+    reference = spark.createDataFrame([(line,) for line in accepted], "value string").select(
+        F.from_json("value", spark_schema()).alias("e")).select("e.*")
+    assert sorted(map(repr, natively)) == sorted(repr(r.asDict()) for r in reference.collect())
 
 
 # --- ranking, tables ---------------------------------------------------------------------------
@@ -211,11 +261,60 @@ def test_missing_input_is_a_clear_error(spark, tmp_path):
     assert cli.returncode == 2 and "is not a folder" in cli.stderr
 
 
-@pytest.mark.parametrize("name", ["sessions", "toppop", "nn", "svd", "fetch"])
+@pytest.mark.parametrize("name", ["sessions", "toppop", "nn", "svd", "fetch", "driver"])
 def test_help(name):
     cli = subprocess.run([sys.executable, str(REPO / "jobs" / f"{name}.py"), "--help"],
                          capture_output=True, text=True, timeout=60)
     assert cli.returncode == 0 and "usage:" in cli.stdout
+
+
+# --- the driver: several jobs in one SparkSession ---------------------------------------------
+
+def test_driver_runs_jobs_in_the_given_session_and_leaves_it_running(spark, tmp_path):
+    events = tmp_path / "events"
+    write_event_log(synthetic_sessions(200, n_tracks=150, n_users=30, seed=3), events, n_files=2)
+    work, tables = str(tmp_path / "work"), str(tmp_path / "tables")
+    plan = driver.split_invocations(["sessions", "--events", str(events), "--out", work, ";",
+                                     "toppop", "--sessions", f"{work}/sessions", "--out", tables, "--size", "7"])
+    timings = {"jobs": []}
+    assert driver.run_jobs(spark, plan, timings) == 0
+    assert [(t["job"], t["exit"]) for t in timings["jobs"]] == [("sessions", 0), ("toppop", 0)]
+    assert all(t["seconds"] > 0 for t in timings["jobs"])
+    assert len(orjson.loads((tmp_path / "tables" / "top_tracks.json").read_bytes())) == 7
+    # The jobs ran in the test's session and left it running.
+    assert spark.range(3).count() == 3
+    # A job's own main() takes the session the same way.
+    assert toppop.main(["--sessions", f"{work}/sessions", "--out", tables], spark=spark) == 0
+    assert spark.range(2).count() == 2
+
+
+def test_driver_names_the_failing_job_and_stops(tmp_path):
+    """The real command line (its own Spark): the second job fails, the third never runs."""
+    events = tmp_path / "events"
+    write_event_log(synthetic_sessions(100, n_tracks=100, n_users=20, seed=4), events, n_files=1)
+    work, timings = str(tmp_path / "work"), tmp_path / "timings.json"
+    cli = subprocess.run(
+        [sys.executable, str(REPO / "jobs" / "driver.py"), "--master", "local[1]", "--timings", str(timings),
+         "--", "sessions", "--events", str(events), "--out", work,
+         ";", "toppop", "--sessions", str(tmp_path / "missing"), "--out", str(tmp_path / "tables"),
+         ";", "svd", "--sessions", f"{work}/sessions", "--out", str(tmp_path / "tables")],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert cli.returncode == 2, cli.stderr[-3000:]
+    assert "error: toppop: sessions table not found" in cli.stderr
+    assert "error: driver: job 2 of 3: toppop failed with exit status 2" in cli.stderr
+    recorded = orjson.loads(timings.read_bytes())
+    assert [(t["job"], t["exit"]) for t in recorded["jobs"]] == [("sessions", 0), ("toppop", 2)]
+    assert recorded["startup"] > 0 and recorded["total"] >= sum(t["seconds"] for t in recorded["jobs"])
+    assert (tmp_path / "work" / "sessions").is_dir() and not (tmp_path / "tables").exists()
+
+
+@pytest.mark.parametrize("words, message", [
+    (["sessions", "--out", "x", ";", "nope", "--flag"], "unknown job 'nope' (job 2); known jobs: sessions"),
+    (["toppop", ";", ";", "svd"], "empty job invocation (job 2)"),
+    ([], "empty job invocation (job 1)")])
+def test_driver_refuses_a_bad_plan_before_starting_spark(words, message, capsys):
+    assert driver.main(["--", *words]) == 2
+    assert message in capsys.readouterr().err
 
 
 # --- real HDFS ---------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """A seeded generator of event logs for the jobs' tests and benchmark (not the simulator).
 
-It follows the simulated user of DESIGN.md closely enough for the jobs to have something to
+It follows the simulated user of docs/DESIGN.md closely enough for the jobs to have something to
 learn: hidden track embeddings, users with 3 interest tracks, a session starting at one of the
 10 tracks nearest an interest (time 1.0), then recommendations from a Random recommender
 (day-0 logs) or, `contextual=True`, mostly one of the 100 tracks nearest the previous one (like a

@@ -21,9 +21,10 @@ import yaml
 from hypothesis import HealthCheck, settings
 with warnings.catch_warnings():  # starlette would rather have httpx2; httpx is the project's client
     warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient
+    from starlette.testclient import TestClient, WebSocketDisconnect
 
 from service.app import create_app
+from service.asgi import HttpError, JsonApp, Router
 from service.config import ConfigError, load_config
 from service.eventlog import EventLog
 from service.events import validation_error
@@ -131,6 +132,14 @@ BAD_REQUESTS = [
     ("GET", "/track/-1", b"", 422, "track must be an integer"),
     ("GET", "/nowhere", b"", 404, "no route"),
     ("POST", "/admin/reload", b"", 403, "X-Admin-Token"),
+    ("POST", "/next/1", b'\xff{"track": 1, "time": 0.5}', 400, "not valid JSON"),
+    ("POST", "/next/1", b'{"track": 1, "time": 0.5}' + b" " * 4072, 413, "too large"),
+    ("POST", "/next/9223372036854775808", b'{"track": 1, "time": 0.5}', 422, "user must be an integer"),
+    ("POST", "/next/%D9%A3", b'{"track": 1, "time": 0.5}', 422, "user must be an integer"),  # a non-ASCII digit
+    ("POST", "/next/", b'{"track": 1, "time": 0.5}', 404, "no route '/next/'"),
+    ("POST", "/next/1/2", b'{"track": 1, "time": 0.5}', 404, "no route '/next/1/2'"),
+    ("DELETE", "/", b"", 405, "method DELETE is not allowed on '/'"),
+    ("POST", "/openapi.json", b"", 405, "not allowed"),
 ]
 
 
@@ -140,6 +149,160 @@ def test_bad_input_gets_a_4xx_json_message(client, method, path, body, status, m
     response = client.request(method, path, content=body)
     assert response.status_code == status, response.text
     assert message in response.json()["detail"]
+
+
+@pytest.mark.parametrize("path,body", [
+    ("/next/9223372036854775807", b'{"track": 1, "time": 0.5}'),      # the largest id
+    ("/next/007", b'{"time": 0.5, "track": 1}'),                      # leading zeros, any key order
+    ("/next/1", b'{"track": 1, "time": 1}'),                          # an integer time
+    ("/next/1", b'  {"track":1,"time":0}\n'),
+    ("/next/1", b'{"track": 1, "time": 0.5}' + b" " * 4071),          # exactly 4096 bytes
+])
+def test_good_input_in_any_json_form_is_answered(client, path, body):
+    response = client.post(path, content=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["user"] == int(path.rsplit("/", 1)[1])
+
+
+def test_every_answer_is_json_with_its_length(client):
+    for method, path, body in [("GET", "/", b""), ("GET", "/track/1", b""), ("GET", "/openapi.json", b""),
+                               ("POST", "/next/1", b'{"track": 1, "time": 0.5}'), ("GET", "/nowhere", b""),
+                               ("GET", "/next/1", b""), ("POST", "/next/1", b"{"), ("POST", "/next/1", b"x" * 5000)]:
+        response = client.request(method, path, content=body)
+        assert response.headers["content-type"] == "application/json", (method, path)
+        assert int(response.headers["content-length"]) == len(response.content)
+        orjson.loads(response.content)
+
+
+def test_a_wrong_method_is_told_the_allowed_ones(client):
+    assert client.get("/next/1").headers["allow"] == "POST"
+    assert client.post("/").headers["allow"] == "GET, HEAD"
+    assert client.head("/track/1").status_code == 200
+
+
+def test_the_request_content_type_is_not_checked(client):
+    """Clients need not label the body: it is parsed as JSON whatever the header says."""
+    for content_type in ("application/json", "text/plain", "application/octet-stream"):
+        response = client.post("/next/1", content=b'{"track": 1, "time": 0.5}',
+                               headers={"content-type": content_type})
+        assert response.status_code == 200, (content_type, response.text)
+
+
+# ---- the ASGI interface called directly: bodies in several messages, clients that leave
+
+def call_asgi(app, method: str, path: str, chunks: list[bytes]) -> tuple[list[dict], list[bytes]]:
+    """Call an ASGI app as a server would, the body arriving as one `http.request` message per
+    chunk; return the messages the app sent and the chunks it did not read."""
+    unread = list(chunks)
+    sent = []
+
+    async def receive() -> dict:
+        if not unread:
+            return {"type": "http.disconnect"}
+        chunk = unread.pop(0)
+        return {"type": "http.request", "body": chunk, "more_body": bool(unread)}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": path, "headers": [(b"host", b"test")]}
+    asyncio.run(app(scope, receive, send))
+    return sent, unread
+
+
+@pytest.fixture
+def asgi_app(config_path):
+    app = create_app(load_config(config_path))
+    yield app
+    asyncio.run(app.service.close())
+
+
+def answer(sent: list[dict]) -> tuple[int, dict]:
+    start, body = sent
+    assert start["type"] == "http.response.start" and body["type"] == "http.response.body"
+    return start["status"], orjson.loads(body["body"])
+
+
+def test_a_body_in_several_messages_is_read_whole(asgi_app, tmp_path):
+    sent, unread = call_asgi(asgi_app, "POST", "/next/5", [b'{"track"', b": 3, ", b'"time": 0.5}'])
+    status, body = answer(sent)
+    assert status == 200 and body["user"] == 5 and not unread
+    asyncio.run(asgi_app.service.close())
+    assert [(e["user"], e["track"]) for e in event_lines(tmp_path / "logs" / "r0")] == [(5, 3)]
+
+
+def test_a_body_over_the_limit_is_refused_without_reading_the_rest(asgi_app):
+    sent, unread = call_asgi(asgi_app, "POST", "/next/5", [b" " * 3000] * 5)
+    status, body = answer(sent)
+    assert status == 413 and "over 4096 bytes" in body["detail"]
+    assert len(unread) == 3  # the first 6000 bytes were enough to refuse
+
+
+def test_a_client_gone_before_its_body_gets_no_answer_and_no_event(asgi_app, tmp_path):
+    sent, _ = call_asgi(asgi_app, "POST", "/next/5", [])  # the first message is a disconnect
+    assert sent == []
+    asyncio.run(asgi_app.service.close())
+    assert event_lines(tmp_path / "logs" / "r0") == []
+
+
+def test_an_unexpected_error_is_a_logged_json_500_and_mapped_errors_follow_subclasses(caplog):
+    async def broken(request):
+        raise ZeroDivisionError("boom")
+
+    async def missing(request):
+        raise KeyError("k")  # a LookupError: mapped below
+
+    app = JsonApp(Router([("GET", "/broken", broken), ("GET", "/missing", missing)]), None, 100,
+                  errors={LookupError: lambda e: HttpError(409, f"mapped {type(e).__name__}")})
+    status, body = answer(call_asgi(app, "GET", "/broken", [b""])[0])
+    assert status == 500 and "ZeroDivisionError" in body["detail"]
+    assert "boom" in caplog.text  # the traceback is in the log, not in the answer
+    assert answer(call_asgi(app, "GET", "/missing", [b""])[0]) == (409, {"detail": "mapped KeyError"})
+
+
+@pytest.mark.parametrize("routes,message", [
+    ([("GET", "/a/{x}/b", None)], "last segment"),
+    ([("GET", "a", None)], "absolute path"),
+    ([("GET", "/a", None), ("GET", "/a", None)], "defined twice"),
+    ([("GET", "/a/{x}", None), ("POST", "/a/{y}", None)], "already has parameter {x}"),
+])
+def test_the_routing_table_refuses_patterns_it_cannot_match(routes, message):
+    with pytest.raises(ValueError) as error:
+        Router(routes)
+    assert message in str(error.value)
+
+
+def test_websockets_are_refused(client):
+    with pytest.raises(WebSocketDisconnect):
+        with client.websocket_connect("/"):
+            pass
+
+
+def test_a_redis_outage_is_a_503_with_a_json_message(tmp_path, world):
+    """A real redis-server, stopped while the service runs."""
+    port = free_port()
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+                              stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout != b"PONG\n":
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+        path = write_config(tmp_path, world)
+        data = yaml.safe_load(path.read_text())
+        data["store"] = {"backend": "redis", "redis_url": f"redis://127.0.0.1:{port}/0"}
+        path.write_text(yaml.safe_dump(data))
+        with TestClient(create_app(load_config(path))) as client:
+            assert client.post("/next/1", json={"track": 3, "time": 0.5}).status_code == 200
+            server.terminate()
+            server.wait(30)
+            response = client.post("/next/1", json={"track": 3, "time": 0.5})
+            assert response.status_code == 503, response.text
+            assert "the store is unavailable" in response.json()["detail"]
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait(30)
 
 
 def test_only_answered_requests_are_logged_by_the_contract(config_path, tmp_path):
@@ -455,6 +618,21 @@ def test_under_load_with_rotation_and_sigterm_every_answer_is_one_whole_line(tmp
     assert all(os.path.getsize(p) <= 2048 for p in folder.glob("events.jsonl*"))
 
 
+def test_the_real_server_reads_chunked_bodies_and_answers_head(tmp_path, world, serve):
+    _, url = serve(write_config(tmp_path, world))
+
+    def chunks(*parts: bytes):
+        yield from parts  # sent with Transfer-Encoding: chunked
+
+    response = httpx.post(f"{url}/next/1", content=chunks(b'{"track": ', b'3, "time": 0.5}'))
+    assert response.status_code == 200 and response.json()["user"] == 1
+    response = httpx.post(f"{url}/next/1", content=chunks(*[b" " * 1000] * 10))
+    assert response.status_code == 413 and "too large" in response.json()["detail"]
+    head, get = httpx.head(f"{url}/"), httpx.get(f"{url}/")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == str(len(get.content))
+
+
 def test_sighup_reloads_the_experiments(tmp_path, world, serve):
     arms = [{"name": "C", "recommender": "contextual", "tables": {"tracks": str(world["tracks"])}}]
     config = write_config(tmp_path, world, arms)
@@ -478,7 +656,7 @@ def test_sighup_reloads_the_experiments(tmp_path, world, serve):
 def api_schema(config_path):
     app = create_app(load_config(config_path))
     yield schemathesis.openapi.from_asgi("/openapi.json", app)
-    asyncio.run(app.state.service.close())
+    asyncio.run(app.service.close())
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")

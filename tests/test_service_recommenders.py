@@ -31,7 +31,7 @@ SEED = 3
 ARTISTS = {track: f"a{track // 10}" for track in range(30)}
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.slow)])
 def store(request):
     if request.param == "memory":
         yield MemoryStore()
@@ -179,7 +179,7 @@ def test_sessions_accumulate_and_reset(store):
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("backend", ["memory", "redis"])
+@pytest.mark.parametrize("backend", ["memory", pytest.param("redis", marks=pytest.mark.slow)])
 def test_an_idle_session_is_forgotten(backend, request):
     """Idle limit 1 s; sleeps only overrun, so each "not idle yet" has 0.4 s of margin."""
     redis_url = request.getfixturevalue("redis_url") if backend == "redis" else None

@@ -1,4 +1,4 @@
-"""The simulated user's formulas against hand-computed values (DESIGN.md, simulated user)."""
+"""The simulated user's formulas against hand-computed values (docs/DESIGN.md, simulated user)."""
 from __future__ import annotations
 
 import numpy as np

@@ -111,7 +111,7 @@ def test_generation_in_process_is_deterministic(tmp_path):
 
 
 @pytest.mark.parametrize("section, key, value, message", [
-    ("world", "trakcs", 10, "world.trakcs: Extra inputs are not permitted"),
+    ("world", "trakcs", 10, "world.trakcs: unknown key (a typo?)"),
     ("users", "users", "many", "users.users: Input should be a valid integer"),
     ("world", "artists", 10**6, "must not exceed tracks"),
     ("users", "consume_bias", [10, 0], "consume_bias: [low, high] needs low <= high"),
@@ -135,4 +135,4 @@ def test_missing_config_is_a_clear_error(tmp_path):
     result = run_module("sim.run", "--recommender", "dummy", "--config",
                         str(tmp_path / "nope.yml"), "--world", str(tmp_path / "w"))
     assert result.returncode == 2
-    assert "cannot read simulator config" in result.stderr and "nope.yml" in result.stderr
+    assert "config file not found" in result.stderr and "nope.yml" in result.stderr

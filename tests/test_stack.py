@@ -57,7 +57,6 @@ def test_safe_mode_timeout_is_explained(tmp_path):
     says so, names the log, and stops what it started."""
     hadoop = yaml.safe_load((REPO / "conf" / "stack.yml").read_text())["hadoop"]
     hadoop["settings"] = {"dfs.namenode.safemode.min.datanodes": 2}
-    hadoop["start_timeout_s"] = 10
     ports = {}
     for name in ("namenode_rpc", "namenode_http", "datanode", "datanode_http", "datanode_ipc",
                  "redis", "service"):

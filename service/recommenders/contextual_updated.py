@@ -1,4 +1,4 @@
-"""ContextualUpdated, the treatment, with every heuristic of its author (DESIGN.md):
+"""ContextualUpdated, the treatment, with every heuristic of its author (docs/DESIGN.md):
 
 1. the mean time of the last `window` tracks is below `low_mean_time`: the session is going
    badly, go to the artist of the session's first track (the user chose it);

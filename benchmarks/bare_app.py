@@ -1,0 +1,42 @@
+"""The baseline of bench_service.py: the least an ASGI app can do for a /next request under the
+service's own server (service/server.py): read the body, parse it with orjson, answer a fixed
+JSON object. No routing, no checks, no state.
+
+    python benchmarks/bare_app.py --port P
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from service.server import serve  # noqa: E402
+
+BODY = orjson.dumps({"user": 1, "track": 2})
+HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
+
+
+async def app(scope, receive, send) -> None:
+    if scope["type"] == "lifespan":
+        while (message := await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    body, more = b"", True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    if body:  # the benchmark's readiness probe is a GET without one
+        orjson.loads(body)
+    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+    await send({"type": "http.response.body", "body": BODY})
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, required=True)
+    serve(app, "127.0.0.1", parser.parse_args().port)

@@ -1,0 +1,82 @@
+"""The jobs' configuration: conf/jobs.yml (defaults of every job's flags) and conf/spark.yml
+(the SparkSession), as `settings` models. Defaults here match the shipped files."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from settings import CONF, Strict, load
+
+JOBS_CONF = CONF / "jobs.yml"
+SPARK_CONF = CONF / "spark.yml"
+
+
+class Sessions(Strict):
+    max_corrupt_share: float = 0.01
+    output_files: int = 4
+
+
+class TopPop(Strict):
+    size: int = 100
+
+
+class NN(Strict):
+    dim: int = 200
+    iterations: int = 3
+    reg: float = 0.1
+    solver: Literal["numpy", "spark"] = "numpy"
+    blocks: int = 2
+    top_k: int = 100
+    batch: int = 512
+
+
+class SVD(Strict):
+    rank: int = 64
+    top_k: int = 100
+    batch: int = 512
+
+
+class Taste(Strict):
+    max_tail: float = Field(0.1, gt=0, le=1)
+    hops: int = Field(1, ge=1)
+    top_k: int = Field(100, ge=1)
+
+
+class Offline(Strict):
+    good_time: float = 0.8
+    k: int = 100
+
+
+class Tables(Strict):
+    toppop: str = "top_tracks.json"
+    nn: str = "tracks_nn.json"
+    nn_unordered: str = "tracks_with_recs.json"
+    svd: str = "recommendations_svd.json"
+    taste: str = "tracks_taste.json"
+
+
+class JobsConfig(Strict):
+    seed: int = 42
+    holdout_share: float = 0.1
+    sessions: Sessions = Sessions()
+    toppop: TopPop = TopPop()
+    nn: NN = NN()
+    svd: SVD = SVD()
+    taste: Taste = Taste()
+    offline: Offline = Offline()
+    tables: Tables = Tables()
+
+
+class SparkConfig(Strict):
+    master: str = "local[*]"
+    conf: dict[str, str] = {}
+
+
+def jobs_config(path: str | Path = JOBS_CONF) -> JobsConfig:
+    return load(path, JobsConfig)
+
+
+def spark_config(path: str | Path = SPARK_CONF) -> SparkConfig:
+    return load(path, SparkConfig)

@@ -1,0 +1,176 @@
+"""A plan: one experiment end to end, declared in conf/plans/<name>.yml (docs/DESIGN.md, "Plans").
+
+A plan names the world's seed source, its scales, and its days in order. Each day has its
+arms (name, weight, recommender, params, tables as `<day>/<file>` outputs of earlier days),
+its session count per scale, and the jobs that run on its logs afterwards (job, arguments,
+table files written). A day with a `control` arm is an A/B day: its logs are analysed, every
+other arm against the control, on the plan's primary metric.
+
+The whole plan is checked before anything starts (`load_plan`): recommenders, table slots and
+parameters against the recommender registry, table references against earlier days' `writes`,
+weights, session counts for every scale. A mistake is one line naming the file, the key and
+what to write instead.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from service.recommenders.registry import RegistryError, lookup
+from settings import CONF, ConfigError, Strict, read_yaml, resolve, validate
+
+PLANS = CONF / "plans"
+# Placeholders a job's arguments may use; the pipeline fills them in (pipeline/experiment.py).
+PLACEHOLDER = re.compile(r"\{(\w+)(?::(\w+))?\}")
+DAY_PATHS = ("events", "aggregates", "sessions", "tables")
+PLACEHOLDERS = (*DAY_PATHS, "seed", "catalog")   # catalog: the world's public tracks.jsonl
+
+
+class Scale(Strict):
+    processes: int = Field(1, ge=1, description="simulator worker processes")
+
+
+class ArmPlan(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    weight: float = Field(1, ge=0)
+    recommender: str
+    params: dict[str, Any] = {}
+    tables: dict[str, str] = {}   # slot -> "<day>/<file>"
+
+
+class JobPlan(Strict):
+    job: str = Field(pattern=r"^[a-z_][a-z0-9_.]*$", description="jobs/<job>.py, or a dotted module")
+    args: list[str] = []
+    writes: list[str] = []        # table files the job writes into {tables}
+
+    @field_validator("args")
+    @classmethod
+    def _known_placeholders(cls, args: list[str]) -> list[str]:
+        for arg in args:
+            for name, _ in PLACEHOLDER.findall(arg):
+                if name not in PLACEHOLDERS:
+                    raise ValueError(f"unknown placeholder {{{name}}} in {arg!r}; "
+                                     f"use one of {', '.join('{' + p + '}' for p in PLACEHOLDERS)}")
+        return args
+
+
+class DayPlan(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    sessions: dict[str, int]      # scale -> simulated sessions
+    arms: list[ArmPlan] = Field(min_length=1)
+    control: str | None = None    # set on an A/B day: the arm the others are compared with
+    jobs: list[JobPlan] = []
+    # The simulator's long term (sim/README.md, "Days and returns"): this step may span several
+    # simulated calendar days, with listeners who come back or leave, and trending tracks.
+    sim_days: int = Field(1, ge=1)
+    returns: bool = False
+    trending: bool = False
+
+    @model_validator(mode="after")
+    def _arms(self) -> "DayPlan":
+        names = [arm.name for arm in self.arms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"arm names must differ, got {names}")
+        if sum(arm.weight for arm in self.arms) <= 0:
+            raise ValueError("arms: the weights must add up to something positive "
+                             "(give at least one arm a weight > 0)")
+        if self.control is not None and self.control not in names:
+            raise ValueError(f"control {self.control!r} is not one of the day's arms {names}")
+        if self.control is not None and len(names) < 2:
+            raise ValueError("an A/B day (with a control) needs at least two arms")
+        return self
+
+
+class Plan(Strict):
+    description: str
+    world_seed: int | Literal["run"] = "run"   # "run": the world is generated from --seed
+    seed: int = 42                             # the run's default seed (--seed overrides)
+    experiment: str = "EXP"                    # experiment name in the service config and logs
+    primary_metric: str = "mean_session_time"
+    scales: dict[str, Scale]
+    days: list[DayPlan] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _days(self) -> "Plan":
+        names = [day.name for day in self.days]
+        if len(set(names)) != len(names):
+            raise ValueError(f"day names must differ, got {names}")
+        for day in self.days:
+            missing = sorted(set(self.scales) - set(day.sessions))
+            if missing:
+                raise ValueError(f"day {day.name!r}: sessions has no count for scale(s) {missing}")
+        return self
+
+    @property
+    def ab_days(self) -> list[DayPlan]:
+        return [day for day in self.days if day.control is not None]
+
+
+def plan_path(name_or_path: str | Path) -> Path:
+    """`seed` -> conf/plans/seed.yml; a path is taken as it is."""
+    text = str(name_or_path)
+    if text.endswith((".yml", ".yaml")) or "/" in text:
+        return resolve(text)
+    return PLANS / f"{text}.yml"
+
+
+def available() -> dict[str, str]:
+    """Every plan in conf/plans/ with its one-line description."""
+    plans = {}
+    for path in sorted(PLANS.glob("*.yml")):
+        try:
+            plans[path.stem] = load_plan(path).description
+        except ConfigError as error:
+            plans[path.stem] = f"(invalid: {error})"
+    return plans
+
+
+def load_plan(name_or_path: str | Path) -> Plan:
+    """The plan, fully checked, or ConfigError naming the file and the key."""
+    path = plan_path(name_or_path)
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in PLANS.glob("*.yml")))
+        raise ConfigError(f"{path}: no such plan (plans: {known}; `./run.sh plans` lists them)")
+    plan = validate(read_yaml(path), Plan, path)
+    _check_against_registry_and_days(plan, path)
+    return plan
+
+
+def _check_against_registry_and_days(plan: Plan, path: Path) -> None:
+    written: dict[str, set[str]] = {}   # day -> table files its jobs write
+    for i, day in enumerate(plan.days):
+        for j, arm in enumerate(day.arms):
+            where = f"days[{i}].arms[{j}]"
+            try:
+                spec = lookup(arm.recommender)
+            except RegistryError as error:
+                raise ConfigError(f"{path}: {where}.recommender: {error}") from None
+            validate(arm.params, spec.params, path, f"{where}.params")
+            unknown = sorted(set(arm.tables) - set(spec.tables))
+            if unknown:
+                raise ConfigError(f"{path}: {where}.tables: unknown slot(s) {unknown}; "
+                                  f"{arm.recommender} takes {sorted(spec.tables) or 'no tables'}")
+            for slot, table in spec.tables.items():
+                if table.required and slot not in arm.tables:
+                    raise ConfigError(f"{path}: {where}.tables.{slot} is required: write "
+                                      f"`{slot}: <day>/<file>` naming a {table.kind} table "
+                                      f"an earlier day's job writes")
+            for slot, ref in arm.tables.items():
+                source_day, _, file = ref.partition("/")
+                if source_day not in written or file not in written[source_day]:
+                    later = source_day in {d.name for d in plan.days[i:]}
+                    offered = sorted(f"{d}/{f}" for d, files in written.items() for f in files)
+                    reason = ("comes from this or a later day" if later
+                              else "is not written by any earlier day's job")
+                    raise ConfigError(f"{path}: {where}.tables.{slot}: {ref!r} {reason}; "
+                                      f"use one of {offered or 'nothing yet (day 0 has no tables)'}")
+        for k, job in enumerate(day.jobs):
+            for arg in job.args:
+                for name, other in PLACEHOLDER.findall(arg):
+                    if other and other not in written and other != day.name:
+                        raise ConfigError(f"{path}: days[{i}].jobs[{k}].args: {arg!r} names day "
+                                          f"{other!r}, which is not this or an earlier day")
+        written[day.name] = {file for job in day.jobs for file in job.writes}

@@ -1,0 +1,22 @@
+"""conf/pipeline.yml: where runs, worlds and HDFS data go, and the default plan."""
+from __future__ import annotations
+
+from typing import Literal
+
+from settings import CONF, Strict, load
+
+
+class ServiceSettings(Strict):
+    store: Literal["memory", "redis"] = "memory"
+
+
+class PipelineConfig(Strict):
+    plan: str = "seed"
+    world: str = "data/world-seed{seed}"
+    runs_dir: str = "runs"
+    hdfs_root: str = "botify"
+    service: ServiceSettings = ServiceSettings()
+
+
+def load_pipeline_config(path=CONF / "pipeline.yml") -> PipelineConfig:
+    return load(path, PipelineConfig)

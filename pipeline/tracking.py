@@ -1,0 +1,151 @@
+"""Every pipeline run is an MLflow run (docs/DESIGN.md, "Tracking").
+
+Experiment = the plan's name, run name = the run folder's name. Params: plan, scale, seeds, git
+commit, every day's arms with their recommenders, weights and params. Metrics: each treatment's
+`<arm>.<metric>.effect|lower|upper|p_adjusted` (a non-bootstrap method adds `.<method>` after
+the metric) and `<arm>.primary.*` (the primary metric by the method that decides), the
+tables' offline checks, each step's seconds. Artifacts: the report, the
+manifest and the tables' checksums.
+
+The store is MLFLOW_TRACKING_URI when set (a team's server), else a local SQLite store in the
+runs folder: browse it with `mlflow ui --backend-store-uri sqlite:///runs/mlflow.db`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+from pipeline.plan import Plan
+
+RESULT_FIELDS = ("effect", "lower", "upper", "p_adjusted")
+
+
+def tracking_uri(runs_dir: Path) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{runs_dir.resolve() / 'mlflow.db'}"
+
+
+def _mlflow(runs_dir: Path):
+    warnings.filterwarnings("ignore", module="mlflow")
+    import mlflow   # imported late: it takes a second, and `./run.sh plans` needs none of it
+
+    mlflow.set_tracking_uri(tracking_uri(runs_dir))
+    return mlflow
+
+
+def plan_params(plan_name: str, plan: Plan, scale: str, seed: int, commit: str) -> dict[str, str]:
+    params = {"plan": plan_name, "scale": scale, "seed": seed, "git_commit": commit,
+              "world_seed": seed if plan.world_seed == "run" else plan.world_seed,
+              "primary_metric": plan.primary_metric}
+    for day in plan.days:
+        params[f"{day.name}.sessions"] = day.sessions[scale]
+        for arm in day.arms:
+            params[f"{day.name}.{arm.name}.recommender"] = arm.recommender
+            params[f"{day.name}.{arm.name}.weight"] = arm.weight
+            if arm.params:
+                params[f"{day.name}.{arm.name}.params"] = json.dumps(arm.params, sort_keys=True)
+    return {key: str(value) for key, value in params.items()}
+
+
+def result_metrics(results: dict) -> dict[str, float]:
+    """`<arm>.<metric>[.<method>].<field>` of every row of an A/B results.json, and the
+    headline `<arm>.primary.<field>`: the primary metric by the method that decides."""
+    metrics = {f"{arm}.primary.{field}": float(value)
+               for arm, decision in results.get("decision", {}).get("treatments", {}).items()
+               for field, value in decision.items()
+               if field in RESULT_FIELDS and isinstance(value, (int, float))}
+    for row in results.get("results", []):
+        method = row.get("method")
+        key = f"{row['treatment']}.{row['metric']}" + (f".{method}" if method not in (None, "bootstrap") else "")
+        values = {**row, "p_adjusted": row.get("p_adjusted", row.get("p_value"))}
+        for field in RESULT_FIELDS:
+            if isinstance(values.get(field), (int, float)):
+                metrics[f"{key}.{field}"] = float(values[field])
+    return metrics
+
+
+def step_metrics(manifest: dict) -> dict[str, float]:
+    metrics = {}
+    for step, entry in manifest.get("steps", {}).items():
+        if entry.get("seconds") is not None:
+            metrics[f"seconds.{step}"] = entry["seconds"]
+        for name, seconds in entry.get("substeps", {}).items():
+            metrics[f"seconds.{step}.{name}"] = seconds
+    return metrics
+
+
+def offline_metrics(manifest: dict) -> dict[str, float]:
+    """hit@k, NDCG@k and MSE of every table as the jobs reported them (manifest "offline"),
+    flattened: `offline.<day>.<job>.offline.<table>.hit_rate`, `offline.day1.nn.mse.model`..."""
+    def flatten(prefix: str, value) -> dict[str, float]:
+        if isinstance(value, dict):
+            return {k: v for key, item in value.items() for k, v in flatten(f"{prefix}.{key}", item).items()}
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return {prefix.replace("@", "_"): float(value)} if ok else {}
+    return flatten("offline", manifest.get("offline", {}))
+
+
+def record_run(runs_dir: Path, plan_name: str, run_folder: Path, params: dict[str, str],
+               succeeded: bool) -> str:
+    """Log one finished (or failed) pipeline run from its folder; returns the MLflow run id."""
+    mlflow = _mlflow(runs_dir)
+    manifest = json.loads((run_folder / "manifest.json").read_text())
+    mlflow.set_experiment(plan_name)
+    with mlflow.start_run(run_name=run_folder.name) as run:
+        mlflow.log_params(params)
+        metrics = {**step_metrics(manifest), **offline_metrics(manifest),
+                   **result_metrics(manifest.get("results") or {})}
+        if metrics:
+            mlflow.log_metrics(metrics)
+        mlflow.set_tag("run_folder", str(run_folder))
+        mlflow.log_artifact(str(run_folder / "manifest.json"))
+        checksums = "".join(f"{entry['sha256']}  {table}\n"
+                            for table, entry in sorted(manifest.get("tables", {}).items()))
+        mlflow.log_text(checksums, "tables.sha256")
+        report = run_folder / "report"
+        for name in ("ab_report.png", "ab_report.md", "results.json", "results.csv"):
+            if (report / name).exists():
+                mlflow.log_artifact(str(report / name), "report")
+        mlflow.end_run("FINISHED" if succeeded else "FAILED")
+        return run.info.run_id
+
+
+def leaderboard(runs_dir: Path, plan_name: str | None) -> list[dict]:
+    """Every finished run (of one plan, or all) with each treatment's primary effect."""
+    mlflow = _mlflow(runs_dir)
+    client = mlflow.MlflowClient()
+    experiments = ([client.get_experiment_by_name(plan_name)] if plan_name
+                   else client.search_experiments())
+    ids = [e.experiment_id for e in experiments if e is not None]
+    if not ids:
+        return []
+    rows = []
+    for run in client.search_runs(ids, order_by=["attributes.start_time DESC"]):
+        params, metrics = run.data.params, run.data.metrics
+        arms = {}
+        for key, value in metrics.items():
+            arm, _, rest = key.partition(".")
+            if rest == "primary.effect":
+                arms[arm] = (value, metrics.get(f"{arm}.primary.lower"),
+                             metrics.get(f"{arm}.primary.upper"),
+                             metrics.get(f"{arm}.primary.p_adjusted"))
+        rows.append({"run": run.info.run_name, "plan": params.get("plan"),
+                     "scale": params.get("scale"), "seed": params.get("seed"),
+                     "status": run.info.status, "primary": params.get("primary_metric", "?"),
+                     "arms": dict(sorted(arms.items()))})
+    return rows
+
+
+def format_leaderboard(rows: list[dict]) -> str:
+    if not rows:
+        return "no runs recorded yet (run `./run.sh` first)"
+    lines = [f"{'run':<18} {'plan':<12} {'scale':<6} {'seed':>5}  {'status':<9} primary effect per arm "
+             f"(95% interval, Holm-adjusted p)"]
+    for row in rows:
+        arms = "; ".join(
+            f"{arm} {effect:+.1%} [{lower:+.1%}, {upper:+.1%}]" + (f" p={p:.3g}" if p is not None else "")
+            for arm, (effect, lower, upper, p) in row["arms"].items()) or "(no A/B result)"
+        lines.append(f"{row['run']:<18} {row['plan'] or '?':<12} {row['scale'] or '?':<6} "
+                     f"{row['seed'] or '?':>5}  {row['status']:<9} {row['primary']}: {arms}")
+    return "\n".join(lines)
