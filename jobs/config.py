@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
+
 from settings import CONF, Strict, load
 
 JOBS_CONF = CONF / "jobs.yml"
@@ -36,6 +38,12 @@ class SVD(Strict):
     batch: int = 512
 
 
+class Taste(Strict):
+    max_tail: float = Field(0.1, gt=0, le=1)
+    hops: int = Field(1, ge=1)
+    top_k: int = Field(100, ge=1)
+
+
 class Offline(Strict):
     good_time: float = 0.8
     k: int = 100
@@ -46,6 +54,7 @@ class Tables(Strict):
     nn: str = "tracks_nn.json"
     nn_unordered: str = "tracks_with_recs.json"
     svd: str = "recommendations_svd.json"
+    taste: str = "tracks_taste.json"
 
 
 class JobsConfig(Strict):
@@ -55,6 +64,7 @@ class JobsConfig(Strict):
     toppop: TopPop = TopPop()
     nn: NN = NN()
     svd: SVD = SVD()
+    taste: Taste = Taste()
     offline: Offline = Offline()
     tables: Tables = Tables()
 
