@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dataclient.synthetic_logs import write_log_file  # noqa: E402
-from tables_check import day_jobs, run_day  # noqa: E402
+from tables_check import run_day  # noqa: E402
 
 BYTES_PER_EVENT = 155   # synthetic_logs' lines, measured: size / lines
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from service.recommenders.registry import RegistryError, lookup
+from service.recommenders.registry import check_arm
 from settings import CONF, ConfigError, Strict, read_yaml, resolve, validate
 
 PLANS = CONF / "plans"
@@ -144,20 +144,7 @@ def _check_against_registry_and_days(plan: Plan, path: Path) -> None:
     for i, day in enumerate(plan.days):
         for j, arm in enumerate(day.arms):
             where = f"days[{i}].arms[{j}]"
-            try:
-                spec = lookup(arm.recommender)
-            except RegistryError as error:
-                raise ConfigError(f"{path}: {where}.recommender: {error}") from None
-            validate(arm.params, spec.params, path, f"{where}.params")
-            unknown = sorted(set(arm.tables) - set(spec.tables))
-            if unknown:
-                raise ConfigError(f"{path}: {where}.tables: unknown slot(s) {unknown}; "
-                                  f"{arm.recommender} takes {sorted(spec.tables) or 'no tables'}")
-            for slot, table in spec.tables.items():
-                if table.required and slot not in arm.tables:
-                    raise ConfigError(f"{path}: {where}.tables.{slot} is required: write "
-                                      f"`{slot}: <day>/<file>` naming a {table.kind} table "
-                                      f"an earlier day's job writes")
+            check_arm(arm.recommender, arm.params, arm.tables, path, where, "<day>/<file>")
             for slot, ref in arm.tables.items():
                 source_day, _, file = ref.partition("/")
                 if source_day not in written or file not in written[source_day]:

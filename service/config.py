@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from service.recommenders.registry import Params, RegistryError, Spec, lookup
+from service.recommenders.registry import Params, Spec, check_arm
 from service.stores import DEFAULT_SESSION_IDLE_S
 from settings import ConfigError, Strict, read_yaml, resolve, validate
 
@@ -91,6 +91,12 @@ class AdminSection(Strict):
     token: str | None = None
 
 
+def _named_once(names: list[str], what: str) -> None:
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"{what} name(s) {twice} used twice")
+
+
 class ArmFile(Strict):
     name: str
     weight: float = Field(1, ge=0, le=1e9, strict=True)
@@ -106,10 +112,7 @@ class ExperimentFile(Strict):
     @field_validator("arms")
     @classmethod
     def _arms_named_once_some_weight(cls, arms: list[ArmFile]) -> list[ArmFile]:
-        names = [arm.name for arm in arms]
-        twice = sorted({name for name in names if names.count(name) > 1})
-        if twice:
-            raise ValueError(f"arm name(s) {twice} used twice")
+        _named_once([arm.name for arm in arms], "arm")
         if sum(arm.weight for arm in arms) <= 0:
             raise ValueError("must have at least one arm with a positive weight")
         return arms
@@ -120,11 +123,8 @@ class ExperimentsFile(Strict):
 
     @field_validator("experiments")
     @classmethod
-    def _named_once(cls, experiments: list[ExperimentFile]) -> list[ExperimentFile]:
-        names = [e.name for e in experiments]
-        twice = sorted({name for name in names if names.count(name) > 1})
-        if twice:
-            raise ValueError(f"experiment name(s) {twice} used twice")
+    def _experiments_named_once(cls, experiments: list[ExperimentFile]) -> list[ExperimentFile]:
+        _named_once([e.name for e in experiments], "experiment")
         return experiments
 
 
@@ -172,18 +172,7 @@ def load_config(path: str | Path, experiments: str | Path | None = None,
 
 def _arm(arm: ArmFile, where: str, source: Path) -> Arm:
     """An arm checked against its recommender's registration: slots and parameters."""
-    try:
-        spec = lookup(arm.recommender)
-    except RegistryError as error:
-        raise ConfigError(f"{source}: {where}.recommender: {error}") from None
-    unknown = sorted(set(arm.tables) - set(spec.tables))
-    if unknown:
-        raise ConfigError(f"{source}: {where}.tables: unknown slot(s) {unknown}; "
-                          f"{arm.recommender} takes {sorted(spec.tables) or 'no tables'}")
-    for slot, table in spec.tables.items():
-        if table.required and slot not in arm.tables:
-            raise ConfigError(f"{source}: {where}.tables.{slot} is required "
-                              f"(a {table.kind} table for {arm.recommender})")
-    params = validate(arm.params, spec.params, source, f"{where}.params")
+    spec, params = check_arm(arm.recommender, arm.params, arm.tables, source, where,
+                             "<path of the table file>")
     tables = {slot: resolve(table) for slot, table in arm.tables.items()}
     return Arm(arm.name, float(arm.weight), arm.recommender, tables, params, spec)

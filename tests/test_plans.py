@@ -37,7 +37,7 @@ def arm(plan: dict, day: int, index: int) -> dict:
     (lambda p: arm(p, 1, 0)["tables"].update(tracks="day1/tracks_nn.json"),
      "days[1].arms[0].tables.tracks", "comes from this or a later day; use one of"),
     (lambda p: arm(p, 2, 1)["tables"].pop("users"),
-     "days[2].arms[1].tables.users is required", "write `users: <day>/<file>`"),
+     "days[2].arms[1].tables.users is required", "write `users: <day>/<file>` naming a users table"),
     (lambda p: [a.update(weight=0) for a in p["days"][2]["arms"]],
      "days[2]", "the weights must add up to something positive"),
     (lambda p: arm(p, 2, 1).update(params={"window": 0}),

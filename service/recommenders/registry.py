@@ -26,7 +26,7 @@ from typing import Any, Callable, Literal
 
 from service.catalog import Catalog
 from service.stores import KeyedTable, ListTable
-from settings import Strict
+from settings import ConfigError, Strict, validate
 
 TableKind = Literal["tracks", "users", "toppop"]
 # What each table kind holds (the formats are in docs/DESIGN.md, "Tables").
@@ -148,5 +148,25 @@ def lookup(name: str) -> Spec:
     return _spec(name, cls)
 
 
+def check_arm(recommender: str, params: dict[str, Any], tables: dict[str, Any], source: Path,
+              where: str, table_form: str) -> tuple[Spec, Params]:
+    """An arm of a config or plan against its recommender's registration: the name, the table
+    slots (`table_form` says how to write one) and the parameters; ConfigError naming the key."""
+    try:
+        spec = lookup(recommender)
+    except RegistryError as error:
+        raise ConfigError(f"{source}: {where}.recommender: {error}") from None
+    unknown = sorted(set(tables) - set(spec.tables))
+    if unknown:
+        raise ConfigError(f"{source}: {where}.tables: unknown slot(s) {unknown}; "
+                          f"{recommender} takes {sorted(spec.tables) or 'no tables'}")
+    for slot, table in spec.tables.items():
+        if table.required and slot not in tables:
+            raise ConfigError(f"{source}: {where}.tables.{slot} is required: write `{slot}: "
+                              f"{table_form}` naming a {table.kind} table "
+                              f"({TABLE_KINDS[table.kind]}) for {recommender}")
+    return spec, validate(params, spec.params, source, f"{where}.params")
+
+
 __all__ = ["BuildContext", "Params", "RegistryError", "Slot", "Spec", "TABLE_KINDS", "built_in",
-           "lookup", "register"]
+           "check_arm", "lookup", "register"]
