@@ -27,7 +27,7 @@ from sim.returns import Listener
 from sim.trending import trending_boosts
 from sim.user import UserModel
 from sim.world import load_world
-from test_sim_support import REPO, read_sessions, run_module, write_config
+from test_sim_support import REPO, generate_small_world, read_sessions, run_module, write_config
 from test_sim_user import tiny_world
 
 # sha256 of `sim.run --output` on the small world (tests/test_sim_support.py, world seed 5),
@@ -52,10 +52,7 @@ def config_with(folder, name: str, **sections) -> str:
 def small(tmp_path_factory):
     """The small world with seed 5 (the seed the checksums above were taken with)."""
     folder = tmp_path_factory.mktemp("longterm")
-    config = write_config(folder)
-    result = run_module("sim.world", "--config", str(config), "--seed", "5",
-                        "--out", str(folder / "world"))
-    assert result.returncode == 0, result.stderr
+    generate_small_world(folder, seed=5)
     return folder
 
 

@@ -24,7 +24,7 @@ import yaml
 
 from sim.calendar import day_start_ms
 from sim.remote import ServiceUnreachable, check_service
-from test_sim_support import REPO, read_sessions, run_module, write_config
+from test_sim_support import REPO, generate_small_world, read_sessions, run_module
 
 START = date(2026, 2, 2)
 DAYS = 3
@@ -39,11 +39,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     folder = tmp_path_factory.mktemp("service-days")
-    config = write_config(folder)
-    result = run_module("sim.world", "--config", str(config), "--seed", "21",
-                        "--out", str(folder / "world"))
-    assert result.returncode == 0, result.stderr
-    return folder, config
+    return folder, generate_small_world(folder, seed=21)
 
 
 def start_service(folder, name: str) -> tuple[subprocess.Popen, str, object]:

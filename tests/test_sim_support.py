@@ -35,5 +35,14 @@ def run_module(module: str, *args: str, stdin: str | None = None,
                           capture_output=True, text=True, timeout=timeout)
 
 
+def generate_small_world(folder: Path, seed: int) -> Path:
+    """A small world generated into folder/world by `sim.world`; returns its config's path."""
+    config = write_config(folder)
+    result = run_module("sim.world", "--config", str(config), "--seed", str(seed),
+                        "--out", str(folder / "world"))
+    assert result.returncode == 0, result.stderr
+    return config
+
+
 def read_sessions(path: Path) -> list[dict]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]

@@ -9,16 +9,13 @@ import yaml
 from sim.config import ConfigError, load_config
 from sim.world import (CATALOG_FILE, EMBEDDINGS_FILE, USERS_FILE, generate_world, load_world,
                        nearest_tracks)
-from test_sim_support import SMALL_USERS, SMALL_WORLD, run_module, write_config
+from test_sim_support import SMALL_USERS, SMALL_WORLD, generate_small_world, run_module, write_config
 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     folder = tmp_path_factory.mktemp("world")
-    config_path = write_config(folder)
-    result = run_module("sim.world", "--config", str(config_path), "--seed", "7",
-                        "--out", str(folder / "world"))
-    assert result.returncode == 0, result.stderr
+    config_path = generate_small_world(folder, seed=7)
     return folder, config_path, load_world(folder / "world")
 
 
