@@ -309,7 +309,7 @@ def test_driver_names_the_failing_job_and_stops(tmp_path):
 
 
 @pytest.mark.parametrize("words, message", [
-    (["sessions", "--out", "x", ";", "nope", "--flag"], "unknown job 'nope' (job 2); known jobs: sessions"),
+    (["sessions", "--out", "x", ";", "nope", "--flag"], "unknown job 'nope' (job 2): no module jobs.nope"),
     (["toppop", ";", ";", "svd"], "empty job invocation (job 2)"),
     ([], "empty job invocation (job 1)")])
 def test_driver_refuses_a_bad_plan_before_starting_spark(words, message, capsys):
