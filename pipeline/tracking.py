@@ -14,6 +14,7 @@ runs folder (artifacts in runs/mlartifacts/): browse it with
 from __future__ import annotations
 
 import json
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -29,6 +30,8 @@ def tracking_uri(runs_dir: Path) -> str:
 
 def _mlflow(runs_dir: Path):
     warnings.filterwarnings("ignore", module="mlflow")
+    for name in ("mlflow", "alembic"):  # their INFO lines (store creation, migrations) are noise here
+        logging.getLogger(name).setLevel(logging.WARNING)
     import mlflow   # imported late: it takes a second, and `./run.sh plans` needs none of it
 
     mlflow.set_tracking_uri(tracking_uri(runs_dir))
@@ -148,7 +151,8 @@ def format_leaderboard(rows: list[dict]) -> str:
              f"(95% interval, Holm-adjusted p)"]
     for row in rows:
         arms = "; ".join(
-            f"{arm} {effect:+.1%} [{lower:+.1%}, {upper:+.1%}]" + (f" p={p:.3g}" if p is not None else "")
+            f"{arm} {effect:+.1%} [{lower:+.1%}, {upper:+.1%}]"
+            + ("" if p is None else " p<0.001" if p < 0.001 else f" p={p:.3g}")
             for arm, (effect, lower, upper, p) in row["arms"].items()) or "(no A/B result)"
         lines.append(f"{row['run']:<18} {row['plan'] or '?':<12} {row['scale'] or '?':<6} "
                      f"{row['seed'] or '?':>5}  {row['status']:<9} {row['primary']}: {arms}")
