@@ -14,7 +14,7 @@ from infra.lifetime import exit_on_signals
 from pipeline import tracking
 from pipeline.experiment import run
 from pipeline.plan import available, load_plan
-from pipeline.settings import load_pipeline_config
+from pipeline.config import load_pipeline_config
 from settings import ConfigError, resolve
 
 

@@ -28,7 +28,7 @@ from infra.stack import Stack, StackError
 from pipeline import tracking
 from pipeline.plan import PLACEHOLDER, DayPlan, JobPlan, Plan
 from pipeline.record import RunRecord
-from pipeline.settings import PipelineConfig
+from pipeline.config import PipelineConfig
 from settings import REPO_ROOT as REPO
 from settings import read_yaml
 
@@ -44,7 +44,7 @@ class Experiment:
                  stack_config: stack_module.StackConfig, scale: str, seed: int):
         self.config, self.plan, self.record, self.stack = config, plan, record, stack
         self.stack_config, self.scale, self.seed = stack_config, scale, seed
-        self.world_seed = seed if plan.world_seed == "run" else plan.world_seed
+        self.world_seed = plan.world_seed_for(seed)
         self.run_id = record.folder.name
         self.world = REPO / config.world.format(seed=self.world_seed)
         self.env = {**os.environ, **stack.env(), "PYSPARK_PYTHON": sys.executable,

@@ -104,6 +104,9 @@ class Plan(Strict):
                 raise ValueError(f"day {day.name!r}: sessions has no count for scale(s) {missing}")
         return self
 
+    def world_seed_for(self, run_seed: int) -> int:
+        return run_seed if self.world_seed == "run" else self.world_seed
+
     @property
     def ab_days(self) -> list[DayPlan]:
         return [day for day in self.days if day.control is not None]

@@ -40,7 +40,7 @@ def _mlflow(runs_dir: Path):
 
 def plan_params(plan_name: str, plan: Plan, scale: str, seed: int, commit: str) -> dict[str, str]:
     params = {"plan": plan_name, "scale": scale, "seed": seed, "git_commit": commit,
-              "world_seed": seed if plan.world_seed == "run" else plan.world_seed,
+              "world_seed": plan.world_seed_for(seed),
               "primary_metric": plan.primary_metric}
     for day in plan.days:
         params[f"{day.name}.sessions"] = day.sessions[scale]
