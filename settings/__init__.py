@@ -75,10 +75,9 @@ def validate(data: Any, model: type[M], source: str | Path, prefix: str = "") ->
         raise ConfigError(describe(error, source, prefix)) from None
 
 
-def load(path: str | Path, model: type[M], overrides: dict[str, Any] | None = None) -> M:
-    """Read the YAML at `path`, apply top-level `overrides` (command-line flags), validate."""
+def load(path: str | Path, model: type[M]) -> M:
+    """Read the YAML at `path` and validate it against `model`."""
     data = read_yaml(path)
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{resolve(path)}: must be a mapping of keys, got {type(data).__name__}")
-    data = {**(data or {}), **{k: v for k, v in (overrides or {}).items() if v is not None}}
     return validate(data, model, resolve(path))
