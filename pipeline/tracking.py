@@ -93,9 +93,10 @@ def offline_metrics(manifest: dict) -> dict[str, float]:
 def record_run(runs_dir: Path, plan_name: str, run_folder: Path, params: dict[str, str],
                succeeded: bool) -> str:
     """Log one finished (or failed) pipeline run from its folder; returns the MLflow run id."""
+    local_store = "MLFLOW_TRACKING_URI" not in os.environ  # (set_tracking_uri sets it too)
     mlflow = _mlflow(runs_dir)
     manifest = json.loads((run_folder / "manifest.json").read_text())
-    if mlflow.get_experiment_by_name(plan_name) is None and "MLFLOW_TRACKING_URI" not in os.environ:
+    if local_store and mlflow.get_experiment_by_name(plan_name) is None:
         # The local store keeps its artifacts beside its database, not in the current folder.
         mlflow.create_experiment(plan_name, (runs_dir.resolve() / "mlartifacts" / plan_name).as_uri())
     mlflow.set_experiment(plan_name)
