@@ -27,10 +27,13 @@ def pipeline(*args: str, runs_dir: Path, env: dict | None = None, timeout: float
 
 
 def run_plan(runs_dir: Path, *args: str, env: dict | None = None) -> Path:
-    before = set(runs_dir.iterdir()) if runs_dir.exists() else set()
+    def runs() -> set[Path]:  # run folders, not MLflow's store beside them
+        return {p.parent for p in runs_dir.glob("*/manifest.json")}
+
+    before = runs()
     result = pipeline("--scale", "smoke", "--stack-from-env", *args, runs_dir=runs_dir, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    (run,) = {p for p in runs_dir.iterdir() if p.is_dir()} - before
+    (run,) = runs() - before
     assert f"ab_report.png: {run / 'report' / 'ab_report.png'}" in result.stdout
     return run
 
