@@ -127,20 +127,13 @@ def test_rerun_leaves_identical_files_alone_and_replaces_changed_ones(
     assert hdfs_files(hdfs_client, path) == expected_files(log_dirs)
 
 
-def test_killed_upload_then_rerun_equals_one_clean_run(
-        webhdfs_url, hdfs_client, hdfs_user, hdfs_dir, tmp_path):
-    dirs = write_replica_logs(tmp_path / "logs", replicas=2, files_per_replica=3,
-                              bytes_per_file=25_000_000, seed=5)
-    clean, killed = f"{hdfs_dir}/clean", f"{hdfs_dir}/killed"
-    assert upload(webhdfs_url, hdfs_user, dirs, clean).returncode == 0
-    killed_path = f"/user/{hdfs_user}/{killed}"
-
+def kill_mid_upload(webhdfs_url, hdfs_user, hdfs_client, dirs, killed, killed_path) -> dict:
+    """Start an upload, SIGKILL it once one file is complete and another in flight; the listing."""
     process = subprocess.Popen(
         [sys.executable, "-m", "dataclient", "--url", webhdfs_url, "--user", hdfs_user,
          "log2hdfs", *log_dir_flags(dirs), killed], cwd=ROOT,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        # Kill as soon as one file is complete while others are still being written.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and process.poll() is None:
             names = (hdfs_client.list(killed_path)
@@ -153,10 +146,25 @@ def test_killed_upload_then_rerun_equals_one_clean_run(
         process.send_signal(signal.SIGKILL)
     finally:
         process.wait()
+    return dict(hdfs_client.list(killed_path, status=True))
 
-    after_kill = dict(hdfs_client.list(killed_path, status=True))
-    temps = [n for n in after_kill if n.endswith(TEMP_SUFFIX)]
-    visible = {n: st["length"] for n, st in after_kill.items() if n not in temps}
+
+def test_killed_upload_then_rerun_equals_one_clean_run(
+        webhdfs_url, hdfs_client, hdfs_user, hdfs_dir, tmp_path):
+    dirs = write_replica_logs(tmp_path / "logs", replicas=2, files_per_replica=3,
+                              bytes_per_file=25_000_000, seed=5)
+    clean = f"{hdfs_dir}/clean"
+    assert upload(webhdfs_url, hdfs_user, dirs, clean).returncode == 0
+    # The kill can land just as the file seen in flight is renamed, before the next one starts:
+    # then there is nothing half-written to test, and the attempt is made again elsewhere.
+    for attempt in range(3):
+        killed = f"{hdfs_dir}/killed-{attempt}"
+        killed_path = f"/user/{hdfs_user}/{killed}"
+        after_kill = kill_mid_upload(webhdfs_url, hdfs_user, hdfs_client, dirs, killed, killed_path)
+        temps = [n for n in after_kill if n.endswith(TEMP_SUFFIX)]
+        visible = {n: st["length"] for n, st in after_kill.items() if n not in temps}
+        if temps and visible:
+            break
     assert temps and visible, f"not a mid-upload state: {sorted(after_kill)}"
     assert all(n.startswith(".") for n in temps), "temp files must be hidden from Spark"
     clean_sizes = {n: st["length"] for n, st in hdfs_client.list(
