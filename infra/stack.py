@@ -2,7 +2,7 @@
 botify service (`up` only; tests start their own service).
 
     python -m infra.stack fetch                      # Hadoop jars from Maven Central (cached)
-    python -m infra.stack up [--ephemeral]           # start; state in <runtime>/stack.json
+    python -m infra.stack up                         # start; state in <runtime>/stack.json
     python -m infra.stack status
     python -m infra.stack down
     python -m infra.stack run --ephemeral -- CMD...  # HDFS + Redis, run CMD with their env, stop

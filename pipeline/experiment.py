@@ -47,6 +47,7 @@ class Experiment:
         self.world_seed = plan.world_seed_for(seed)
         self.run_id = record.folder.name
         self.world = REPO / config.world.format(seed=self.world_seed)
+        self.catalog = self.world / "tracks.jsonl"   # the world's public part
         self.env = {**os.environ, **stack.env(), "PYSPARK_PYTHON": sys.executable,
                     "PYSPARK_DRIVER_PYTHON": sys.executable}
         self.user = stack.env()["BOTIFY_HDFS_USER"]
@@ -132,7 +133,7 @@ class Experiment:
         """The service config of one day: conf/service.yml with this day's arms and store."""
         config = read_yaml(REPO / "conf" / "service.yml")
         config["seed"] = self.seed
-        config["catalog"] = str(self.world / "tracks.jsonl")
+        config["catalog"] = str(self.catalog)
         config["store"] = {"backend": self.config.service.store,
                            "redis_url": self.stack.env()["BOTIFY_REDIS_URL"],
                            "redis_prefix": f"botify:{self.run_id}:{day.name}"}
@@ -186,7 +187,7 @@ class Experiment:
             if name == "seed":
                 return str(self.seed)
             if name == "catalog":
-                return str(self.world / "tracks.jsonl")
+                return str(self.catalog)
             return self.day_uri(other_day or day.name, name)
         return [PLACEHOLDER.sub(fill, arg) for arg in job.args]
 

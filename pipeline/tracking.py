@@ -60,12 +60,11 @@ def result_metrics(results: dict) -> dict[str, float]:
                for field, value in decision.items()
                if field in RESULT_FIELDS and isinstance(value, (int, float))}
     for row in results.get("results", []):
-        method = row.get("method")
-        key = f"{row['treatment']}.{row['metric']}" + (f".{method}" if method not in (None, "bootstrap") else "")
-        values = {**row, "p_adjusted": row.get("p_adjusted", row.get("p_value"))}
+        method = "" if row["method"] == "bootstrap" else f".{row['method']}"
+        key = f"{row['treatment']}.{row['metric']}{method}"
         for field in RESULT_FIELDS:
-            if isinstance(values.get(field), (int, float)):
-                metrics[f"{key}.{field}"] = float(values[field])
+            if isinstance(row.get(field), (int, float)):   # null: undefined (e.g. zero control)
+                metrics[f"{key}.{field}"] = float(row[field])
     return metrics
 
 
