@@ -10,12 +10,18 @@ class ServiceSettings(Strict):
     store: Literal["memory", "redis"] = "memory"
 
 
+class SparkSettings(Strict):
+    master: str = "local[2]"
+    startup_timeout: float = 300.0
+
+
 class PipelineConfig(Strict):
     plan: str = "seed"
     world: str = "data/world-seed{seed}"
     runs_dir: str = "runs"
     hdfs_root: str = "botify"
     service: ServiceSettings = ServiceSettings()
+    spark: SparkSettings = SparkSettings()
 
 
 def load_pipeline_config(path=CONF / "pipeline.yml") -> PipelineConfig:

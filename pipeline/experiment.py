@@ -26,13 +26,13 @@ from infra import stack as stack_module
 from infra.lifetime import die_with_parent
 from infra.stack import Stack, StackError
 from pipeline import tracking
+from pipeline.job_server import JobServer, JobServerFailed
 from pipeline.plan import PLACEHOLDER, DayPlan, JobPlan, Plan
 from pipeline.record import RunRecord
 from pipeline.config import PipelineConfig
 from settings import REPO_ROOT as REPO
 from settings import read_yaml
 
-BIN = Path(sys.executable).parent
 
 
 class StepFailed(Exception):
@@ -52,6 +52,7 @@ class Experiment:
                     "PYSPARK_DRIVER_PYTHON": sys.executable}
         self.user = stack.env()["BOTIFY_HDFS_USER"]
         self.last_service_config: Path | None = None
+        self._job_server: JobServer | None = None
 
     # ---- helpers
 
@@ -100,21 +101,38 @@ class Experiment:
         print(f"  {step}: {name} done in {seconds:.1f} s", flush=True)
 
     def run_jobs(self, day: DayPlan, invocations: list[tuple[str, list[str]]], timings: dict) -> None:
-        """One spark-submit of jobs/driver.py for all of the day's jobs: one JVM start-up."""
+        """The day's jobs as one batch of the run's Spark application (pipeline/job_server.py)."""
         timings_file = self.folder("logs", day.name) / "jobs-timings.json"
-        argv = [str(BIN / "spark-submit"), "--master", "local[2]", str(REPO / "jobs" / "driver.py"),
-                "--timings", str(timings_file), "--"]
-        for number, (job, args) in enumerate(invocations):
-            argv += ([";"] if number else []) + [job, *args]
         try:
-            self.run(day.name, "spark-jobs", argv, timings)
+            timings["spark-wait"] = round(self.job_server().wait_ready(), 2)
+        except JobServerFailed as error:
+            raise StepFailed(f"{day.name}: {error}") from None
+        try:
+            self.run(day.name, "spark-jobs", self.job_server().argv(timings_file, invocations), timings)
         finally:
             if timings_file.exists():
                 self.record_jobs(day, json.loads(timings_file.read_text()), timings)
 
+    def job_server(self) -> JobServer:
+        """The run's Spark application, started on first use (start_job_server starts it early)."""
+        if self._job_server is None:
+            self._job_server = JobServer(self.config.spark.master, self.folder("logs") / "spark-server.log",
+                                         self.env, self.config.spark.startup_timeout)
+        return self._job_server
+
+    def start_job_server(self, steps: tuple[str, ...]) -> None:
+        """Boot the JVM now if a step will need it, so that it starts while the world is made
+        and the first day is simulated."""
+        if any(day.jobs or day.control is not None for day in self.plan.days if day.name in steps):
+            self.job_server()
+
+    def stop_job_server(self) -> None:
+        if self._job_server is not None:
+            self._job_server.stop()
+            self._job_server = None
+
     def record_jobs(self, day: DayPlan, report: dict, timings: dict) -> None:
         """Each job's seconds into the step's timings, its offline checks into the manifest."""
-        timings["spark-startup"] = report["startup"]
         for entry in report["jobs"]:
             timings[entry["job"]] = entry["seconds"]
             checks = {k: v for k, v in entry.get("summary", {}).items() if k in ("offline", "mse")}
@@ -191,10 +209,9 @@ class Experiment:
             return self.day_uri(other_day or day.name, name)
         return [PLACEHOLDER.sub(fill, arg) for arg in job.args]
 
-    def fetch_tables(self, day: DayPlan, timings: dict) -> None:
+    def check_tables(self, day: DayPlan) -> None:
+        """Every table the plan says the day's jobs write was fetched; checksummed in the record."""
         local = self.folder("tables", day.name)
-        self.run(day.name, "fetch", [sys.executable, "-m", "jobs.fetch",
-                                     self.day_uri(day.name, "tables"), str(local)], timings)
         for job in day.jobs:
             for file in job.writes:
                 if not (local / file).exists():
@@ -215,12 +232,15 @@ class Experiment:
         logs = self.serve_and_simulate(day, self.seed + index, timings)
         self.upload(day, logs, timings)
         invocations = [(job.job, self.job_args(day, job)) for job in day.jobs]
+        writes = any(job.writes for job in day.jobs)
+        if writes:  # the tables the service loads, copied to runs/<id>/tables/<day>/
+            invocations.append(("fetch", [self.day_uri(day.name, "tables"), str(self.folder("tables", day.name))]))
         if day.control is not None:  # the A/B analysis runs in the same Spark application
             invocations.append(("analysis.ab_test", self.analysis_args(index, day)))
         if invocations:
             self.run_jobs(day, invocations, timings)
-        if any(job.writes for job in day.jobs):
-            self.fetch_tables(day, timings)
+        if writes:
+            self.check_tables(day)
         if day.control is not None:
             report = self.record.folder / "report" / "results.json"
             self.record.set("results", json.loads(report.read_text()))
@@ -285,12 +305,14 @@ def run(config: PipelineConfig, plan_name: str, plan: Plan, scale: str, seed: in
     else:
         # --keep-running uses the ports of conf/stack.yml, so `./run.sh down` stops it afterwards.
         stack = stack_module.new_stack(stack_config, ephemeral=not keep_running)
-    code = 0
+    code, experiment = 0, None
     try:
         if not stack_from_env:
             stack.up(stack_config)
         experiment = Experiment(config, plan, record, stack, stack_config, scale, seed)
+        experiment.start_job_server(steps)
         experiment.run_steps(steps)
+        experiment.stop_job_server()
         if any(day.name in steps for day in plan.ab_days):
             print_results(record)
         if keep_running and experiment.last_service_config:
@@ -305,6 +327,8 @@ def run(config: PipelineConfig, plan_name: str, plan: Plan, scale: str, seed: in
         print(f"interrupted: stopping the run's stack; what it did so far stays in {folder}",
               file=sys.stderr)
     finally:
+        if experiment is not None:
+            experiment.stop_job_server()
         record.set("finished", datetime.now(timezone.utc).isoformat(timespec="seconds"))
         track(config, plan_name, plan, record, scale, seed, succeeded=code == 0)
         if keep_running and code == 0:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import orjson
 import pytest
 from pyspark.sql import functions as F
 
-from jobs import common, driver, fetch, nn, offline, ranking, sessions, svd, toppop
+from jobs import common, driver, fetch, nn, offline, ranking, server, sessions, svd, toppop
 from service.events import make_event, spark_schema
 from test_jobs_synth import synthetic_sessions, write_event_log
 
@@ -308,6 +309,59 @@ def test_driver_names_the_failing_job_and_stops(tmp_path):
     assert (tmp_path / "work" / "sessions").is_dir() and not (tmp_path / "tables").exists()
 
 
+def test_job_server_runs_batch_after_batch_in_one_spark_application(tmp_path):
+    """The real `spark-submit jobs/server.py serve`: a batch whose second job fails reports it
+    and leaves the server serving; the next batch runs in the same JVM; `stop` ends it."""
+    events = tmp_path / "events"
+    write_event_log(synthetic_sessions(100, n_tracks=100, n_users=20, seed=4), events, n_files=1)
+    work, socket_path = str(tmp_path / "work"), str(tmp_path / "jobs.sock")
+
+    def run(*words: str, timings: Path | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "jobs.server", "run", socket_path,
+                               *(["--timings", str(timings)] if timings else []), "--", *words],
+                              capture_output=True, text=True, timeout=600, cwd=REPO)
+
+    not_yet = run("toppop", "--sessions", work, "--out", work)
+    assert not_yet.returncode == 2 and "no job server on" in not_yet.stderr
+    server_log = open(tmp_path / "server.log", "w")
+    process = subprocess.Popen([str(Path(sys.executable).parent / "spark-submit"), "--master", "local[1]",
+                                str(REPO / "jobs" / "server.py"), "serve", socket_path],
+                               cwd=REPO, stdout=server_log, stderr=subprocess.STDOUT,
+                               env={**os.environ, "PYSPARK_PYTHON": sys.executable,
+                                    "PYSPARK_DRIVER_PYTHON": sys.executable})
+    try:
+        deadline = time.monotonic() + 600
+        while not server.ready(socket_path):
+            assert process.poll() is None and time.monotonic() < deadline, \
+                (tmp_path / "server.log").read_text()[-3000:]
+            time.sleep(0.2)
+        failed = run("sessions", "--events", str(events), "--out", work,
+                     ";", "toppop", "--sessions", str(tmp_path / "missing"), "--out", str(tmp_path / "tables"),
+                     ";", "svd", "--sessions", f"{work}/sessions", "--out", str(tmp_path / "tables"),
+                     timings=tmp_path / "failed.json")
+        assert failed.returncode == 2, failed.stdout[-3000:]
+        # The jobs' output (stderr included) reaches the client that asked, as it comes.
+        assert "[sessions] done in" in failed.stdout
+        assert "error: toppop: sessions table not found" in failed.stdout
+        assert "error: driver: job 2 of 3: toppop failed with exit status 2" in failed.stdout
+        recorded = orjson.loads((tmp_path / "failed.json").read_bytes())
+        assert [(t["job"], t["exit"]) for t in recorded["jobs"]] == [("sessions", 0), ("toppop", 2)]
+        assert not (tmp_path / "tables").exists()
+
+        ok = run("toppop", "--sessions", f"{work}/sessions", "--out", str(tmp_path / "tables"), "--size", "5")
+        assert ok.returncode == 0, ok.stdout[-3000:]
+        assert len(orjson.loads((tmp_path / "tables" / "top_tracks.json").read_bytes())) == 5
+
+        server.stop(socket_path)
+        assert process.wait(timeout=120) == 0
+        assert not Path(socket_path).exists()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        server_log.close()
+
+
 @pytest.mark.parametrize("words, message", [
     (["sessions", "--out", "x", ";", "nope", "--flag"], "unknown job 'nope' (job 2): no module jobs.nope"),
     (["toppop", ";", ";", "svd"], "empty job invocation (job 2)"),
@@ -336,6 +390,10 @@ def test_pipeline_over_real_hdfs(spark, hdfs_client, hdfs_user, hdfs_fs, tmp_pat
 
         assert fetch.main([f"{uri}/tables", str(tmp_path / "data")]) == 0
         assert orjson.loads((tmp_path / "data" / "top_tracks.json").read_bytes()) == top
+        # In a batch of jobs it goes through the session's JVM, not a JVM of its own.
+        assert fetch.main([f"{uri}/tables", str(tmp_path / "in-session")], spark=spark) == 0
+        assert (tmp_path / "in-session" / "top_tracks.json").read_bytes() == \
+            (tmp_path / "data" / "top_tracks.json").read_bytes()
         assert fetch.main([f"{uri}/tables", str(tmp_path / "data"), "--tables", "tracks_nn.json"]) == 2
     finally:
         hdfs_client.delete(base, recursive=True)

@@ -1,0 +1,74 @@
+"""The run's one Spark application: jobs/server.py started when the run starts (its JVM boots
+while the first day is simulated), given every day's jobs and the analysis, stopped at the end.
+It dies with the run even when the run is killed (infra/lifetime.py)."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from infra.lifetime import die_with_parent
+from jobs import server
+from settings import REPO_ROOT as REPO
+
+BIN = Path(sys.executable).parent
+
+
+class JobServerFailed(Exception):
+    pass
+
+
+class JobServer:
+    def __init__(self, master: str, log: Path, env: dict, startup_timeout: float):
+        # A Unix socket path must stay under ~100 bytes: a short folder of its own, not the run's.
+        self.folder = Path(tempfile.mkdtemp(prefix="botify-spark-"))
+        self.socket = str(self.folder / "jobs.sock")
+        self.log, self.startup_timeout = log, startup_timeout
+        self.started = time.monotonic()
+        with open(log, "w") as out:
+            self.process = subprocess.Popen(
+                [str(BIN / "spark-submit"), "--master", master, str(REPO / "jobs" / "server.py"),
+                 "serve", self.socket],
+                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+
+    def wait_ready(self) -> float:
+        """Block until the server answers; the seconds waited. JobServerFailed if it died or
+        did not come up in time, with the tail of its log."""
+        waited = time.monotonic()
+        while not server.ready(self.socket):
+            if self.process.poll() is not None:
+                raise JobServerFailed(f"the Spark job server exited ({self.process.returncode}) "
+                                      f"before serving; its log {self.log}:\n{self._tail()}")
+            if time.monotonic() - self.started > self.startup_timeout:
+                raise JobServerFailed(f"the Spark job server did not come up in "
+                                      f"{self.startup_timeout:.0f} s; its log {self.log}:\n{self._tail()}")
+            time.sleep(0.2)
+        return time.monotonic() - waited
+
+    def argv(self, timings: Path, invocations: list[tuple[str, list[str]]]) -> list[str]:
+        """The command that runs a batch of jobs on this server (jobs/server.py `run`)."""
+        argv = [sys.executable, "-m", "jobs.server", "run", self.socket, "--timings", str(timings), "--"]
+        for number, (job, args) in enumerate(invocations):
+            argv += ([";"] if number else []) + [job, *args]
+        return argv
+
+    def stop(self) -> None:
+        """Ask the server to stop (Spark shuts down cleanly); terminate it if it does not."""
+        if self.process.poll() is None:
+            try:
+                server.stop(self.socket)
+                self.process.wait(timeout=60)
+            except (server.NotServing, OSError, subprocess.TimeoutExpired):
+                self.process.terminate()
+                try:
+                    self.process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _tail(self) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-20:])
