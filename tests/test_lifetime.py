@@ -49,7 +49,8 @@ def start_test_runner(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
 
 
 def start_pipeline(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
-    """`./run.sh`'s process: the seed plan, signalled once its simulator is playing day 0."""
+    """`./run.sh`'s process: the seed plan, signalled once its simulator is playing day 0 and
+    its Spark job server (jobs/server.py, under spark-submit) is running."""
     config = tmp_path / "pipeline.yml"
     config.write_text(f"runs_dir: {tmp_path / 'runs'}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOTIFY_")}
@@ -60,6 +61,7 @@ def start_pipeline(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
                                     "5", "--config", str(config)], cwd=REPO, env=env, stdout=out,
                                    stderr=subprocess.STDOUT)
     wait_for(lambda: "day0: simulate" in log.read_text(), 300, "the pipeline's day 0 to start")
+    wait_for(lambda: "jobs/server.py serve" in leftovers(tmp_path), 300, "the Spark job server")
     return process, tmp_path
 
 
