@@ -175,8 +175,11 @@ def submit(path: str, invocations: list[tuple[str, list[str]]], timings: str | N
     return 1
 
 
-def stop(path: str) -> None:
+def stop(path: str, timeout: float | None = None) -> None:
+    """Ask the server to stop once its current batch ends; OSError (TimeoutError) if it has not
+    answered within `timeout` seconds."""
     with _connect(path) as client, client.makefile("rwb") as stream:
+        client.settimeout(timeout)
         stream.write(b'{"stop": true}\n')
         stream.flush()
         stream.readline()

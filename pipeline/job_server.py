@@ -56,10 +56,11 @@ class JobServer:
         return argv
 
     def stop(self) -> None:
-        """Ask the server to stop (Spark shuts down cleanly); terminate it if it does not."""
+        """Ask the server to stop (Spark shuts down cleanly); terminate it if it does not soon
+        (a batch a killed client left running is not waited for)."""
         if self.process.poll() is None:
             try:
-                server.stop(self.socket)
+                server.stop(self.socket, timeout=10)
                 self.process.wait(timeout=60)
             except (server.NotServing, OSError, subprocess.TimeoutExpired):
                 self.process.terminate()

@@ -1,0 +1,114 @@
+"""`./run.sh` side by side: this tree's pipeline against another source tree's (the anchor), as a
+user waits (HDFS, Redis, every JVM and the simulator included; set-up of .venv excluded).
+
+    git worktree add /tmp/anchor e61dc4b          # e.g. the code before one Spark application per run
+    .venv/bin/python benchmarks/bench_pipeline.py --anchor /tmp/anchor [--seed 42] [--scale small] [--rounds 1]
+
+Each round runs both, one after the other (the order alternates between rounds), each as
+`python -m pipeline --seed S --scale X` in its own tree with this interpreter (its runs go to the
+tree's own runs/). Prints each run's wall seconds and its steps' seconds (from the manifest),
+the anchor / this ratio of each round, and whether the two runs' tables are byte-identical and
+their A/B results equal (every report row of a metric both report, by its bootstrap estimate;
+mean_request_time, the service's wall-clock time, left out).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+COMPARED = ("control", "treatment_value", "effect", "lower", "upper")  # this tree's results.csv names
+ANCHOR_NAMES = {"control": "control_mean", "treatment_value": "treatment_mean"}   # older results.csv
+
+
+def run_pipeline(tree: Path, seed: int, scale: str, log: Path) -> tuple[float, Path]:
+    """Wall seconds of one run of the tree's pipeline, and its run folder."""
+    runs = tree / "runs"
+    before = set(runs.glob("*/manifest.json"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOTIFY_")}
+    env["PYTHONPATH"] = str(tree)
+    started = time.monotonic()
+    with open(log, "w") as out:
+        code = subprocess.run([sys.executable, "-m", "pipeline", "--seed", str(seed), "--scale", scale],
+                              cwd=tree, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+    wall = time.monotonic() - started
+    if code != 0:
+        sys.exit(f"error: the pipeline of {tree} failed (exit {code}); its output: {log}")
+    (manifest,) = set(runs.glob("*/manifest.json")) - before
+    return wall, manifest.parent
+
+
+def steps(run: Path) -> str:
+    manifest = json.loads((run / "manifest.json").read_text())
+    return ", ".join(f"{name} {step['seconds']:.0f} s" for name, step in manifest["steps"].items())
+
+
+def tables(run: Path) -> dict[str, str]:
+    return {str(p.relative_to(run / "tables")): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((run / "tables").rglob("*.json"))}
+
+
+def results(run: Path) -> dict[tuple[str, str], tuple[str, ...]]:
+    """(treatment, metric) -> the bootstrap row's estimates, as the CSV writes them."""
+    rows = {}
+    for row in csv.DictReader((run / "report" / "results.csv").open()):
+        if row.get("method", "bootstrap") != "bootstrap" or row["metric"] == "mean_request_time":
+            continue
+        rows[row["treatment"], row["metric"]] = tuple(row.get(k, row.get(ANCHOR_NAMES.get(k, k)))
+                                                      for k in COMPARED)
+    return rows
+
+
+def same_outputs(anchor: Path, this: Path) -> list[str]:
+    """What differs between the two runs' tables and results (empty: nothing)."""
+    differences = []
+    old_tables, new_tables = tables(anchor), tables(this)
+    for name in sorted(set(old_tables) | set(new_tables)):
+        if old_tables.get(name) != new_tables.get(name):
+            differences.append(f"table {name}: {old_tables.get(name, 'missing')[:12]} vs "
+                               f"{new_tables.get(name, 'missing')[:12]}")
+    old_rows, new_rows = results(anchor), results(this)
+    for key in sorted(set(old_rows) & set(new_rows)):
+        if old_rows[key] != new_rows[key]:
+            differences.append(f"result {key}: {old_rows[key]} vs {new_rows[key]}")
+    if not set(old_rows) & set(new_rows):
+        differences.append("no result row in common")
+    return differences
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--anchor", type=Path, required=True, help="the other source tree")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--scale", default="small")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--logs", type=Path, default=REPO / "benchmarks" / "out" / "pipeline")
+    args = parser.parse_args()
+    args.logs.mkdir(parents=True, exist_ok=True)
+    trees = {"anchor": args.anchor.resolve(), "this": REPO}
+    for number in range(args.rounds):
+        order = ["anchor", "this"] if number % 2 == 0 else ["this", "anchor"]
+        walls, runs = {}, {}
+        for name in order:
+            print(f"round {number + 1}: {name} ({trees[name]}), load average "
+                  f"{os.getloadavg()[0]:.1f} ...", flush=True)
+            walls[name], runs[name] = run_pipeline(trees[name], args.seed, args.scale,
+                                                   args.logs / f"round{number + 1}-{name}.log")
+            print(f"  {walls[name]:.1f} s wall ({steps(runs[name])}); run {runs[name]}", flush=True)
+        print(f"round {number + 1}: anchor / this = {walls['anchor'] / walls['this']:.2f}x", flush=True)
+        differences = same_outputs(runs["anchor"], runs["this"])
+        print(f"round {number + 1}: tables and results "
+              + ("identical" if not differences else "DIFFER:\n  " + "\n  ".join(differences)),
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
