@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from time import monotonic
-from typing import Sequence
+from typing import Callable, Sequence
 
 from service.stores import DEFAULT_SESSION_IDLE_S, History
 from service.tables import KeyedRows, TrackList
@@ -15,10 +15,9 @@ class MemoryKeyedTable:
         # per value, and indexing a memoryview yields plain ints.
         flat = memoryview(rows.flat)
         bounds = rows.offsets.tolist()
-        self._rows = {key: flat[bounds[i]:bounds[i + 1]] for i, key in enumerate(rows.keys.tolist())}
-
-    def get(self, key: int) -> Sequence[int] | None:
-        return self._rows.get(key)
+        rows_by_key = {key: flat[bounds[i]:bounds[i + 1]] for i, key in enumerate(rows.keys.tolist())}
+        # KeyedTable.get is the dict's own get: a lookup costs no Python call on /next.
+        self.get: Callable[[int], Sequence[int] | None] = rows_by_key.get
 
 
 class MemoryListTable:
@@ -36,15 +35,16 @@ class MemorySessions:
         self._open: OrderedDict[int, tuple[float, list[tuple[int, float]]]] = OrderedDict()
 
     async def listen(self, user: int, track: int, time: float) -> History:
-        now = monotonic()
-        while self._open:
-            oldest_user, (touched, _) = next(iter(self._open.items()))
-            if now - touched <= self._idle_s:
+        now, sessions = monotonic(), self._open
+        while sessions:
+            oldest_user = next(iter(sessions))
+            if now - sessions[oldest_user][0] <= self._idle_s:
                 break
-            del self._open[oldest_user]
-        _, history = self._open.pop(user, (now, []))
+            del sessions[oldest_user]
+        session = sessions.pop(user, None)
+        history = [] if session is None else session[1]
         history.append((track, time))
-        self._open[user] = (now, history)
+        sessions[user] = (now, history)
         return history
 
     async def end(self, user: int) -> None:
