@@ -31,24 +31,31 @@ class MemoryListTable:
 class MemorySessions:
     def __init__(self, idle_s: float):
         self._idle_s = idle_s
-        # user -> (last request, history), least recently used first: expiry looks at the front.
-        self._open: OrderedDict[int, tuple[float, list[tuple[int, float]]]] = OrderedDict()
+        # user -> history, least recently used first (expiry looks at the front), and user ->
+        # last request. Two maps, not one of (time, history) pairs: a request then leaves no new
+        # container object behind for the garbage collector to trace.
+        self._open: OrderedDict[int, list[tuple[int, float]]] = OrderedDict()
+        self._touched: dict[int, float] = {}
 
     async def listen(self, user: int, track: int, time: float) -> History:
-        now, sessions = monotonic(), self._open
+        now, sessions, touched = monotonic(), self._open, self._touched
         while sessions:
             oldest_user = next(iter(sessions))
-            if now - sessions[oldest_user][0] <= self._idle_s:
+            if now - touched[oldest_user] <= self._idle_s:
                 break
-            del sessions[oldest_user]
-        session = sessions.pop(user, None)
-        history = [] if session is None else session[1]
+            del sessions[oldest_user], touched[oldest_user]
+        history = sessions.get(user)
+        if history is None:
+            history = sessions[user] = []
+        else:
+            sessions.move_to_end(user)
         history.append((track, time))
-        sessions[user] = (now, history)
+        touched[user] = now
         return history
 
     async def end(self, user: int) -> None:
-        self._open.pop(user, None)
+        if self._open.pop(user, None) is not None:
+            del self._touched[user]
 
 
 class MemoryStore:
