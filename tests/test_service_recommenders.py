@@ -13,6 +13,7 @@ import redis
 
 from service.catalog import load_catalog
 from service.config import Arm, Experiment
+from service import experiments
 from service.experiments import Split
 from service.recommenders import Listen
 from service.recommenders.contextual import Contextual
@@ -256,6 +257,25 @@ def test_split_follows_the_weights_and_the_documented_hash():
         recommender, assigned = split.assign(user)
         assert assigned == {"EXP": expected}
         assert recommender == {"A0": "r0", "A1": "r1"}[expected]
+
+
+def test_split_gives_a_user_the_same_arms_again_after_its_recent_users_are_forgotten(monkeypatch):
+    """Assignments of recent users are kept, and the keeper emptied when full: a user seen
+    before, kept or forgotten, gets the arms of the documented hash."""
+    monkeypatch.setattr(experiments, "_RECENT_USERS", 7)
+    second = Experiment("OTHER", (Arm("X", 1, "random", {}, {}), Arm("Y", 2, "random", {}, {})))
+    split = Split((arms(1, 1), second), {("EXP", "A0"): "r0", ("EXP", "A1"): "r1",
+                                         ("OTHER", "X"): "x", ("OTHER", "Y"): "y"})
+
+    def expected(user: int) -> dict[str, str]:
+        exp = mmh3.hash(f"EXP:{user}", signed=False) / 2**32
+        other = mmh3.hash(f"OTHER:{user}", signed=False) / 2**32
+        return {"EXP": "A0" if exp < 0.5 else "A1", "OTHER": "X" if other < 1 / 3 else "Y"}
+
+    for user in [*range(20), *range(20), 3, 3, 19]:
+        recommender, assigned = split.assign(user)
+        assert assigned == expected(user)
+        assert recommender == {"A0": "r0", "A1": "r1"}[assigned["EXP"]]
 
 
 def test_split_one_arm_takes_everyone_and_zero_weight_takes_no_one():
