@@ -24,7 +24,7 @@ from service.recommenders.sticky_artist import StickyArtist
 from service.recommenders.toppop import TopPop
 from service.stores import open_store
 from service.stores.memory import MemoryStore
-from service.stores.redis import RedisStore
+from service.stores.redis import RedisHistory, RedisStore
 from service.tables import read_keyed, read_list
 
 SEED = 3
@@ -198,6 +198,16 @@ def test_an_idle_session_is_forgotten(backend, request):
         assert list(await store.sessions.listen(7, 1, 1.0)) == [(1, 1.0)]
         await store.close()
     asyncio.run(scenario())
+
+
+def test_a_redis_history_reads_as_the_list_of_its_entries():
+    history = RedisHistory([b"3:1.0", b"40:0.25", b"7:0"])
+    expected = [(3, 1.0), (40, 0.25), (7, 0.0)]
+    assert len(history) == 3 and history == expected and list(history) == expected
+    assert history[0] == (3, 1.0) and history[-1] == (7, 0.0)
+    assert history[-2:] == expected[-2:] and history[1:] == expected[1:]
+    assert [track for track, _ in history] == [3, 40, 7] and history != expected[:2]
+    assert history == RedisHistory([b"3:1.0", b"40:0.25", b"7:0"])
 
 
 def test_redis_sessions_survive_a_redis_script_flush_and_batch_concurrent_calls(redis_url):
