@@ -128,19 +128,14 @@ class JsonApp:
                  errors: Mapping[type[Exception], Callable[[Exception], HttpError]] = MappingProxyType({})):
         self.router, self._lifespan, self._max_body = router, lifespan, max_body_bytes
         self._errors = errors
+        # Answer length -> the start message of a 200 answer, shared by every answer of that
+        # length (a server only reads it): no dict, list and header built per request.
+        self._ok_starts: dict[int, dict] = {}
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        kind = scope["type"]
-        if kind == "http":
-            await self._http(scope, receive, send)
-        elif kind == "lifespan":
-            await self._run_lifespan(receive, send)
-        elif kind == "websocket":  # no websocket routes: refuse the handshake (HTTP 403)
-            await send({"type": "websocket.close", "code": 1000})
-        else:
-            raise RuntimeError(f"unsupported ASGI scope type {kind!r}")
-
-    async def _http(self, scope: dict, receive: Callable, send: Callable) -> None:
+        # HTTP is handled here, not in a helper coroutine: one coroutine less per request.
+        if scope["type"] != "http":
+            return await self._not_http(scope, receive, send)
         try:
             handler, params = self.router.match(scope["method"], scope["path"])
             message = await receive()
@@ -152,16 +147,31 @@ class JsonApp:
             if message.get("more_body", False):
                 body = await _rest_of_body(receive, body, self._max_body)
             answer = await handler(Request(scope, params, body))
-            status, headers = 200, [JSON_CONTENT_TYPE, (b"content-length", b"%d" % len(answer))]
+            start = self._ok_starts.get(len(answer)) or self._ok_start(len(answer))
         except ClientGone:
             return
         except Exception as e:
             error = e if isinstance(e, HttpError) else self._http_error(e)
             answer = orjson.dumps({"detail": error.message})
-            status = error.status
-            headers = [JSON_CONTENT_TYPE, (b"content-length", b"%d" % len(answer)), *error.headers]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
+            start = {"type": "http.response.start", "status": error.status, "headers": [
+                JSON_CONTENT_TYPE, (b"content-length", b"%d" % len(answer)), *error.headers]}
+        await send(start)
         await send({"type": "http.response.body", "body": answer})
+
+    def _ok_start(self, length: int) -> dict:
+        """The start message of a 200 answer of `length` bytes, built once per length."""
+        start = self._ok_starts[length] = {"type": "http.response.start", "status": 200, "headers": [
+            JSON_CONTENT_TYPE, (b"content-length", b"%d" % length)]}
+        return start
+
+    async def _not_http(self, scope: dict, receive: Callable, send: Callable) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._run_lifespan(receive, send)
+        elif kind == "websocket":  # no websocket routes: refuse the handshake (HTTP 403)
+            await send({"type": "websocket.close", "code": 1000})
+        else:
+            raise RuntimeError(f"unsupported ASGI scope type {kind!r}")
 
     def _http_error(self, exception: Exception) -> HttpError:
         for cls in type(exception).__mro__:

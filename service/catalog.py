@@ -24,9 +24,6 @@ class Catalog:
     track_ids: tuple[int, ...]             # sorted; Random draws from it
     id_array: np.ndarray                   # the same, for validating tables
 
-    def __contains__(self, track: int) -> bool:
-        return track in self.artist_of
-
 
 def load_catalog(path: Path) -> Catalog:
     try:

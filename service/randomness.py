@@ -14,11 +14,8 @@ import mmh3
 T = TypeVar("T")
 
 
-def draw(seed: int, salt: str, user: int, track: int, position: int) -> int:
-    """A uniform unsigned 64-bit number fixed by its arguments (MurmurHash3 x64)."""
-    return mmh3.hash64(f"{salt}:{user}:{track}:{position}", seed & 0xFFFFFFFF, signed=False)[0]
-
-
 def pick(items: Sequence[T], seed: int, salt: str, user: int, track: int, position: int) -> T:
-    """One element of a non-empty sequence, chosen by `draw`."""
-    return items[draw(seed, salt, user, track, position) % len(items)]
+    """One element of a non-empty sequence: MurmurHash3 x64 (unsigned, first 64 bits) of
+    "<salt>:<user>:<track>:<position>" seeded with `seed`, modulo the length."""
+    key = f"{salt}:{user}:{track}:{position}"
+    return items[mmh3.hash64(key, seed & 0xFFFFFFFF, signed=False)[0] % len(items)]

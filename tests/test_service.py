@@ -165,8 +165,11 @@ def test_good_input_in_any_json_form_is_answered(client, path, body):
 
 
 def test_every_answer_is_json_with_its_length(client):
+    """Answers of other lengths in turn, and of the same length again (their start messages are
+    built once per length)."""
+    nexts = [("POST", f"/next/{user}", b'{"track": 1, "time": 0.5}') for user in (1, 123456, 1, 2, 123456)]
     for method, path, body in [("GET", "/", b""), ("GET", "/track/1", b""), ("GET", "/openapi.json", b""),
-                               ("POST", "/next/1", b'{"track": 1, "time": 0.5}'), ("GET", "/nowhere", b""),
+                               *nexts, ("GET", "/nowhere", b""),
                                ("GET", "/next/1", b""), ("POST", "/next/1", b"{"), ("POST", "/next/1", b"x" * 5000)]:
         response = client.request(method, path, content=body)
         assert response.headers["content-type"] == "application/json", (method, path)

@@ -13,6 +13,7 @@ import redis
 
 from service.catalog import load_catalog
 from service.config import Arm, Experiment
+from service import experiments
 from service.experiments import Split
 from service.recommenders import Listen
 from service.recommenders.contextual import Contextual
@@ -23,7 +24,7 @@ from service.recommenders.sticky_artist import StickyArtist
 from service.recommenders.toppop import TopPop
 from service.stores import open_store
 from service.stores.memory import MemoryStore
-from service.stores.redis import RedisStore
+from service.stores.redis import RedisHistory, RedisStore
 from service.tables import read_keyed, read_list
 
 SEED = 3
@@ -199,6 +200,16 @@ def test_an_idle_session_is_forgotten(backend, request):
     asyncio.run(scenario())
 
 
+def test_a_redis_history_reads_as_the_list_of_its_entries():
+    history = RedisHistory([b"3:1.0", b"40:0.25", b"7:0"])
+    expected = [(3, 1.0), (40, 0.25), (7, 0.0)]
+    assert len(history) == 3 and history == expected and list(history) == expected
+    assert history[0] == (3, 1.0) and history[-1] == (7, 0.0)
+    assert history[-2:] == expected[-2:] and history[1:] == expected[1:]
+    assert [track for track, _ in history] == [3, 40, 7] and history != expected[:2]
+    assert history == RedisHistory([b"3:1.0", b"40:0.25", b"7:0"])
+
+
 def test_redis_sessions_survive_a_redis_script_flush_and_batch_concurrent_calls(redis_url):
     store = RedisStore(redis_url, f"test-{uuid.uuid4().hex}")
 
@@ -256,6 +267,25 @@ def test_split_follows_the_weights_and_the_documented_hash():
         recommender, assigned = split.assign(user)
         assert assigned == {"EXP": expected}
         assert recommender == {"A0": "r0", "A1": "r1"}[expected]
+
+
+def test_split_gives_a_user_the_same_arms_again_after_its_recent_users_are_forgotten(monkeypatch):
+    """Assignments of recent users are kept, and the keeper emptied when full: a user seen
+    before, kept or forgotten, gets the arms of the documented hash."""
+    monkeypatch.setattr(experiments, "_RECENT_USERS", 7)
+    second = Experiment("OTHER", (Arm("X", 1, "random", {}, {}), Arm("Y", 2, "random", {}, {})))
+    split = Split((arms(1, 1), second), {("EXP", "A0"): "r0", ("EXP", "A1"): "r1",
+                                         ("OTHER", "X"): "x", ("OTHER", "Y"): "y"})
+
+    def expected(user: int) -> dict[str, str]:
+        exp = mmh3.hash(f"EXP:{user}", signed=False) / 2**32
+        other = mmh3.hash(f"OTHER:{user}", signed=False) / 2**32
+        return {"EXP": "A0" if exp < 0.5 else "A1", "OTHER": "X" if other < 1 / 3 else "Y"}
+
+    for user in [*range(20), *range(20), 3, 3, 19]:
+        recommender, assigned = split.assign(user)
+        assert assigned == expected(user)
+        assert recommender == {"A0": "r0", "A1": "r1"}[assigned["EXP"]]
 
 
 def test_split_one_arm_takes_everyone_and_zero_weight_takes_no_one():

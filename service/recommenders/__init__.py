@@ -17,9 +17,9 @@ from service.stores import History
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen init costs 0.4 us more per /next
 class Listen:
-    """What a recommender sees of a /next request."""
+    """What a recommender sees of a /next request (read only by convention)."""
     user: int
     track: int          # the track just listened to
     time: float         # the fraction of it listened

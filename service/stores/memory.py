@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from time import monotonic
-from typing import Sequence
+from typing import Callable, Sequence
 
 from service.stores import DEFAULT_SESSION_IDLE_S, History
 from service.tables import KeyedRows, TrackList
@@ -15,10 +15,9 @@ class MemoryKeyedTable:
         # per value, and indexing a memoryview yields plain ints.
         flat = memoryview(rows.flat)
         bounds = rows.offsets.tolist()
-        self._rows = {key: flat[bounds[i]:bounds[i + 1]] for i, key in enumerate(rows.keys.tolist())}
-
-    def get(self, key: int) -> Sequence[int] | None:
-        return self._rows.get(key)
+        rows_by_key = {key: flat[bounds[i]:bounds[i + 1]] for i, key in enumerate(rows.keys.tolist())}
+        # KeyedTable.get is the dict's own get: a lookup costs no Python call on /next.
+        self.get: Callable[[int], Sequence[int] | None] = rows_by_key.get
 
 
 class MemoryListTable:
@@ -32,23 +31,31 @@ class MemoryListTable:
 class MemorySessions:
     def __init__(self, idle_s: float):
         self._idle_s = idle_s
-        # user -> (last request, history), least recently used first: expiry looks at the front.
-        self._open: OrderedDict[int, tuple[float, list[tuple[int, float]]]] = OrderedDict()
+        # user -> history, least recently used first (expiry looks at the front), and user ->
+        # last request. Two maps, not one of (time, history) pairs: a request then leaves no new
+        # container object behind for the garbage collector to trace.
+        self._open: OrderedDict[int, list[tuple[int, float]]] = OrderedDict()
+        self._touched: dict[int, float] = {}
 
     async def listen(self, user: int, track: int, time: float) -> History:
-        now = monotonic()
-        while self._open:
-            oldest_user, (touched, _) = next(iter(self._open.items()))
-            if now - touched <= self._idle_s:
+        now, sessions, touched = monotonic(), self._open, self._touched
+        while sessions:
+            oldest_user = next(iter(sessions))
+            if now - touched[oldest_user] <= self._idle_s:
                 break
-            del self._open[oldest_user]
-        _, history = self._open.pop(user, (now, []))
+            del sessions[oldest_user], touched[oldest_user]
+        history = sessions.get(user)
+        if history is None:
+            history = sessions[user] = []
+        else:
+            sessions.move_to_end(user)
         history.append((track, time))
-        self._open[user] = (now, history)
+        touched[user] = now
         return history
 
     async def end(self, user: int) -> None:
-        self._open.pop(user, None)
+        if self._open.pop(user, None) is not None:
+            del self._touched[user]
 
 
 class MemoryStore:

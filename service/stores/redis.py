@@ -73,6 +73,39 @@ class RedisListTable:
         return self._items
 
 
+class RedisHistory(Sequence[tuple[int, float]]):
+    """A session as Redis returns it ("track:time" entries), parsed when first read: the length
+    alone (all that Contextual, Indexed, TopPop and Random use) needs no parsing, which would
+    cost about 0.5 us per entry on every /next."""
+    __slots__ = ("_entries", "_parsed")
+
+    def __init__(self, entries: list[bytes]):
+        self._entries, self._parsed = entries, None
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getitem__(self, index):
+        return self._items()[index]
+
+    def __iter__(self):
+        return iter(self._items())
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and self._items() == list(other)
+
+    def __repr__(self) -> str:
+        return f"RedisHistory({self._items()!r})"
+
+    def _items(self) -> list[tuple[int, float]]:
+        if self._parsed is None:
+            self._parsed = []
+            for entry in self._entries:
+                track, _, listened = entry.partition(b":")
+                self._parsed.append((int(track), float(listened)))
+        return self._parsed
+
+
 class RedisSessions:
     def __init__(self, client: redis.asyncio.Redis, prefix: str, idle_s: float):
         self._prefix, self._client = prefix, client
@@ -93,11 +126,7 @@ class RedisSessions:
             self.fetched.clear()
         for table, row in zip(tables, rows):
             self.fetched[(table.key, user if table.by_user else track)] = row
-        history = []
-        for entry in entries:
-            t, _, listened = entry.partition(b":")
-            history.append((int(t), float(listened)))
-        return history
+        return RedisHistory(entries)
 
     async def end(self, user: int) -> None:
         await self._pipeline.call("DEL", f"{self._prefix}:session:{user}")
