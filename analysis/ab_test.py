@@ -17,7 +17,6 @@ import argparse
 import dataclasses
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -71,19 +70,6 @@ def spark_session():
     from jobs.common import spark_session as jobs_spark_session
 
     return SparkSession.getActiveSession() or jobs_spark_session("ab-test")
-
-
-@contextmanager
-def shuffle_partitions(spark, partitions: int):
-    """The session's shuffle partitions set to `partitions` for the analysis, then put back
-    (a long-lived driver runs other jobs in the same session)."""
-    key = "spark.sql.shuffle.partitions"
-    previous = spark.conf.get(key)
-    spark.conf.set(key, str(partitions))
-    try:
-        yield
-    finally:
-        spark.conf.set(key, previous)
 
 
 def _iso(ms: int | None) -> str | None:
@@ -227,9 +213,7 @@ def main(argv: list[str] | None = None, spark=None) -> int:
     try:
         config = load_config(args.config, replicates=args.bootstrap, seed=args.seed,
                              primary=args.primary)
-        spark = spark or spark_session()
-        with shuffle_partitions(spark, config.shuffle_partitions):
-            results, rows = analyze(spark, args, config, log)
+        results, rows = analyze(spark or spark_session(), args, config, log)
         write_outputs(args.out, results, rows)
     except AnalysisError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -94,7 +94,6 @@ class AnalysisConfig(settings.Strict):
     alpha: float = Field(0.05, gt=0, lt=1, description="1 - interval level")
     family_alpha: float = Field(0.05, gt=0, lt=1, description="Holm family-wise alpha")
     power: float = Field(0.8, gt=0, lt=1, description="power of the reported MDE")
-    shuffle_partitions: int = Field(4, ge=1, description="partitions of the job's aggregations")
     bootstrap: Bootstrap = Bootstrap()
     metrics: dict[str, Direction] = {
         "mean_session_time": "higher", "mean_session_length": "higher",
