@@ -112,9 +112,10 @@ def solve_on_executors(ratings: DataFrame, row: str, other: str, other_ids: np.n
     shared = ratings.sparkSession.sparkContext.broadcast((other_ids, other_vectors))
 
     def solve(batches):
-        part = pd.concat(list(batches), ignore_index=True)
-        if part.empty:
+        batches = list(batches)
+        if not batches:   # a partition that no row id hashed to
             return
+        part = pd.concat(batches, ignore_index=True)
         ids, rows = np.unique(part[row].to_numpy(), return_inverse=True)
         known_ids, vectors = shared.value
         cols = np.searchsorted(known_ids, part[other].to_numpy())
@@ -166,7 +167,10 @@ def mse_sums(model: Embeddings, pairs: pd.DataFrame) -> dict[str, float]:
 def mse(sums: dict[str, float]) -> dict[str, float]:
     """mse_sums (of one frame or added over partitions) -> the MSEs and the share covered."""
     n, known = sums["pairs"], sums["known"]
-    per = lambda total, count: total / count if count else float("nan")  # noqa: E731
+
+    def per(total: float, count: float) -> float:
+        return total / count if count else float("nan")
+
     return {"model": per(sums["model"], n), "baseline": per(sums["baseline"], n),
             "model_known": per(sums["model_known"], known),
             "baseline_known": per(sums["baseline_known"], known),
@@ -205,7 +209,8 @@ def recommend(model: Embeddings, k: int, ordered: bool, batch: int) -> dict[int,
 
 def recommend_on_executors(spark: SparkSession, model: Embeddings, k: int, ordered: bool, batch: int,
                            partitions: int) -> DataFrame:
-    """`recommend` split over executors by context rows (the model broadcast): track, recs."""
+    """`recommend` split over executors by context rows (the model broadcast): track, recs
+    (persisted: the caller unpersists)."""
     shared = spark.sparkContext.broadcast(model)
 
     def rank(batches):
@@ -216,8 +221,11 @@ def recommend_on_executors(spark: SparkSession, model: Embeddings, k: int, order
             recs = recommend(part, k, ordered, batch)
             yield pd.DataFrame({"track": list(recs), "recs": list(recs.values())})
 
-    return (spark.range(len(model.context_ids), numPartitions=partitions)
-            .mapInPandas(rank, "track long, recs array<long>"))
+    recs = (spark.range(len(model.context_ids), numPartitions=partitions)
+            .mapInPandas(rank, "track long, recs array<long>").persist())
+    recs.count()
+    shared.unpersist()
+    return recs
 
 
 def add_arguments(parser: argparse.ArgumentParser, cfg: JobsConfig) -> None:
@@ -280,7 +288,7 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
         if on_executors:
             with common.stage(NAME, f"top-{args.top_k} per context ({order}, executors)"):
                 recs = recommend_on_executors(spark, model, args.top_k, not args.unordered, args.batch,
-                                              args.partitions).persist()
+                                              args.partitions)
                 # Rows stream to the file one partition at a time: the table is catalog-sized.
                 common.write_jsonl(spark, ({"track": r["track"], "recommendations": r["recs"]} for r in
                                           recs.orderBy("track").toLocalIterator()), uri)

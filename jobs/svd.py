@@ -106,8 +106,8 @@ def recommend_on_executors(spark: SparkSession, cells: DataFrame, rank: int, k: 
 
     recs = users.join(rows, "user").mapInPandas(rank_users, "user long, recs array<long>").persist()
     recs.count()
-    vectors.unpersist()
-    rows.unpersist()
+    for cached in (vectors, rows, shared, shared_tracks):
+        cached.unpersist()
     return recs
 
 
