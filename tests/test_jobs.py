@@ -143,7 +143,7 @@ def test_native_contract_check_gives_the_contracts_verdict_on_every_line(spark):
     verdict and reason for every line, and the valid lines' values as the contract schema reads them."""
     lines = contract_cases()
     frame = spark.createDataFrame([(line, "f") for line in lines], "value string, file string")
-    events, suspects = sessions.read_checked(frame)
+    events, suspects = sessions.read_checked(sessions.checked_lines(frame))
     natively = [r.asDict() for r in events.collect()]
     checked = {r.value: r.error for r in suspects.collect()}
     expected = dict(zip(lines, sessions.contract_errors(lines)))
