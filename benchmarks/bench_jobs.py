@@ -1,8 +1,10 @@
 """The jobs as a user waits for them: `spark-submit` wall time (JVM start-up included) on logs in HDFS.
 
-    S="python -m infra.stack run --ephemeral --"      # a private HDFS for the benchmark
-    PYTHONPATH=$PWD $S python benchmarks/bench_jobs.py submits [--events 150000] [--old-code TREE]
-    PYTHONPATH=$PWD $S python benchmarks/bench_jobs.py scale [--events 1300000,13000000]
+    PYTHONPATH=$PWD python benchmarks/bench_jobs.py submits [--events 150000] [--old-code TREE]
+    PYTHONPATH=$PWD python benchmarks/bench_jobs.py scale [--events 1300000,13000000]
+
+The logs go to a stack's HDFS: the one exported in the environment (`./run.sh up`, or under
+`python -m infra.stack run --ephemeral --`), else an ephemeral one the benchmark starts and stops.
 
 `submits`: one day's four jobs (sessions, toppop, nn --dim 200, svd) the old way, four
 `spark-submit`s (with the job files of --old-code, e.g. `git archive <commit> | tar -x -C TREE`;
@@ -10,7 +12,8 @@ default this tree), then the new way, one `spark-submit jobs/driver.py` running 
 SparkSession; same logs, both on hdfs://. Prints each submit's seconds, both totals and the ratio.
 
 `scale`: for each size, the four jobs in one driver submit; prints each job's seconds (from the
-driver's --timings), the submit's wall time, and the growth of each against the first size.
+driver's --timings), the submit's wall time, and the growth of each against the first size
+(x10 for 10x the events: linear), and which of nn/svd ran on the executors (jobs/README.md).
 
 Logs: dataclient/synthetic_logs.py (seeded; 10,000 users, 50,000 tracks, random tracks, one
 "last" in ten events), generated once into benchmarks/out/ and uploaded to the stack's HDFS.
@@ -24,6 +27,7 @@ import json
 import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -37,11 +41,31 @@ from tables_check import run_day  # noqa: E402
 BYTES_PER_EVENT = 155   # synthetic_logs' lines, measured: size / lines
 
 
+@contextmanager
+def hdfs_environment():
+    """The stack exported in the environment, else an ephemeral one (HDFS + Redis on free ports)
+    for the benchmark's duration, exported to the spark-submits."""
+    if os.environ.get("BOTIFY_HDFS_FS"):
+        yield
+        return
+    from infra import stack as stack_module
+
+    config = stack_module.load_config()
+    started = stack_module.new_stack(config, ephemeral=True)
+    try:
+        started.up(config)
+        os.environ.update(started.env())
+        print(f"ephemeral HDFS at {os.environ['BOTIFY_HDFS_FS']}", flush=True)
+        yield
+    finally:
+        started.down()
+
+
 def stack() -> tuple[str, object, str]:
     """(hdfs:// URI of the home folder, WebHDFS client, user) of the stack in the environment."""
     missing = [v for v in ("BOTIFY_HDFS_FS", "BOTIFY_WEBHDFS_URL", "BOTIFY_HDFS_USER") if not os.environ.get(v)]
     if missing:
-        raise SystemExit(f"{', '.join(missing)} not set: run under `python -m infra.stack run --ephemeral --`")
+        raise SystemExit(f"{', '.join(missing)} not set: the stack in the environment is incomplete")
     from hdfs import InsecureClient
 
     user = os.environ["BOTIFY_HDFS_USER"]
@@ -114,6 +138,9 @@ def scale(args) -> None:
         recorded = json.loads(timings.read_text())
         runs[lines] = {"wall": wall, "startup": recorded["startup"],
                        **{t["job"]: t["seconds"] for t in recorded["jobs"]}}
+        where = {t["job"]: "executors" if t["summary"].get("on_executors") else "driver"
+                 for t in recorded["jobs"] if t["job"] in ("nn", "svd")}
+        print(f"  nn on the {where['nn']}, svd on the {where['svd']}", flush=True)
     print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     names = ["sessions", "toppop", "nn", "svd", "startup", "wall"]
     sizes = list(runs)
@@ -138,7 +165,8 @@ def main() -> None:
             p.add_argument("--old-code", type=Path, default=REPO, help="source tree of the old way's jobs")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    {"submits": submits, "scale": scale}[args.command](args)
+    with hdfs_environment():
+        {"submits": submits, "scale": scale}[args.command](args)
 
 
 if __name__ == "__main__":

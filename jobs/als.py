@@ -71,14 +71,19 @@ def solve_side(other: np.ndarray, ratings: csr_matrix, reg: float, threads: int 
     return out
 
 
+def initial_vectors(n: int, rank: int, seed: int) -> np.ndarray:
+    """The starting vectors of the second side: seeded, unit-norm-ish like Spark's."""
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(n, rank)) / np.sqrt(rank)).astype(np.float32)
+
+
 def fit(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int], rank: int,
         reg: float, iterations: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Factor vectors (P, Q) with values ~ P[rows] . Q[cols]; one (row, col) pair per rating."""
     # float32 like Spark's ALS: half the memory traffic of float64, same tables (measured).
     by_row = csr_matrix((values, (rows, cols)), shape=shape, dtype=np.float32)
     by_col = by_row.T.tocsr()
-    rng = np.random.default_rng(seed)
-    q = (rng.normal(size=(shape[1], rank)) / np.sqrt(rank)).astype(np.float32)  # unit-norm-ish, as Spark's
+    q = initial_vectors(shape[1], rank, seed)
     p = np.zeros((shape[0], rank), dtype=np.float32)
     for _ in tqdm(range(iterations), desc="ALS", unit="iteration"):
         p = solve_side(q, by_row, reg)

@@ -28,12 +28,16 @@ class NN(Strict):
     reg: float = 0.1
     solver: Literal["numpy", "spark"] = "numpy"
     blocks: int = 2
+    driver_max_ratings: int = 3_000_000
+    partitions: int = 8
     top_k: int = 100
     batch: int = 512
 
 
 class SVD(Strict):
     rank: int = 64
+    driver_max_cells: int = 3_000_000
+    partitions: int = 8
     top_k: int = 100
     batch: int = 512
 

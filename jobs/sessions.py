@@ -97,19 +97,28 @@ def parse_valid(checked: DataFrame) -> DataFrame:
             .select(F.from_json("value", spark_schema()).alias("e")).select("e.*"))
 
 
-def read_checked(lines: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """Lines -> (natively valid lines as typed events, the other lines with `error` from
-    `validation_error`: null for a line that is valid after all)."""
+def checked_lines(lines: DataFrame) -> DataFrame:
+    """Lines (`value`, `file`) -> `accepted`: [the parsed line] if accepted natively, else [];
+    `suspect`: the other lines' (file, value), else null. Each line is parsed once here: the
+    caller persists this frame and reads both the events and the suspects from it (read_checked)
+    instead of reading and parsing the input twice."""
     value = F.col("value")
-    # [the parsed line] if accepted natively, else []: the lambda parses each line once (a
-    # filter on the parsed columns would repeat from_json for every check).
+    # The lambda parses each line once (a filter on the parsed columns would repeat from_json
+    # for every check).
     accepted = F.filter(F.array(F.from_json(value, check_schema(), _READ_OPTIONS)),
                         lambda e: natively_valid(value, e))
+    return (lines.select("file", "value", accepted.alias("accepted"))
+            .select("accepted", F.when(F.size("accepted") == 0, F.struct("file", "value")).alias("suspect")))
+
+
+def read_checked(checked: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """checked_lines' frame -> (natively valid lines as typed events, the other lines with
+    `error` from `validation_error`: null for a line that is valid after all)."""
     experiments = spark_schema()["experiments"].dataType
-    events = lines.select(F.explode(accepted).alias("e")).select(*[
+    events = checked.select(F.explode("accepted").alias("e")).select(*[
         F.from_json(F.col("e.experiments"), experiments).alias(f.name) if f.name == "experiments"
         else F.col(f"e.{f.name}").alias(f.name) for f in spark_schema().fields])
-    return events, check_lines(lines.where(F.size(accepted) == 0).select("file", "value"))
+    return events, check_lines(checked.where(F.col("suspect").isNotNull()).select("suspect.*"))
 
 
 def sessionize(events: DataFrame) -> DataFrame:
@@ -179,8 +188,9 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     lines = (spark.read.option("recursiveFileLookup", "true")
              .text([common.qualify(p) for p in args.events])
              .withColumn("file", F.input_file_name()))
-    events, suspects = read_checked(lines)
-    events, suspects = events.persist(), suspects.persist()
+    checked = checked_lines(lines).persist()
+    events, suspects = read_checked(checked)
+    suspects = suspects.persist()
     try:
         with common.stage(NAME, "check lines against the event contract"):
             plain = events.count()
@@ -207,7 +217,7 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
             n_sessions = sessions.count()
             sessions.unpersist()
     finally:
-        events.unpersist()
+        checked.unpersist()
         suspects.unpersist()
     common.log(NAME, f"{n_sessions} sessions -> {common.join(args.out, 'sessions')}")
     return {"lines": total, "corrupt": corrupt, "sessions": n_sessions}

@@ -144,7 +144,7 @@ def test_native_contract_check_gives_the_contracts_verdict_on_every_line(spark):
     verdict and reason for every line, and the valid lines' values as the contract schema reads them."""
     lines = contract_cases()
     frame = spark.createDataFrame([(line, "f") for line in lines], "value string, file string")
-    events, suspects = sessions.read_checked(frame)
+    events, suspects = sessions.read_checked(sessions.checked_lines(frame))
     natively = [r.asDict() for r in events.collect()]
     checked = {r.value: r.error for r in suspects.collect()}
     expected = dict(zip(lines, sessions.contract_errors(lines)))
@@ -252,6 +252,88 @@ def test_jobs_are_deterministic(spark, synthetic_run, tmp_path):
     day = ["--sessions", str(root / "work" / "sessions"), "--out", str(tmp_path)]
     nn.run(spark, args_for(nn, day + ["--dim", "16", "--iterations", "5", "--unordered"]))
     assert (tmp_path / "tracks_with_recs.json").read_bytes() == (root / "tables" / "tracks_with_recs.json").read_bytes()
+
+
+# --- the executor paths (large inputs): thresholds forced to 0 on the same sessions ----------
+
+def test_numpy_als_on_executors_matches_the_driver(spark, synthetic_run):
+    train = (spark.read.parquet(str(synthetic_run["root"] / "work" / "sessions"))
+             .where(~common.holdout_flag(42, 0.1)))
+    ratings = nn.aggregate_pairs(nn.training_pairs(train))
+    driver_side = nn.fit_numpy(ratings.toPandas(), 16, 3, 0.1, 42)
+    executors = nn.fit_executors(ratings, 16, 3, 0.1, 42, partitions=3)
+    assert executors.context_ids.tolist() == driver_side.context_ids.tolist()
+    assert executors.track_ids.tolist() == driver_side.track_ids.tolist()
+    # The same solver on the same rows; only the mean's float sum differs (Spark's vs pandas').
+    assert executors.mean == pytest.approx(driver_side.mean, rel=1e-12)
+    np.testing.assert_allclose(executors.contexts, driver_side.contexts, atol=1e-4)
+    np.testing.assert_allclose(executors.tracks, driver_side.tracks, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def executor_run(spark, synthetic_run):
+    """nn and svd with every step on the executors, beside synthetic_run's driver-path tables."""
+    root = synthetic_run["root"]
+    tables = root / "tables_executors"
+    day = ["--sessions", str(root / "work" / "sessions"), "--out", str(tables)]
+    return {"tables": tables,
+            "nn": nn.run(spark, args_for(nn, day + ["--dim", "32", "--iterations", "5",
+                                                    "--driver-max-ratings", "0", "--partitions", "3"])),
+            "svd": svd.run(spark, args_for(svd, day + ["--rank", "16", "--driver-max-cells", "0",
+                                                       "--partitions", "3"]))}
+
+
+def overlap(a: list[dict], b: list[dict], key: str, values: str) -> float:
+    """Mean share of a row's list that the other table's row for the same key also lists."""
+    other = {r[key]: set(r[values]) for r in b}
+    return float(np.mean([len(other[r[key]] & set(r[values])) / len(r[values]) for r in a]))
+
+
+def test_nn_on_executors_writes_the_driver_paths_table(synthetic_run, executor_run):
+    assert executor_run["nn"]["on_executors"] and not synthetic_run["nn"]["on_executors"]
+    driver_rows = read_jsonl(synthetic_run["root"] / "tables" / "tracks_nn.json")
+    rows = read_jsonl(executor_run["tables"] / "tracks_nn.json")
+    assert [r["track"] for r in rows] == [r["track"] for r in driver_rows]
+    for r in rows:
+        assert len(r["recommendations"]) == 100 and r["track"] not in r["recommendations"]
+    # Factors equal to ~1e-5 (test above): near-ties may swap, nothing more.
+    assert overlap(rows, driver_rows, "track", "recommendations") > 0.98
+    assert executor_run["nn"]["mse"]["model"] == pytest.approx(synthetic_run["nn"]["mse"]["model"], rel=1e-3)
+    assert executor_run["nn"]["mse"]["pairs"] == synthetic_run["nn"]["mse"]["pairs"]
+
+
+def test_svd_on_executors_recommends_unplayed_tracks_like_the_driver(spark, synthetic_run, executor_run):
+    assert executor_run["svd"]["on_executors"] and not synthetic_run["svd"]["on_executors"]
+    driver_rows = read_jsonl(synthetic_run["root"] / "tables" / "recommendations_svd.json")
+    rows = read_jsonl(executor_run["tables"] / "recommendations_svd.json")
+    assert [r["user"] for r in rows] == [r["user"] for r in driver_rows]
+    train = (spark.read.parquet(str(synthetic_run["root"] / "work" / "sessions"))
+             .where(~common.holdout_flag(42, 0.1)))
+    played = {}
+    for r in train.select("user", "tracks").collect():
+        played.setdefault(r.user, set()).update(r.tracks)
+    for r in rows:
+        assert len(r["tracks"]) == 100 and not played[r["user"]] & set(r["tracks"])
+    # MLlib's ARPACK and scipy's find the same rank-16 subspace up to float error.
+    assert overlap(rows, driver_rows, "user", "tracks") > 0.95
+
+
+def test_offline_check_on_executors_counts_like_the_driver(spark, synthetic_run, executor_run):
+    """compare_on_executors on a table gives compare's figures for the same table."""
+    sessions_path = str(synthetic_run["root"] / "work" / "sessions")
+    heldout = spark.read.parquet(sessions_path).where(common.holdout_flag(42, 0.1))
+    rows = read_jsonl(executor_run["tables"] / "tracks_nn.json")[::2]   # half the contexts: misses too
+    table = spark.createDataFrame([(r["track"], r["recommendations"]) for r in rows], "context long, recs array<long>")
+    top = synthetic_run["toppop"][:100]
+    on_driver = offline.compare("t", "t", {r["track"]: r["recommendations"] for r in rows}.get, heldout,
+                                "context", top, 0.8, 100)
+    on_executors = offline.compare_on_executors("t", "t", table, heldout, "context", top, 0.8, 100)
+    assert on_executors.keys() == on_driver.keys()
+    for name, figures in on_driver.items():
+        assert on_executors[name]["queries"] == figures["queries"]
+        for metric in ("coverage", "hit_rate", "ndcg"):
+            assert on_executors[name][metric] == pytest.approx(figures[metric], rel=1e-12)
+    assert 0.3 < on_driver["t"]["coverage"] < 0.7
 
 
 def test_missing_input_is_a_clear_error(spark, tmp_path):
