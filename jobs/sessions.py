@@ -190,16 +190,19 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
              .withColumn("file", F.input_file_name()))
     checked = checked_lines(lines).persist()
     events, suspects = read_checked(checked)
-    suspects = suspects.persist()
     try:
         with common.stage(NAME, "check lines against the event contract"):
-            plain = events.count()
-            counts = suspects.agg(F.count(F.lit(1)).alias("lines"), F.count("error").alias("corrupt")).first()
-        total, corrupt = plain + counts["lines"], counts["corrupt"]
+            counts = checked.agg(F.count(F.lit(1)).alias("lines"), F.count("suspect").alias("suspects")).first()
+            total, corrupt = counts["lines"], 0
+            if counts["suspects"]:  # Python gives their reasons: its workers start only for them
+                suspects = suspects.persist()
+                corrupt = suspects.where(F.col("error").isNotNull()).count()
         if total == 0:
             raise common.JobError(f"no event lines in {args.events}: point --events at the log folder")
         quarantine = common.join(args.out, "quarantine")
-        (suspects.where(F.col("error").isNotNull()).select("file", "error", F.col("value").alias("line"))
+        rejected = (suspects.where(F.col("error").isNotNull()) if counts["suspects"]
+                    else spark.createDataFrame([], suspects.schema))
+        (rejected.select("file", "error", F.col("value").alias("line"))
          .coalesce(1).write.mode("overwrite").json(quarantine))
         share = corrupt / total
         common.log(NAME, f"{total} lines, {corrupt} corrupt ({share:.2%}) -> {quarantine}")
@@ -208,8 +211,10 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
                 f"{corrupt} of {total} lines ({share:.2%}) break the event contract, more than "
                 f"--max-corrupt-share {args.max_corrupt_share:.2%}; the lines and reasons are in "
                 f"{quarantine}: fix the producer or raise the threshold")
+        if counts["suspects"]:
+            events = events.unionByName(parse_valid(suspects))
         with common.stage(NAME, "sessionise and write Parquet"):
-            sessions = sessionize(events.unionByName(parse_valid(suspects))).persist()
+            sessions = sessionize(events).persist()
             (sessions.repartition(args.output_files, "user").sortWithinPartitions("user", "session")
              .write.mode("overwrite").parquet(common.join(args.out, "sessions")))
             (user_aggregates(sessions).coalesce(args.output_files)
