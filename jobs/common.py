@@ -186,6 +186,13 @@ def write_jsonl(spark, rows: Iterable[dict], uri: str) -> None:
     publish(spark, write, uri)
 
 
+def write_ranked(spark, recs, key: str, values: str, uri: str) -> int:
+    """A Spark frame of (`key`, recs) rows -> JSONL {key: .., values: recs} ordered by key,
+    streamed one partition at a time (catalog- or user-sized: never collected whole). The rows."""
+    write_jsonl(spark, ({key: r[key], values: r["recs"]} for r in recs.orderBy(key).toLocalIterator()), uri)
+    return recs.count()
+
+
 def write_json(spark, value: Any, uri: str) -> None:
     """One JSON document (top_tracks.json)."""
     publish(spark, lambda path: path.write_bytes(orjson.dumps(value) + b"\n"), uri)

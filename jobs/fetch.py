@@ -6,8 +6,8 @@
 Copies every table named in conf/jobs.yml `tables:` (or the --tables given) that exists in SRC;
 fails when a --tables name is missing or, without --tables, when none is there. Each file is
 copied to DEST/.NAME.tmp and renamed, so the service never reads a half-copied table.
-hdfs:// sources go through Hadoop's FileSystem: the JVM of the Spark session it runs in (as the
-last job of a jobs/server.py batch), or else a JVM of its own (pyspark's gateway, no SparkContext).
+hdfs:// sources go through Hadoop's FileSystem: the JVM of the Spark session it runs in (a job of a
+jobs/driver.py or jobs/server.py batch), or else a JVM of its own (pyspark's gateway, no SparkContext).
 """
 from __future__ import annotations
 
@@ -50,6 +50,7 @@ def open_source(src: str, spark=None):
 
 
 def _hadoop_source(src: str, jvm, configuration):
+    """(is_file, copy) of an hdfs:// folder through a JVM's Hadoop FileSystem."""
     hpath = jvm.org.apache.hadoop.fs.Path
     base = hpath(src)
     fs = base.getFileSystem(configuration)

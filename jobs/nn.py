@@ -289,10 +289,7 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
             with common.stage(NAME, f"top-{args.top_k} per context ({order}, executors)"):
                 recs = recommend_on_executors(spark, model, args.top_k, not args.unordered, args.batch,
                                               args.partitions)
-                # Rows stream to the file one partition at a time: the table is catalog-sized.
-                common.write_jsonl(spark, ({"track": r["track"], "recommendations": r["recs"]} for r in
-                                          recs.orderBy("track").toLocalIterator()), uri)
-            contexts = recs.count()
+                contexts = common.write_ranked(spark, recs, "track", "recommendations", uri)
             common.log(NAME, f"{contexts} contexts -> {uri}")
             with common.stage(NAME, "offline check (executors)"):
                 results = offline.compare_on_executors(NAME, table, recs.withColumnRenamed("track", "context"),

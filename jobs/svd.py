@@ -142,10 +142,7 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
             with common.stage(NAME, f"SVD rank {args.rank} and top-{args.top_k} unplayed per user (executors)"):
                 recs = recommend_on_executors(spark, cells, args.rank, args.top_k, args.batch,
                                               args.partitions)
-                # Rows stream to the file one partition at a time.
-                common.write_jsonl(spark, ({"user": r["user"], "tracks": r["recs"]} for r in
-                                          recs.orderBy("user").toLocalIterator()), uri)
-            users = recs.count()
+                users = common.write_ranked(spark, recs, "user", "tracks", uri)
             common.log(NAME, f"{users} users -> {uri}")
             with common.stage(NAME, "offline check (executors)"):
                 results = offline.compare_on_executors(NAME, args.table, recs, heldout_sessions, "user",

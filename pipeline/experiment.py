@@ -34,7 +34,6 @@ from settings import REPO_ROOT as REPO
 from settings import read_yaml
 
 
-
 class StepFailed(Exception):
     pass
 
