@@ -89,6 +89,12 @@ def run_jobs(spark, invocations: list[tuple[str, list[str]]], timings: dict) -> 
     return 0
 
 
+def write_timings(path: Path, timings: dict) -> None:
+    """The `--timings` JSON file (jobs/server.py writes its batches' the same way)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(timings, indent=1, default=float) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if "--" not in argv:
@@ -120,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         spark.stop()
         timings["total"] = round(time.perf_counter() - started, 2)
         if args.timings:
-            args.timings.parent.mkdir(parents=True, exist_ok=True)
-            args.timings.write_text(json.dumps(timings, indent=1, default=float) + "\n")
+            write_timings(args.timings, timings)
     common.log(NAME, f"{len(timings['jobs'])} of {len(invocations)} jobs ran in {timings['total']:.1f} s")
     return code
 

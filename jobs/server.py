@@ -96,9 +96,7 @@ def _run_batch(spark, request: dict, stream) -> None:
             code = 2
     timings["total"] = round(time.perf_counter() - started, 2)
     if request.get("timings"):
-        path = Path(request["timings"])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(timings, indent=1, default=float) + "\n")
+        driver.write_timings(Path(request["timings"]), timings)
     forwarder.send({"exit": code})
 
 
