@@ -1,7 +1,8 @@
 """Top-k items per query row by dot product, on collected factor matrices (numpy, blocked).
 
 Measured faster than Spark's recommendForAll at rank 200 (see jobs/README.md). Each block is one
-float32 matmul, an argpartition for the k best, and (ordered) a sort of those k only.
+float32 matmul; ordered, the k best of a row are found among the few items that clear a bound on
+its k-th best score, then sorted; unordered, one argpartition over the whole row.
 """
 from __future__ import annotations
 
@@ -13,6 +14,29 @@ from tqdm import tqdm
 
 # (first row, end row) of a block -> (rows within the block, item columns) never to recommend.
 Exclude = Callable[[int, int], tuple[np.ndarray, np.ndarray]]
+# Ordered ranking splits a row's items into this many groups per k to bound its k-th best score.
+GROUPS_PER_K = 2
+
+
+def kth_best_bound(scores: np.ndarray, k: int) -> np.ndarray:
+    """Per row, a score at most its k-th best: the k-th largest of the maxima of >= k column
+    groups (k groups hold an item scoring at least that). Needs 2 * k <= columns."""
+    rows, n = scores.shape
+    width = n // (GROUPS_PER_K * k)
+    whole = width * GROUPS_PER_K * k
+    maxima = scores[:, :whole].reshape(rows, -1, width).max(axis=2)
+    if whole < n:  # the last few columns are one more group
+        maxima = np.concatenate([maxima, scores[:, whole:].max(axis=1, keepdims=True)], axis=1)
+    return np.partition(maxima, maxima.shape[1] - k, axis=1)[:, maxima.shape[1] - k]
+
+
+def best_ordered(scores: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the indices of the k largest scores, strictly by score, ties by smaller index."""
+    rows, cols = np.nonzero(scores >= kth_best_bound(scores, k)[:, None])
+    order = np.lexsort((cols, -scores[rows, cols], rows))
+    # Every row has at least k candidates, and they are the only items that can be in its k best.
+    starts = np.searchsorted(rows[order], np.arange(len(scores)))
+    return cols[order][starts[:, None] + np.arange(k)]
 
 
 def top_k(queries: np.ndarray, items: np.ndarray, k: int, ordered: bool = True,
@@ -20,7 +44,7 @@ def top_k(queries: np.ndarray, items: np.ndarray, k: int, ordered: bool = True,
           desc: str = "rank") -> list[np.ndarray]:
     """For each query row, item indices of the k largest scores `queries @ items.T`.
 
-    ordered=True: strictly by score, ties by the smaller item index (argsort of the k best).
+    ordered=True: strictly by score, ties by the smaller item index.
     ordered=False: the k best in argpartition's arbitrary order (the course's table).
     Excluded items are never returned, so a row may hold fewer than k when few items remain.
     """
@@ -35,28 +59,19 @@ def top_k(queries: np.ndarray, items: np.ndarray, k: int, ordered: bool = True,
         if exclude is not None:
             rows, cols = exclude(start, end)
             scores[rows, cols] = -np.inf
-        if k < n_items:
-            best = np.argpartition(-scores, k - 1 if ordered else k, axis=1)[:, :k]
+        if ordered and GROUPS_PER_K * k <= n_items:
+            best = best_ordered(scores, k)
+        elif ordered:  # few items: sort them all
+            best = np.lexsort((np.broadcast_to(np.arange(n_items), scores.shape), -scores), axis=1)[:, :k]
+        elif k < n_items:
+            best = np.argpartition(-scores, k, axis=1)[:, :k]
         else:
             best = np.broadcast_to(np.arange(n_items), scores.shape).copy()
         best_scores = np.take_along_axis(scores, best, axis=1)
-        if ordered and k < n_items:
-            # argpartition cuts ties at the k-th score arbitrarily: where an item left out ties
-            # with it, redo that row over all tied items so the smaller index wins.
-            kth = best_scores.min(axis=1, keepdims=True)
-            cut_ties = (scores == kth).sum(axis=1) > (best_scores == kth).sum(axis=1)
-            for r in np.flatnonzero(cut_ties):
-                candidates = np.flatnonzero(scores[r] >= kth[r])
-                keep = np.lexsort((candidates, -scores[r, candidates]))[:k]
-                best[r], best_scores[r] = candidates[keep], scores[r, candidates[keep]]
-        if ordered:
-            order = np.lexsort((best, -best_scores), axis=1)
-            best = np.take_along_axis(best, order, axis=1)
-            best_scores = np.take_along_axis(best_scores, order, axis=1)
         return [row[np.isfinite(s)] for row, s in zip(best, best_scores)]
 
     starts = range(0, len(queries), batch)
-    # numpy releases the GIL in matmul and argpartition: threads keep both cores busy.
+    # numpy releases the GIL in matmul, partition and sort: threads keep both cores busy.
     with ThreadPoolExecutor(threads) as pool:
         blocks = list(tqdm(pool.map(block, starts), total=len(starts), desc=desc, unit="block",
                            mininterval=2))

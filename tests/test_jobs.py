@@ -186,6 +186,18 @@ def test_top_k_is_strictly_ordered_and_excludes():
     assert [len(r) for r in ranking.top_k(queries[:2], items[:4], 100, exclude=exclude)] == [3, 3]
 
 
+@pytest.mark.parametrize("n_items", [150, 1_000, 4_321])
+def test_ordered_top_k_is_a_full_sort_cut_at_k_even_with_many_ties(n_items):
+    """The bound on each row's k-th best score never drops an item of its k best."""
+    rng = np.random.default_rng(n_items)
+    queries = rng.integers(-2, 3, size=(40, 3)).astype(np.float32)  # few distinct scores
+    items = rng.integers(-2, 3, size=(n_items, 3)).astype(np.float32)
+    got = ranking.top_k(queries, items, 100, batch=16)
+    for query, row in zip(queries, got):
+        scores = items @ query
+        assert row.tolist() == np.lexsort((np.arange(n_items), -scores))[:100].tolist()
+
+
 def test_hit_rate_and_ndcg():
     table = {1: [5, 6, 7], 2: [9]}
     got = offline.hit_rate_ndcg(table.get, [1, 1, 2, 3], [6, 8, 9, 5], k=2)
