@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import queue
 import sys
 import time
@@ -31,6 +32,7 @@ from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
+from infra.lifetime import die_with_parent
 from sim.agents import Agent, ConsoleAgent, DummyAgent, OracleAgent
 from sim.calendar import Clock, day_start_ms
 from sim.config import ConfigError, SimConfig, load_config
@@ -199,6 +201,11 @@ def run_episodes(world: World, spec: RunSpec, progress) -> tuple[list[dict], Run
 
 
 def _worker(world: World, spec: RunSpec, messages) -> None:
+    # A worker ends with its run, even a killed one, which cannot stop it (infra/lifetime.py);
+    # a run that died before this line has left the worker to another parent already.
+    die_with_parent()
+    if os.getppid() != multiprocessing.parent_process().pid:
+        return
     pending, last = 0, time.perf_counter()
 
     def progress(count: int) -> None:
