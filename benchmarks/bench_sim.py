@@ -1,7 +1,7 @@
 """Simulator speed: in-process steps/s, and remote steps/s with the share of time in the sim.
 
     .venv/bin/python benchmarks/bench_sim.py [--world data/world] [--seed 42] [--url URL]
-                                             [--episodes N] [--remote-episodes N]
+                                             [--episodes N] [--remote-episodes N] [--workers 1,2,4]
 
 The world folder is generated from --seed when it does not exist; an existing world made from
 another seed or config is refused (exit 2), never overwritten.
@@ -12,7 +12,7 @@ another seed or config is refused (exit 2), never overwritten.
   times, best of each: steps/s by wall time and by CPU time, and their ratios (target >= 0.8);
 - remote: against --url (the botify service), or else against a trivial peer started here
   (a bare ASGI app under uvicorn in its own process, answering random track ids), with
-  1 and 2 worker processes: steps/s per worker and the share of the workers' time spent in
+  1, 2 and 4 worker processes (--workers): steps/s per worker and the share of the workers' time spent in
   the simulator rather than waiting on the service (target >= 2,500 steps/s per worker
   against the service).
 """
@@ -131,6 +131,9 @@ def main() -> int:
                                       "trivial peer started by this script)")
     parser.add_argument("--episodes", type=int, default=20000, help="dummy sessions")
     parser.add_argument("--remote-episodes", type=int, default=3000, help="remote sessions")
+    parser.add_argument("--workers", type=lambda text: [int(n) for n in text.split(",")],
+                        default=[1, 2, 4], help="remote worker processes to measure, comma-separated "
+                                                "(the plans' small scale uses 4)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="runs of each side of the long-term comparison (best kept)")
     args = parser.parse_args()
@@ -175,7 +178,7 @@ def main() -> int:
         check_service(url, config.run.timeout_s)
         print(f"remote: service at {url}")
     try:
-        for processes in (1, 2):
+        for processes in args.workers:
             remote = measure(world, config, "remote", args.remote_episodes, processes, url)
             print(f"remote, {processes} process(es): {remote['steps']} steps in "
                   f"{remote['wall_s']:.2f} s = {remote['steps_per_s']:,.0f} steps/s total, "
