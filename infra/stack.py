@@ -222,6 +222,8 @@ class Stack:
     ports: dict[str, int]
     pids: dict[str, int] = field(default_factory=dict)
     ephemeral: bool = False
+    hdfs_ready: bool = False      # wait_hdfs saw it take writes (a loaded stack is assumed ready)
+    hdfs_started: float = 0.0     # time.monotonic() when its daemons were started
 
     @property
     def state_file(self) -> Path:
@@ -253,7 +255,8 @@ class Stack:
             state = json.loads((runtime / "stack.json").read_text())
         except FileNotFoundError:
             return None
-        return cls(runtime, state["host"], state["ports"], state["pids"], state["ephemeral"])
+        return cls(runtime, state["host"], state["ports"], state["pids"], state["ephemeral"],
+                   hdfs_ready=True)
 
     def spawn(self, name: str, argv: list[str]) -> None:
         self.log(name).parent.mkdir(parents=True, exist_ok=True)
@@ -297,6 +300,7 @@ class Stack:
                 + [f"-D{k}={v}" for k, v in overrides.items()] + list(args))
 
     def start_hdfs(self, config: StackConfig) -> None:
+        """Format a new NameNode, then start it and the DataNode (wait_hdfs waits for them)."""
         java = require_java()
         jars = fetch_jars(config)
         for name in ("namenode_rpc", "namenode_http", "datanode", "datanode_http", "datanode_ipc"):
@@ -313,9 +317,15 @@ class Stack:
             if result.returncode != 0:
                 raise StackError(f"formatting the NameNode failed; see {self.log('namenode-format')}:\n"
                                  + tail(self.log("namenode-format")))
-        started = time.monotonic()
+        self.hdfs_started = time.monotonic()
         self.spawn("namenode", self.hadoop_argv(config, java, jars, NAMENODE_CLASS))
         self.spawn("datanode", self.hadoop_argv(config, java, jars, DATANODE_CLASS))
+
+    def wait_hdfs(self, config: StackConfig) -> None:
+        """Until HDFS takes writes: the NameNode's WebHDFS answers and it left safe mode with a
+        live DataNode. At once when that was seen before."""
+        if self.hdfs_ready:
+            return
         webhdfs = self.env()["BOTIFY_WEBHDFS_URL"]
         self.wait_until("namenode", lambda: http_json(f"{webhdfs}/webhdfs/v1/?op=LISTSTATUS") is not None,
                         config.hadoop.start_timeout_s, "the NameNode's WebHDFS did not answer")
@@ -333,8 +343,9 @@ class Stack:
 
         self.wait_until("datanode", writable, config.hadoop.start_timeout_s,
                         "HDFS did not leave safe mode with a live DataNode")
-        print(f"HDFS ready in {time.monotonic() - started:.1f} s: WebHDFS {webhdfs}, "
-              f"{self.env()['BOTIFY_HDFS_FS']}", flush=True)
+        self.hdfs_ready = True
+        print(f"HDFS ready {time.monotonic() - self.hdfs_started:.1f} s after its start: WebHDFS "
+              f"{webhdfs}, {self.env()['BOTIFY_HDFS_FS']}", flush=True)
 
     # ---- Redis
 
@@ -384,11 +395,16 @@ class Stack:
 
     # ---- lifecycle
 
-    def up(self, config: StackConfig) -> None:
+    def up(self, config: StackConfig, wait_for_hdfs: bool = True) -> None:
+        """Start HDFS and Redis. With wait_for_hdfs=False, return once Redis answers and the
+        HDFS daemons are started, so the caller works while they boot; it calls wait_hdfs
+        before its first use of HDFS."""
         self.runtime.mkdir(parents=True, exist_ok=True)
         try:
             self.start_hdfs(config)
             self.start_redis(config)
+            if wait_for_hdfs:
+                self.wait_hdfs(config)
         except BaseException:
             self.down()
             raise

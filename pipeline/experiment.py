@@ -189,6 +189,9 @@ class Experiment:
         return logs
 
     def upload(self, day: DayPlan, logs: Path, timings: dict) -> None:
+        started = time.monotonic()
+        self.stack.wait_hdfs(self.stack_config)  # it boots while the world and day 0 are made
+        timings["hdfs-wait"] = round(time.monotonic() - started, 2)
         replicas = sorted(p for p in logs.iterdir() if p.is_dir())
         argv = [sys.executable, "-m", "dataclient", "--user", self.user, "log2hdfs"]
         # The last day's local logs are not needed again once they are on HDFS.
@@ -307,7 +310,7 @@ def run(config: PipelineConfig, plan_name: str, plan: Plan, scale: str, seed: in
     code, experiment = 0, None
     try:
         if not stack_from_env:
-            stack.up(stack_config)
+            stack.up(stack_config, wait_for_hdfs=False)
         experiment = Experiment(config, plan, record, stack, stack_config, scale, seed)
         experiment.start_job_server(steps)
         experiment.run_steps(steps)
