@@ -7,6 +7,9 @@ start fails the test with the launcher's message; nothing is ever skipped.
 
 Tests that need a JVM (HDFS, Spark) or a server are marked `slow` here, so
 `./run.sh test -m "not slow"` is the quick part that starts nothing.
+
+`./run.sh test` runs two pytest-xdist workers (pyproject.toml), each with its own stack; `-n 0`
+runs the suite in one process.
 """
 from __future__ import annotations
 
@@ -26,10 +29,30 @@ def pytest_configure(config):
                                        "deselect with -m 'not slow'")
 
 
+# The suite runs in two xdist workers (pyproject.toml), one group of tests at a time each. The
+# pipeline runs (which start JVMs of their own) are one group and the tests of the suite's
+# SparkSession another, so the two heavy halves start on different workers and only one worker
+# starts a SparkSession; every other module is a group of its own. Groups start in the order
+# below, longest first, so the workers finish together.
+WORKER_GROUPS = {"test_pipeline": "runs", "test_lifetime": "runs",
+                 **dict.fromkeys(("test_jobs", "test_analysis_job", "test_foundation",
+                                  "test_sim_service_days", "test_taste"), "spark")}
+LONGEST_FIRST = ("runs", "spark", "test_analysis_stats", "test_jobs_cluster", "test_service",
+                 "test_stack", "test_dataclient", "test_sim_longterm", "test_sim_calibration")
+
+
+def worker_group(item) -> str:
+    return WORKER_GROUPS.get(item.module.__name__, item.module.__name__)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the items
 def pytest_collection_modifyitems(items):
     for item in items:
         if STACK_FIXTURES & set(item.fixturenames) or item.module.__name__ in JVM_MODULES:
             item.add_marker(pytest.mark.slow)
+        item.add_marker(pytest.mark.xdist_group(worker_group(item)))
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(worker_group(item), len(rank)))
 
 
 @pytest.fixture(scope="session")
