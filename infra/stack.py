@@ -141,6 +141,17 @@ def fetch_jars(config: StackConfig) -> Path:
     return jars
 
 
+def keep_copy(folder: Path, target: Path) -> None:
+    """Copy `folder` to `target` unless another process got there first; never half-written."""
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(folder, partial)
+    try:
+        partial.rename(target)
+    except OSError:  # `target` exists: another stack's copy of the same format
+        shutil.rmtree(partial, ignore_errors=True)
+
+
 def require_redis(config: StackConfig) -> str:
     binary = shutil.which(config.redis.binary)
     if not binary:
@@ -309,17 +320,27 @@ class Stack:
         if not (name_dir / "current").exists():
             # A fresh NameNode gets a new cluster id; an old DataNode folder would not match it.
             shutil.rmtree(self.runtime / "hdfs", ignore_errors=True)
-            self.log("namenode-format").parent.mkdir(parents=True, exist_ok=True)
-            with open(self.log("namenode-format"), "wb") as log:
-                result = subprocess.run(self.hadoop_argv(config, java, jars, NAMENODE_CLASS,
-                                                         "-format", "-nonInteractive", "-force"),
-                                        stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-            if result.returncode != 0:
-                raise StackError(f"formatting the NameNode failed; see {self.log('namenode-format')}:\n"
-                                 + tail(self.log("namenode-format")))
+            # The NameNode's own -format costs a JVM start per stack: it runs once per Hadoop
+            # build, and every new stack starts from a copy of what it wrote.
+            template = jars.with_name(jars.name + "-formatted-namenode")
+            if (template / "current").exists():
+                shutil.copytree(template, name_dir)
+            else:
+                self.format_namenode(config, java, jars)
+                keep_copy(name_dir, template)
         self.hdfs_started = time.monotonic()
         self.spawn("namenode", self.hadoop_argv(config, java, jars, NAMENODE_CLASS))
         self.spawn("datanode", self.hadoop_argv(config, java, jars, DATANODE_CLASS))
+
+    def format_namenode(self, config: StackConfig, java: str, jars: Path) -> None:
+        self.log("namenode-format").parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log("namenode-format"), "wb") as log:
+            result = subprocess.run(self.hadoop_argv(config, java, jars, NAMENODE_CLASS,
+                                                     "-format", "-nonInteractive", "-force"),
+                                    stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        if result.returncode != 0:
+            raise StackError(f"formatting the NameNode failed; see {self.log('namenode-format')}:\n"
+                             + tail(self.log("namenode-format")))
 
     def wait_hdfs(self, config: StackConfig) -> None:
         """Until HDFS takes writes: the NameNode's WebHDFS answers and it left safe mode with a
@@ -339,7 +360,9 @@ class Stack:
                 raise StackError(f"HDFS did not leave safe mode: {safe_mode.strip()} This stack "
                                  f"runs one DataNode; see {self.log('datanode')} and "
                                  f"hadoop.settings in conf/stack.yml")
-            return safe_mode == "" and live != {}
+            # A DataNode is live once registered, but blocks go to it only once it reported
+            # its storage (capacity): a write before that fails ("Failed to find datanode").
+            return safe_mode == "" and any(node.get("capacity", 0) > 0 for node in live.values())
 
         self.wait_until("datanode", writable, config.hadoop.start_timeout_s,
                         "HDFS did not leave safe mode with a live DataNode")

@@ -68,3 +68,38 @@ def test_safe_mode_timeout_is_explained(tmp_path):
     assert "HDFS did not leave safe mode" in result.stderr and "daemons/datanode.log" in result.stderr
     leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
     assert leftovers.stdout == ""
+
+
+def test_a_new_stack_starts_from_the_formatted_namenode_of_an_earlier_one(stack_env):
+    """The NameNode's -format runs once per Hadoop build (the suite's stack made or found the
+    copy); a new stack copies it and runs no format of its own, and its HDFS takes writes."""
+    from infra import stack as stack_module
+
+    config = stack_module.load_config()
+    stack = stack_module.new_stack(config, ephemeral=True)
+    try:
+        stack.up(config)
+        assert not stack.log("namenode-format").exists()
+        template = stack_module.hadoop_jar_dir(config)
+        template = template.with_name(template.name + "-formatted-namenode")
+        version = (stack.runtime / "hdfs" / "name" / "current" / "VERSION").read_text()
+        assert version == (template / "current" / "VERSION").read_text()
+        from hdfs import InsecureClient
+
+        client = InsecureClient(stack.env()["BOTIFY_WEBHDFS_URL"], user=stack.env()["BOTIFY_HDFS_USER"])
+        client.write("/tmp/probe.txt", data=b"written")
+        assert client.status("/tmp/probe.txt")["length"] == len(b"written")
+    finally:
+        stack.down()
+    assert not stack.runtime.exists()
+
+
+def test_keep_copy_keeps_the_first_copy(tmp_path):
+    from infra.stack import keep_copy
+
+    for number in (1, 2):
+        (tmp_path / f"made{number}").mkdir()
+        (tmp_path / f"made{number}" / "VERSION").write_text(str(number))
+        keep_copy(tmp_path / f"made{number}", tmp_path / "kept")
+    assert (tmp_path / "kept" / "VERSION").read_text() == "1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept", "made1", "made2"]
