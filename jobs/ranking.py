@@ -16,7 +16,6 @@ from tqdm import tqdm
 Exclude = Callable[[int, int], tuple[np.ndarray, np.ndarray]]
 # Ordered ranking splits a row's items into this many groups per k to bound its k-th best score.
 GROUPS_PER_K = 2
-PARTITION_ROWS = 64   # rows per argpartition call in unordered ranking
 
 
 def kth_best_bound(scores: np.ndarray, k: int) -> np.ndarray:
@@ -65,10 +64,7 @@ def top_k(queries: np.ndarray, items: np.ndarray, k: int, ordered: bool = True,
         elif ordered:  # few items: sort them all
             best = np.lexsort((np.broadcast_to(np.arange(n_items), scores.shape), -scores), axis=1)[:, :k]
         elif k < n_items:
-            # A few rows at a time: a whole block's index array (rows x items) costs as much in
-            # page faults as the partitioning; each row is partitioned alone either way.
-            best = np.concatenate([np.argpartition(-scores[r:r + PARTITION_ROWS], k, axis=1)[:, :k]
-                                   for r in range(0, len(scores), PARTITION_ROWS)])
+            best = np.argpartition(-scores, k, axis=1)[:, :k]
         else:
             best = np.broadcast_to(np.arange(n_items), scores.shape).copy()
         best_scores = np.take_along_axis(scores, best, axis=1)
