@@ -12,9 +12,9 @@ another seed or config is refused (exit 2), never overwritten.
   times, best of each: steps/s by wall time and by CPU time, and their ratios (target >= 0.8);
 - remote: against --url (the botify service), or else against a trivial peer started here
   (a bare ASGI app under uvicorn in its own process, answering random track ids), with
-  1, 2 and 4 worker processes (--workers): steps/s per worker and the share of the workers' time spent in
-  the simulator rather than waiting on the service (target >= 2,500 steps/s per worker
-  against the service).
+  1, 2 and 4 worker processes (--workers): steps/s per worker and the share of the workers'
+  time spent in the simulator rather than waiting on the service (target >= 2,500 steps/s per
+  worker against the service).
 """
 from __future__ import annotations
 

@@ -233,7 +233,7 @@ class Stack:
     ports: dict[str, int]
     pids: dict[str, int] = field(default_factory=dict)
     ephemeral: bool = False
-    hdfs_ready: bool = False      # wait_hdfs saw it take writes (a loaded stack is assumed ready)
+    hdfs_ready: bool = False      # wait_hdfs saw it take writes (a stack read by `load` runs already)
     hdfs_started: float = 0.0     # time.monotonic() when its daemons were started
 
     @property
@@ -311,7 +311,8 @@ class Stack:
                 + [f"-D{k}={v}" for k, v in overrides.items()] + list(args))
 
     def start_hdfs(self, config: StackConfig) -> None:
-        """Format a new NameNode, then start it and the DataNode (wait_hdfs waits for them)."""
+        """Give a new stack a formatted NameNode folder, then start the NameNode and the DataNode
+        (wait_hdfs waits for them)."""
         java = require_java()
         jars = fetch_jars(config)
         for name in ("namenode_rpc", "namenode_http", "datanode", "datanode_http", "datanode_ipc"):

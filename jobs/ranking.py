@@ -20,7 +20,7 @@ GROUPS_PER_K = 2
 
 def kth_best_bound(scores: np.ndarray, k: int) -> np.ndarray:
     """Per row, a score at most its k-th best: the k-th largest of the maxima of >= k column
-    groups (k groups hold an item scoring at least that). Needs 2 * k <= columns."""
+    groups (k groups hold an item scoring at least that). Needs GROUPS_PER_K * k <= columns."""
     rows, n = scores.shape
     width = n // (GROUPS_PER_K * k)
     whole = width * GROUPS_PER_K * k
