@@ -31,8 +31,8 @@ def wait_for(condition, timeout: float, what: str):
 
 
 def start_test_runner(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
-    """`./run.sh test`'s process: pytest with its two xdist workers (pyproject.toml), one of
-    which runs the one test, which holds the stack."""
+    """`./run.sh test`'s process: pytest and an xdist worker (`./run.sh test` runs two,
+    pyproject.toml) that runs the one test, which holds the stack."""
     flag = tmp_path / "stack-runtime"
     (tmp_path / "test_hold.py").write_text(
         f"import sys, time\nsys.path.insert(0, {str(REPO / 'tests')!r})\n"
@@ -43,7 +43,7 @@ def start_test_runner(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOTIFY_")}
     env["TMPDIR"] = str(tmp_path)  # the stack's runtime folder lands here
     process = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                                "-n", "2", "--dist", "loadfile", str(tmp_path / "test_hold.py")],
+                                "-n", "1", str(tmp_path / "test_hold.py")],
                                cwd=tmp_path, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for(lambda: flag.exists() and flag.read_text(), 300, "the test stack to start")
