@@ -24,7 +24,7 @@ import yaml
 
 from infra import stack as stack_module
 from infra.lifetime import die_with_parent
-from infra.stack import Stack, StackError
+from infra.stack import Stack, StackError, tail
 from pipeline import tracking
 from pipeline.job_server import JobServer, JobServerFailed
 from pipeline.plan import PLACEHOLDER, DayPlan, JobPlan, Plan
@@ -94,9 +94,8 @@ class Experiment:
         seconds = time.monotonic() - started
         timings[name] = round(seconds, 2)
         if code != 0:
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
             raise StepFailed(f"{step}: {name} failed (exit {code}) after {seconds:.0f} s; "
-                             f"full log: {log}\n{tail}")
+                             f"full log: {log}\n{tail(log, 20)}")
         print(f"  {step}: {name} done in {seconds:.1f} s", flush=True)
 
     def run_jobs(self, day: DayPlan, invocations: list[tuple[str, list[str]]], timings: dict) -> None:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from infra.lifetime import die_with_parent
+from infra.stack import tail
 from jobs import server
 from settings import REPO_ROOT as REPO
 
@@ -41,10 +42,11 @@ class JobServer:
         while not server.ready(self.socket):
             if self.process.poll() is not None:
                 raise JobServerFailed(f"the Spark job server exited ({self.process.returncode}) "
-                                      f"before serving; its log {self.log}:\n{self._tail()}")
+                                      f"before serving; its log {self.log}:\n{tail(self.log, 20)}")
             if time.monotonic() - self.started > self.startup_timeout:
                 raise JobServerFailed(f"the Spark job server did not come up in "
-                                      f"{self.startup_timeout:.0f} s; its log {self.log}:\n{self._tail()}")
+                                      f"{self.startup_timeout:.0f} s; its log {self.log}:\n"
+                                      f"{tail(self.log, 20)}")
             time.sleep(0.2)
         return time.monotonic() - waited
 
@@ -70,6 +72,3 @@ class JobServer:
                     self.process.kill()
                     self.process.wait()
         shutil.rmtree(self.folder, ignore_errors=True)
-
-    def _tail(self) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-20:])
