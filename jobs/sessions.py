@@ -193,16 +193,14 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     try:
         with common.stage(NAME, "check lines against the event contract"):
             counts = checked.agg(F.count(F.lit(1)).alias("lines"), F.count("suspect").alias("suspects")).first()
-            total, corrupt = counts["lines"], 0
-            if counts["suspects"]:  # Python gives their reasons: its workers start only for them
-                suspects = suspects.persist()
-                corrupt = suspects.where(F.col("error").isNotNull()).count()
+            if not counts["suspects"]:  # Python gives their reasons: with none, no Python worker starts
+                suspects = spark.createDataFrame([], suspects.schema)
+            suspects = suspects.persist()
+            total, corrupt = counts["lines"], suspects.where(F.col("error").isNotNull()).count()
         if total == 0:
             raise common.JobError(f"no event lines in {args.events}: point --events at the log folder")
         quarantine = common.join(args.out, "quarantine")
-        rejected = (suspects.where(F.col("error").isNotNull()) if counts["suspects"]
-                    else spark.createDataFrame([], suspects.schema))
-        (rejected.select("file", "error", F.col("value").alias("line"))
+        (suspects.where(F.col("error").isNotNull()).select("file", "error", F.col("value").alias("line"))
          .coalesce(1).write.mode("overwrite").json(quarantine))
         share = corrupt / total
         common.log(NAME, f"{total} lines, {corrupt} corrupt ({share:.2%}) -> {quarantine}")
@@ -211,10 +209,8 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
                 f"{corrupt} of {total} lines ({share:.2%}) break the event contract, more than "
                 f"--max-corrupt-share {args.max_corrupt_share:.2%}; the lines and reasons are in "
                 f"{quarantine}: fix the producer or raise the threshold")
-        if counts["suspects"]:
-            events = events.unionByName(parse_valid(suspects))
         with common.stage(NAME, "sessionise and write Parquet"):
-            sessions = sessionize(events).persist()
+            sessions = sessionize(events.unionByName(parse_valid(suspects))).persist()
             (sessions.repartition(args.output_files, "user").sortWithinPartitions("user", "session")
              .write.mode("overwrite").parquet(common.join(args.out, "sessions")))
             (user_aggregates(sessions).coalesce(args.output_files)
