@@ -1,19 +1,16 @@
-"""The baseline of bench_service.py: the least an ASGI app can do for a /next request under the
-service's own server (service/server.py): read the body, parse it with orjson, answer a fixed
-JSON object. No routing, no checks, no state.
+"""The baseline of bench_service.py: the least an ASGI app can do for a /next request under
+uvicorn at its fastest (uvloop event loop, httptools parser, no access log): read the body,
+parse it with orjson, answer a fixed JSON object. No routing, no checks, no state. (The service
+itself runs under granian through RSGI: service/server.py.)
 
     python benchmarks/bare_app.py --port P
 """
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import orjson
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from service.server import serve  # noqa: E402
+import uvicorn
 
 BODY = orjson.dumps({"user": 1, "track": 2})
 HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
@@ -39,4 +36,5 @@ async def app(scope, receive, send) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, required=True)
-    serve(app, "127.0.0.1", parser.parse_args().port)
+    uvicorn.run(app, host="127.0.0.1", port=parser.parse_args().port, loop="uvloop", http="httptools",
+                access_log=False, log_level="warning")

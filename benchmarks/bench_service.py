@@ -5,8 +5,8 @@
                                                  [--redis-url URL] [--replicas 2] [--also TREE]
 
 Builds a synthetic world (catalog + track-keyed contextual table, tracks x width) under
-benchmarks/out/, starts the baseline (benchmarks/bare_app.py: the same uvicorn server, an app
-that only parses the JSON body and answers a fixed JSON object) and, for each store,
+benchmarks/out/, starts the baseline (benchmarks/bare_app.py: uvicorn with uvloop and
+httptools, an app that only parses the JSON body and answers a fixed JSON object) and, for each store,
 `python -m service` with a Contextual arm, all at once, then measures:
 - throughput: `--rounds` rounds; in each, wrk loads every server in turn (the order alternates
   between rounds), 64 connections, POST /next with user and track varied per request

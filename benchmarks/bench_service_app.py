@@ -1,5 +1,6 @@
-"""CPU time of the service's own work per POST /next, without the server: the ASGI apps are
-called in-process, as uvicorn would call them, with the body in one message.
+"""CPU time of the service's own work per POST /next, without the server: the apps are called
+in-process, as their servers would call them, with the body in one piece: the baseline through
+ASGI (as uvicorn does), the service through RSGI (as granian does, service/server.py).
 
     .venv/bin/python benchmarks/bench_service_app.py [--tracks 50000] [--width 100]
                                                      [--requests 50000] [--rounds 5]
@@ -8,8 +9,8 @@ Alternates the baseline (benchmarks/bare_app.py: parse the body, answer a fixed 
 the service (memory store, the Contextual arm and world of bench_service.py) and prints each
 one's process CPU time per request (all threads, so the event-log writer counts). CPU time,
 unlike wall time, hardly moves when other processes load the machine. What the server adds
-per request (HTTP parsing, the socket writes) is the same for both; bench_service.py measures
-the whole.
+per request (HTTP parsing, the socket writes) is not counted; bench_service.py measures the
+whole.
 """
 from __future__ import annotations
 
@@ -28,21 +29,57 @@ from service.app import create_app  # noqa: E402
 from service.config import load_config  # noqa: E402
 
 
-async def cpu_us_per_request(app, requests: int, tracks: int) -> float:
-    """Process CPU time per /next request, users and tracks varied as benchmarks/next.lua does."""
+class RsgiScope:
+    """What the service reads of granian's RSGI scope."""
+    method = "POST"
+
+    def __init__(self, path: str, body: bytes):
+        self.path, self.headers = path, {"content-type": "application/json",
+                                         "content-length": str(len(body))}
+
+
+class RsgiProtocol:
+    """What the service uses of granian's RSGI protocol object: the body, one answer."""
+
+    def __init__(self, body: bytes):
+        self.body = body
+
+    async def __call__(self) -> bytes:
+        return self.body
+
+    def response_bytes(self, status: int, headers: list, body: bytes) -> None:
+        pass
+
+
+def request(n: int, tracks: int) -> tuple[str, bytes]:
+    """The n-th /next request's path and body, users and tracks varied as benchmarks/next.lua does."""
+    return f"/next/{n % 10_000}", b'{"track": %d, "time": %.2f}' % ((n * 7919) % tracks, (n % 100) / 100)
+
+
+async def asgi_cpu_us(app, requests: int, tracks: int) -> float:
+    """Process CPU time per /next request of an ASGI app."""
     async def send(message: dict) -> None:
         pass
 
     started = time.process_time()
     for n in range(requests):
-        body = b'{"track": %d, "time": %.2f}' % ((n * 7919) % tracks, (n % 100) / 100)
+        path, body = request(n, tracks)
 
         async def receive(body=body) -> dict:
             return {"type": "http.request", "body": body, "more_body": False}
 
-        scope = {"type": "http", "method": "POST", "path": f"/next/{n % 10_000}",
+        scope = {"type": "http", "method": "POST", "path": path,
                  "headers": [(b"content-type", b"application/json")]}
         await app(scope, receive, send)
+    return 1e6 * (time.process_time() - started) / requests
+
+
+async def rsgi_cpu_us(app, requests: int, tracks: int) -> float:
+    """Process CPU time per /next request of an RSGI app."""
+    started = time.process_time()
+    for n in range(requests):
+        path, body = request(n, tracks)
+        await app.__rsgi__(RsgiScope(path, body), RsgiProtocol(body))
     return 1e6 * (time.process_time() - started) / requests
 
 
@@ -59,13 +96,13 @@ def main() -> None:
         tmp = Path(tmp)
         write_config(tmp / "service.yml", world, tmp / "logs", "memory", None, "app")
         service = create_app(load_config(tmp / "service.yml"))
-        apps = {"bare": bare_app, "service": service}
+        apps = {"bare": (asgi_cpu_us, bare_app), "service": (rsgi_cpu_us, service)}
 
         async def measure() -> dict[str, list[float]]:
             results = {name: [] for name in apps}
             for _ in range(args.rounds):
-                for name, app in apps.items():
-                    results[name].append(await cpu_us_per_request(app, args.requests, args.tracks))
+                for name, (cpu_us, app) in apps.items():
+                    results[name].append(await cpu_us(app, args.requests, args.tracks))
             return results
 
         results = asyncio.run(measure())

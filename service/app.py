@@ -1,5 +1,5 @@
-"""The HTTP layer: a plain ASGI app (service/asgi.py: routing table, JSON answers and errors),
-orjson bodies, event logging off the request path.
+"""The HTTP layer: a framework-less JSON app (service/jsonapp.py: routing table, JSON answers and
+errors, RSGI and ASGI), orjson bodies, event logging off the request path.
 
 Routes: GET / (alive), GET /track/{track}, POST /next/{user}, POST /last/{user},
 GET /openapi.json, POST /admin/reload (X-Admin-Token header). Errors are JSON
@@ -21,7 +21,7 @@ from typing import Callable
 import orjson
 import redis
 
-from service.asgi import HttpError, JsonApp, Request, Router
+from service.jsonapp import HttpError, JsonApp, Request, Router
 from service.config import ConfigError, ServiceConfig
 from service.eventlog import EventLog
 from service.openapi import DOCUMENT
@@ -36,7 +36,7 @@ log = logging.getLogger("service")
 
 # A simulator playing several days sends each request's simulated time (ms since the epoch) in
 # this header; the event is stamped with it instead of the service's clock (sim/calendar.py).
-SIMULATED_TIME = b"x-simulated-time"
+SIMULATED_TIME = "x-simulated-time"
 
 
 def event_timestamp(request: Request) -> int:
@@ -44,7 +44,7 @@ def event_timestamp(request: Request) -> int:
     simulated = request.header(SIMULATED_TIME)
     if simulated is None:
         return time.time_ns() // 1_000_000
-    return parse_id(simulated.decode("latin-1"), "the X-Simulated-Time header (ms since the epoch)")
+    return parse_id(simulated, "the X-Simulated-Time header (ms since the epoch)")
 
 
 class Service:
@@ -141,7 +141,8 @@ def create_app(config: ServiceConfig, reload_config: Callable[[], ServiceConfig]
         if token is None:
             raise HttpError(404, "the admin endpoint is disabled: set admin.token in the service "
                                  "config (or send SIGHUP to reload)")
-        if not hmac.compare_digest(request.header(b"x-admin-token") or b"", token.encode()):
+        sent = (request.header("x-admin-token") or "").encode("utf-8", "replace")
+        if not hmac.compare_digest(sent, token.encode()):
             raise HttpError(403, "missing or wrong X-Admin-Token header")
         try:
             serving = await service.reload()

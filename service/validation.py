@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from service.asgi import HttpError
+from service.jsonapp import HttpError
 from service.tables import MAX_ID
 
 BODY_FIELDS = {"track", "time"}

@@ -24,7 +24,7 @@ with warnings.catch_warnings():  # starlette would rather have httpx2; httpx is 
     from starlette.testclient import TestClient, WebSocketDisconnect
 
 from service.app import create_app
-from service.asgi import HttpError, JsonApp, Router
+from service.jsonapp import HttpError, JsonApp, Router
 from service.config import ConfigError, load_config
 from service.eventlog import EventLog
 from service.events import validation_error
@@ -42,6 +42,10 @@ def jsonl(path: Path, records) -> Path:
 
 @pytest.fixture
 def world(tmp_path) -> dict[str, Path]:
+    return make_world(tmp_path)
+
+
+def make_world(tmp_path: Path) -> dict[str, Path]:
     return {
         "catalog": jsonl(tmp_path / "tracks.jsonl", [{"track": t, "artist": f"a{t // 10}", "title": f"t{t}"}
                                                      for t in range(TRACKS)]),
@@ -89,9 +93,29 @@ def config_path(tmp_path, world) -> Path:
 
 
 @pytest.fixture
-def client(config_path):
+def asgi_client(config_path):
+    """The app in process, through ASGI."""
     with TestClient(create_app(load_config(config_path))) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def served_url(tmp_path_factory):
+    """One real `python -m service` (granian, RSGI) for the module's stateless HTTP checks."""
+    folder = tmp_path_factory.mktemp("served")
+    process, url = start_service(write_config(folder, make_world(folder)))
+    yield url
+    stop_service(process)
+
+
+@pytest.fixture(params=["asgi", "server"])
+def client(request, config_path):
+    """Each HTTP check twice: against the app in process (ASGI) and a real server (RSGI)."""
+    if request.param == "asgi":
+        yield request.getfixturevalue("asgi_client")
+    else:
+        with httpx.Client(base_url=request.getfixturevalue("served_url")) as client:
+            yield client
 
 
 def test_api_answers_like_the_course_service(client, tmp_path):
@@ -275,9 +299,9 @@ def test_the_routing_table_refuses_patterns_it_cannot_match(routes, message):
     assert message in str(error.value)
 
 
-def test_websockets_are_refused(client):
+def test_websockets_are_refused(asgi_client):
     with pytest.raises(WebSocketDisconnect):
-        with client.websocket_connect("/"):
+        with asgi_client.websocket_connect("/"):
             pass
 
 
@@ -540,32 +564,44 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_service(config: Path, *flags: str) -> tuple[subprocess.Popen, str]:
+    """`python -m service` on a config, once it answers; the process and its URL."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "service", "--config", str(config),
+                                "--port", str(port), *flags], cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail("the service exited during start-up")
+        try:
+            httpx.get(url, timeout=1)
+            return process, url
+        except httpx.TransportError:
+            time.sleep(0.05)
+    stop_service(process)
+    pytest.fail("the service did not answer within 30 s")
+
+
+def stop_service(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+
+
 @pytest.fixture
-def serve(tmp_path):
+def serve():
     """Start `python -m service` on a config; stop it (SIGTERM) at the end if still running."""
     processes = []
 
     def start(config: Path, *flags: str) -> tuple[subprocess.Popen, str]:
-        port = free_port()
-        process = subprocess.Popen([sys.executable, "-m", "service", "--config", str(config),
-                                    "--port", str(port), *flags], cwd=REPO)
+        process, url = start_service(config, *flags)
         processes.append(process)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert process.poll() is None, "the service exited during start-up"
-            try:
-                httpx.get(url, timeout=1)
-                return process, url
-            except httpx.TransportError:
-                time.sleep(0.05)
-        pytest.fail("the service did not answer within 30 s")
+        return process, url
 
     yield start
     for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(30)
+        stop_service(process)
 
 
 class Load:

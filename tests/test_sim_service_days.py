@@ -67,7 +67,7 @@ def start_service(folder, name: str) -> tuple[subprocess.Popen, str, object]:
 
 
 def stop(process: subprocess.Popen) -> None:
-    # graceful: the service writes every queued event, then exits (uvicorn re-raises SIGTERM)
+    # graceful: the service answers what it is serving, writes every queued event, then exits
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) in (0, -signal.SIGTERM)
 
