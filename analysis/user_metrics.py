@@ -15,8 +15,9 @@ The CUPED covariates are the same per-user metrics over a pre-period's logs (`pr
 
 A user's arm is `experiments[NAME]` of their events. Lines that break the event-log contract
 (not JSON, a missing or mistyped field, an unknown message) are counted and dropped. Sums of
-`time` and `latency` are taken in fixed point (integer nano-units), so they do not depend on the
-order Spark adds them in and the same logs always give the same table.
+`time` and `latency` are taken in fixed point (integer nano-units) and the covariates' pooled
+means in decimals, so they do not depend on the order Spark adds them in and the same logs
+always give the same table.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ CORRUPT = "_corrupt_record"
 NANO = 1_000_000_000
 DAY_MS = 86_400_000
 MAX_DAYS = 64  # a user's active days are bits of one 64-bit mask
+EXACT_SUM = "decimal(38,12)"  # per-user values summed over users exactly (26 integer digits)
 
 # Groups of the per-user summary besides the arms themselves.
 INVALID, OUTSIDE, CONFLICT = "<invalid lines>", "<not in experiment>", "<several arms>"
@@ -251,10 +253,13 @@ def with_covariates(table, pre, metrics: list[str]) -> tuple[object, dict]:
 
     names = [f"pre_{m}" for m in metrics]
     joined = table.join(pre.select("user", *names), "user", "left")
-    row = joined.agg(*[F.mean(n).alias(n) for n in names],
+    # Summed as decimals, exactly: a sum of doubles depends on the order Spark adds them in,
+    # and the fill must not change between runs on the same logs.
+    row = joined.agg(*[F.sum(F.col(n).cast(EXACT_SUM)).alias(n) for n in names],
                      *[F.count(n).alias(f"{n}_users") for n in names]).first()
-    fill = {n: 0.0 if row[n] is None else float(row[n]) for n in names}
-    info = {n: {"pooled_mean": row[n], "users_with_value": row[f"{n}_users"]} for n in names}
+    fill = {n: float(row[n] / row[f"{n}_users"]) if row[f"{n}_users"] else 0.0 for n in names}
+    info = {n: {"pooled_mean": fill[n] if row[f"{n}_users"] else None,
+                "users_with_value": row[f"{n}_users"]} for n in names}
     return joined.fillna(fill), info
 
 

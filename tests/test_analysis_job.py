@@ -21,7 +21,7 @@ from analysis.decisions import COLUMNS, holm
 from analysis.synthetic import BASE_TIMESTAMP_MS, per_user_metrics, synthetic_events, write_events
 from analysis.user_metrics import (CONFLICT, INVALID, METRICS, OUTSIDE, RATIOS,
                                    RETENTION_METRICS, Period, metric_table, per_user,
-                                   read_events, summarize)
+                                   read_events, summarize, with_covariates)
 
 REPO = Path(__file__).resolve().parents[1]
 _BASE = load_config().settings
@@ -94,6 +94,28 @@ def assert_same_rows(mine_rows, their_rows):
                 assert a == pytest.approx(b, rel=1e-9, abs=1e-12), (mine.metric, field.name)
             else:
                 assert a == b, (mine.metric, field.name)
+
+
+def test_covariate_fill_does_not_depend_on_the_order_of_the_users(spark):
+    """Users without a pre-period value get the pooled mean of those with one. Doubles summed
+    in another order give another last bit (the pre-period values below do), so the mean is
+    summed exactly: the same whatever the partitioning, and equal to the exact mean."""
+    from fractions import Fraction
+
+    values = [0.1 * k + 1e-3 * (k % 7) for k in range(1, 2000)]
+    assert sum(values) != sum(reversed(values))  # the order matters to a float sum
+    exact = float(sum(map(Fraction, values)) / len(values))
+    fills = set()
+    for order, partitions in ((values, 1), (values[::-1], 1), (values, 7), (values[::-1], 13)):
+        pre = spark.createDataFrame([(u, v) for u, v in enumerate(order)],
+                                    "user long, pre_sessions double").repartition(partitions)
+        table = spark.createDataFrame([(u,) for u in range(len(order) + 5)], "user long")
+        filled, info = with_covariates(table, pre, ["sessions"])
+        fills.add(info["pre_sessions"]["pooled_mean"])
+        assert info["pre_sessions"]["users_with_value"] == len(values)
+        missing = filled.where(filled.user >= len(order)).select("pre_sessions").collect()
+        assert {row[0] for row in missing} == {info["pre_sessions"]["pooled_mean"]}
+    assert len(fills) == 1 and fills.pop() == pytest.approx(exact, rel=1e-12)
 
 
 def test_spark_engine_equals_numpy_engine(spark):
