@@ -672,6 +672,29 @@ def test_the_real_server_reads_chunked_bodies_and_answers_head(tmp_path, world, 
     assert head.headers["content-length"] == str(len(get.content))
 
 
+def test_the_real_server_neither_answers_nor_logs_a_request_whose_client_left(tmp_path, world,
+                                                                             serve):
+    """A client that leaves before its whole body arrived (by Content-Length or before the last
+    chunk), even with a complete JSON document sent: no event. Whole requests are logged."""
+    process, url = serve(write_config(tmp_path, world))
+    port = int(url.rsplit(":", 1)[1])
+    body = b'{"track": 3, "time": 0.5}'
+    head = b"POST /next/%d HTTP/1.1\r\nhost: botify\r\n"
+    requests = {  # user -> what the client sends, then leaves (the last two are whole)
+        11: head % 11 + b"content-length: %d\r\n\r\n%s" % (len(body) + 10, body),
+        12: head % 12 + b"transfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n" % (len(body), body),
+        13: head % 13 + b"content-length: %d\r\n\r\n%s" % (len(body), body),
+        14: head % 14 + b"transfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(body), body),
+    }
+    for user, sent in requests.items():
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+            connection.sendall(sent)
+            if user in (13, 14):
+                assert connection.recv(4096).startswith(b"HTTP/1.1 200 OK\r\n")
+    stop_service(process)  # after the requests in flight
+    assert sorted(e["user"] for e in event_lines(tmp_path / "logs" / "r0")) == [13, 14]
+
+
 def test_sighup_reloads_the_experiments(tmp_path, world, serve):
     arms = [{"name": "C", "recommender": "contextual", "tables": {"tracks": str(world["tracks"])}}]
     config = write_config(tmp_path, world, arms)
