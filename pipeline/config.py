@@ -8,6 +8,7 @@ from settings import CONF, Strict, load
 
 class ServiceSettings(Strict):
     store: Literal["memory", "redis"] = "memory"
+    engine: Literal["granian", "uvicorn"] = "uvicorn"
 
 
 class SparkSettings(Strict):

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.getLogger("service").info("replica %s serving on http://%s:%d, events in %s",
                                       config.replica, config.host, config.port, config.log_dir)
-    serve(app, config.host, config.port)
+    serve(app, config.host, config.port, config.engine)
     return 0
 
 

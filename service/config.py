@@ -42,6 +42,7 @@ class ServiceConfig:
     catalog: Path
     host: str
     port: int
+    engine: str
     store_backend: str
     redis_url: str | None
     redis_prefix: str
@@ -65,6 +66,7 @@ class ServiceConfig:
 class ServerSection(Strict):
     host: str = "127.0.0.1"
     port: int = Field(5001, ge=0, le=65535)
+    engine: Literal["granian", "uvicorn"] = "granian"  # which suits which load: service/server.py
 
 
 class StoreSection(Strict):
@@ -165,8 +167,8 @@ def load_config(path: str | Path, experiments: str | Path | None = None,
                                            for j, arm in enumerate(e.arms)))
                    for i, e in enumerate(exp_list))
     return ServiceConfig(top.seed, resolve(top.catalog), host or top.server.host, port,
-                         top.store.backend, top.store.redis_url, top.store.redis_prefix,
-                         top.store.session_idle_s, resolve(log_root or top.log.dir), replica,
+                         top.server.engine, top.store.backend, top.store.redis_url,
+                         top.store.redis_prefix, top.store.session_idle_s, resolve(log_root or top.log.dir), replica,
                          top.log.max_bytes, top.log.flush_interval_s, top.admin.token, parsed, sources)
 
 

@@ -1,17 +1,26 @@
-"""The HTTP server the service runs under: granian (HTTP/1 in Rust, on hyper) embedded in this
-process's uvloop event loop, calling the app through RSGI (service/jsonapp.py).
+"""The HTTP server the service runs under, one of two (`server.engine` in its config), both in
+this process on the uvloop event loop, one worker (the app's state - event log, sessions,
+reload - stays in this process):
 
-Why granian over RSGI: the server's own work is most of a `/next`'s CPU. Under uvicorn
-(httptools, uvloop) each answer is two ASGI messages and two socket writes made by Python
-protocol code; through RSGI the body comes in one call and the answer goes out in one, the
-parsing and writing done in Rust (measured in service/README.md, Speed). One process, one
-worker: the app's state (event log, sessions, reload) stays in this process.
+- granian (the default): HTTP/1 in Rust (hyper) on a thread of its own, calling the app through
+  RSGI (service/jsonapp.py): the body comes in one call and the answer goes out in one. The
+  most requests per second when many connections keep it busy: 0.88-0.89 x a bare uvicorn app
+  at 64 connections, where uvicorn gives the service 0.68-0.69 x (service/README.md, Speed).
+- uvicorn (httptools parser, ASGI): the least CPU per request when a few clients wait for each
+  answer before their next request, as the simulator's workers do: a day of the seed plan's
+  simulation took 14.7 s under it against 21.6 s under granian, whose every request crosses
+  between its thread and the event loop's (the pipeline serves its days with it).
+
+Either way SIGTERM and SIGINT stop the server gracefully (it stops taking connections and
+answers what it is serving), then the app's lifespan ends (the event log is flushed and
+closed) and the process exits with status 0.
 """
 from __future__ import annotations
 
 import asyncio
 import signal
 
+import uvicorn
 import uvloop
 from granian.constants import HTTPModes, Interfaces
 from granian.server.embed import Server
@@ -19,15 +28,20 @@ from granian.server.embed import Server
 from service.jsonapp import JsonApp
 
 BACKLOG = 2048  # connections waiting to be accepted (uvicorn's default; a simulator opens many)
+GRACE_S = 10    # uvicorn: how long in-flight requests may take to finish after SIGTERM
 
 
-def serve(app: JsonApp, host: str, port: int) -> None:
-    """Serve `app` until SIGTERM/SIGINT: the server stops taking connections, answers what it
-    is serving, then the app's lifespan ends (the event log is flushed and closed)."""
-    uvloop.run(_serve(app, host, port))
+def serve(app: JsonApp, host: str, port: int, engine: str) -> None:
+    """Serve `app` with `engine` ("granian" or "uvicorn") until SIGTERM/SIGINT."""
+    if engine == "granian":
+        uvloop.run(_serve_granian(app, host, port))
+    elif engine == "uvicorn":
+        _serve_uvicorn(app, host, port)
+    else:
+        raise ValueError(f"unknown server engine {engine!r}: granian or uvicorn")
 
 
-async def _serve(app: JsonApp, host: str, port: int) -> None:
+async def _serve_granian(app: JsonApp, host: str, port: int) -> None:
     server = Server(app, address=host, port=port, interface=Interfaces.RSGI, http=HTTPModes.http1,
                     websockets=False, backlog=BACKLOG, log_enabled=False)
     loop = asyncio.get_running_loop()
@@ -35,3 +49,14 @@ async def _serve(app: JsonApp, host: str, port: int) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, server.stop)
         await server.serve()
+
+
+def _serve_uvicorn(app: JsonApp, host: str, port: int) -> None:
+    # uvicorn handles SIGTERM/SIGINT itself and, once shut down, raises the signal again for the
+    # handler it found: these do nothing, so a clean stop exits 0 as under granian.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: None)
+    uvicorn.Server(uvicorn.Config(
+        app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on", ws="none",
+        backlog=BACKLOG, access_log=False, log_level="warning",
+        timeout_graceful_shutdown=GRACE_S)).run()

@@ -32,6 +32,7 @@ from service.tables import TableError, read_keyed
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "test-token"
+ENGINES = ["granian", "uvicorn"]  # server.engine: service/server.py
 TRACKS = 100  # tracks 0..99, artist a<track // 10>
 
 
@@ -64,10 +65,12 @@ def ab_arms(world) -> list[dict]:
              "tables": {"nn": str(world["tracks"]), "users": str(world["users"]), "toppop": str(world["toppop"])}}]
 
 
-def write_config(tmp_path: Path, world, arms: list[dict] | None = None, **log) -> Path:
+def write_config(tmp_path: Path, world, arms: list[dict] | None = None, engine: str = "granian",
+                 **log) -> Path:
     config = yaml.safe_load((REPO / "conf" / "service.yml").read_text())
     config.update(seed=5, catalog=str(world["catalog"]), admin={"token": TOKEN},
                   experiments=[{"name": "AB", "arms": arms or ab_arms(world)}])
+    config["server"]["engine"] = engine
     config["log"] = {"dir": str(tmp_path / "logs"), "replica": "r0", "flush_interval_s": 0.01, **log}
     path = tmp_path / "service.yml"
     path.write_text(yaml.safe_dump(config))
@@ -101,20 +104,30 @@ def asgi_client(config_path):
 
 @pytest.fixture(scope="module")
 def served_url(tmp_path_factory):
-    """One real `python -m service` (granian, RSGI) for the module's stateless HTTP checks."""
-    folder = tmp_path_factory.mktemp("served")
-    process, url = start_service(write_config(folder, make_world(folder)))
+    """The URL of a real `python -m service` under an engine, for the module's stateless HTTP
+    checks: one process per engine, started when first asked for."""
+    folder, served = tmp_path_factory.mktemp("served"), {}
+
+    def url(engine: str) -> str:
+        if engine not in served:
+            (folder / engine).mkdir()
+            world = make_world(folder / engine)
+            served[engine] = start_service(write_config(folder / engine, world, engine=engine))
+        return served[engine][1]
+
     yield url
-    stop_service(process)
+    for process, _ in served.values():
+        stop_service(process)
 
 
-@pytest.fixture(params=["asgi", "server"])
+@pytest.fixture(params=["asgi", *ENGINES])
 def client(request, config_path):
-    """Each HTTP check twice: against the app in process (ASGI) and a real server (RSGI)."""
+    """Each HTTP check against the app in process (ASGI) and against a real server under each
+    engine (granian through RSGI, uvicorn through ASGI)."""
     if request.param == "asgi":
         yield request.getfixturevalue("asgi_client")
     else:
-        with httpx.Client(base_url=request.getfixturevalue("served_url")) as client:
+        with httpx.Client(base_url=request.getfixturevalue("served_url")(request.param)) as client:
             yield client
 
 
@@ -630,10 +643,12 @@ class Load:
                     track = response.json().get("track", track)
 
 
-def test_under_load_with_rotation_and_sigterm_every_answer_is_one_whole_line(tmp_path, world, serve):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_under_load_with_rotation_and_sigterm_every_answer_is_one_whole_line(tmp_path, world, serve, engine):
     """Event lines == 2xx answers: nothing lost, nothing doubled, no torn line, across
     rotations, with SIGTERM arriving in the middle of the load."""
-    process, url = serve(write_config(tmp_path, world, max_bytes=2048), "--replica", "loaded")
+    process, url = serve(write_config(tmp_path, world, engine=engine, max_bytes=2048),
+                         "--replica", "loaded")
 
     async def scenario() -> int:
         load = Load(url, 32)
@@ -642,7 +657,7 @@ def test_under_load_with_rotation_and_sigterm_every_answer_is_one_whole_line(tmp
         while load.answered < 400 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         process.send_signal(signal.SIGTERM)      # mid-load
-        await asyncio.to_thread(process.wait, 30)
+        assert await asyncio.to_thread(process.wait, 30) == 0  # a clean stop
         load.stop.set()
         await task
         return load.answered
@@ -657,8 +672,9 @@ def test_under_load_with_rotation_and_sigterm_every_answer_is_one_whole_line(tmp
     assert all(os.path.getsize(p) <= 2048 for p in folder.glob("events.jsonl*"))
 
 
-def test_the_real_server_reads_chunked_bodies_and_answers_head(tmp_path, world, serve):
-    _, url = serve(write_config(tmp_path, world))
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_real_server_reads_chunked_bodies_and_answers_head(tmp_path, world, serve, engine):
+    _, url = serve(write_config(tmp_path, world, engine=engine))
 
     def chunks(*parts: bytes):
         yield from parts  # sent with Transfer-Encoding: chunked
@@ -672,11 +688,12 @@ def test_the_real_server_reads_chunked_bodies_and_answers_head(tmp_path, world, 
     assert head.headers["content-length"] == str(len(get.content))
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_the_real_server_neither_answers_nor_logs_a_request_whose_client_left(tmp_path, world,
-                                                                             serve):
+                                                                             serve, engine):
     """A client that leaves before its whole body arrived (by Content-Length or before the last
     chunk), even with a complete JSON document sent: no event. Whole requests are logged."""
-    process, url = serve(write_config(tmp_path, world))
+    process, url = serve(write_config(tmp_path, world, engine=engine))
     port = int(url.rsplit(":", 1)[1])
     body = b'{"track": 3, "time": 0.5}'
     head = b"POST /next/%d HTTP/1.1\r\nhost: botify\r\n"
@@ -695,12 +712,14 @@ def test_the_real_server_neither_answers_nor_logs_a_request_whose_client_left(tm
     assert sorted(e["user"] for e in event_lines(tmp_path / "logs" / "r0")) == [13, 14]
 
 
-def test_sighup_reloads_the_experiments(tmp_path, world, serve):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_sighup_reloads_the_experiments(tmp_path, world, serve, engine):
     arms = [{"name": "C", "recommender": "contextual", "tables": {"tracks": str(world["tracks"])}}]
-    config = write_config(tmp_path, world, arms)
+    config = write_config(tmp_path, world, arms, engine=engine)
     process, url = serve(config)
     assert httpx.post(f"{url}/next/1", json={"track": 10, "time": 1.0}).json()["track"] in (11, 12)
-    write_config(tmp_path, world, [{"name": "D", "recommender": "contextual", "tables": {"tracks": str(world["other"])}}])
+    write_config(tmp_path, world, [{"name": "D", "recommender": "contextual",
+                                    "tables": {"tracks": str(world["other"])}}], engine=engine)
     process.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 20
     while httpx.post(f"{url}/next/1", json={"track": 10, "time": 1.0}).json()["track"] != 60:
