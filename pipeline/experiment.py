@@ -124,6 +124,10 @@ class Experiment:
         if any(day.jobs or day.control is not None for day in self.plan.days if day.name in steps):
             self.job_server()
 
+    def request_job_server_stop(self) -> None:
+        if self._job_server is not None:
+            self._job_server.request_stop()
+
     def stop_job_server(self) -> None:
         if self._job_server is not None:
             self._job_server.stop()
@@ -298,6 +302,7 @@ def run(config: PipelineConfig, plan_name: str, plan: Plan, scale: str, seed: in
                                 "sim": read_yaml(REPO / "conf" / "sim.yml"),
                                 "service": read_yaml(REPO / "conf" / "service.yml")})
     print(f"run folder: {folder}")
+    tracking.preload()
     stack_config = stack_module.load_config()
     if stack_from_env:  # the stack of `./run.sh test` (or `up`): HDFS and Redis already run
         stack = Stack.load(Path(os.environ.get("BOTIFY_STACK_RUNTIME", "")))
@@ -315,7 +320,7 @@ def run(config: PipelineConfig, plan_name: str, plan: Plan, scale: str, seed: in
         experiment = Experiment(config, plan, record, stack, stack_config, scale, seed)
         experiment.start_job_server(steps)
         experiment.run_steps(steps)
-        experiment.stop_job_server()
+        experiment.request_job_server_stop()  # its JVM exits while the run is recorded
         if any(day.name in steps for day in plan.ab_days):
             print_results(record)
         if keep_running and experiment.last_service_config:
@@ -330,10 +335,10 @@ def run(config: PipelineConfig, plan_name: str, plan: Plan, scale: str, seed: in
         print(f"interrupted: stopping the run's stack; what it did so far stays in {folder}",
               file=sys.stderr)
     finally:
-        if experiment is not None:
-            experiment.stop_job_server()
         record.set("finished", datetime.now(timezone.utc).isoformat(timespec="seconds"))
         track(config, plan_name, plan, record, scale, seed, succeeded=code == 0)
+        if experiment is not None:
+            experiment.stop_job_server()
         if keep_running and code == 0:
             print("the stack keeps running (`./run.sh status`, `./run.sh down`)")
         elif stack_from_env:

@@ -28,7 +28,7 @@ class JobServer:
         self.folder = Path(tempfile.mkdtemp(prefix="botify-spark-"))
         self.socket = str(self.folder / "jobs.sock")
         self.log, self.startup_timeout = log, startup_timeout
-        self.started = time.monotonic()
+        self.started, self.stop_requested = time.monotonic(), False
         with open(log, "w") as out:
             self.process = subprocess.Popen(
                 [str(BIN / "spark-submit"), "--master", master, str(REPO / "jobs" / "server.py"),
@@ -57,12 +57,23 @@ class JobServer:
             argv += ([";"] if number else []) + [job, *args]
         return argv
 
+    def request_stop(self) -> None:
+        """Ask the server to stop once its batch is done, without waiting for its JVM to exit:
+        Spark shuts down while the run does its last work (stop() waits for it)."""
+        if self.process.poll() is None and not self.stop_requested:
+            try:
+                server.stop(self.socket, timeout=10)
+                self.stop_requested = True
+            except (server.NotServing, OSError):
+                pass  # stop() terminates it
+
     def stop(self) -> None:
         """Ask the server to stop (Spark shuts down cleanly); terminate it if it does not soon
         (a batch a killed client left running is not waited for)."""
         if self.process.poll() is None:
             try:
-                server.stop(self.socket, timeout=10)
+                if not self.stop_requested:
+                    server.stop(self.socket, timeout=10)
                 self.process.wait(timeout=60)
             except (server.NotServing, OSError, subprocess.TimeoutExpired):
                 self.process.terminate()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -28,11 +29,29 @@ def tracking_uri(runs_dir: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{runs_dir.resolve() / 'mlflow.db'}"
 
 
-def _mlflow(runs_dir: Path):
+def _quiet() -> None:
     warnings.filterwarnings("ignore", module="mlflow")
     for name in ("mlflow", "alembic"):  # their INFO lines (store creation, migrations) are noise here
         logging.getLogger(name).setLevel(logging.WARNING)
-    import mlflow   # imported late: it takes a second, and `./run.sh plans` needs none of it
+
+
+def _import_in_background() -> None:
+    _quiet()
+    try:
+        import mlflow  # noqa: F401
+    except Exception:  # noqa: BLE001 - record_run imports it again and reports the failure
+        pass
+
+
+def preload() -> None:
+    """Import MLflow (about a second) on a background thread while a run works, so that
+    recording the run at its end does not wait for it."""
+    threading.Thread(target=_import_in_background, name="mlflow-import", daemon=True).start()
+
+
+def _mlflow(runs_dir: Path):
+    _quiet()
+    import mlflow   # imported late (or by preload): `./run.sh plans` needs none of it
 
     mlflow.set_tracking_uri(tracking_uri(runs_dir))
     return mlflow
