@@ -7,7 +7,8 @@
 Builds a synthetic world (catalog + track-keyed contextual table, tracks x width) under
 benchmarks/out/, starts the baseline (benchmarks/bare_app.py: uvicorn with uvloop and
 httptools, an app that only parses the JSON body and answers a fixed JSON object) and, for each store,
-`python -m service` with a Contextual arm, all at once, then measures:
+`python -m service` with a Contextual arm (under granian, the default `server.engine`), all at
+once, then measures:
 - throughput: `--rounds` rounds; in each, wrk loads every server in turn (the order alternates
   between rounds), 64 connections, POST /next with user and track varied per request
   (benchmarks/next.lua): req/s, p50, p99, and each store's req/s over the baseline's of the
