@@ -21,16 +21,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench_service import cpu_seconds  # noqa: E402
 from hdfs import InsecureClient  # noqa: E402
 
 from infra import stack as stack_module  # noqa: E402
 
 DAEMONS = ("namenode", "datanode")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(config, files: int, megabytes: int) -> dict[str, float]:

@@ -168,7 +168,8 @@ def load_config(path: str | Path, experiments: str | Path | None = None,
                    for i, e in enumerate(exp_list))
     return ServiceConfig(top.seed, resolve(top.catalog), host or top.server.host, port,
                          top.server.engine, top.store.backend, top.store.redis_url,
-                         top.store.redis_prefix, top.store.session_idle_s, resolve(log_root or top.log.dir), replica,
+                         top.store.redis_prefix, top.store.session_idle_s,
+                         resolve(log_root or top.log.dir), replica,
                          top.log.max_bytes, top.log.flush_interval_s, top.admin.token, parsed, sources)
 
 

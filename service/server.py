@@ -7,9 +7,10 @@ reload - stays in this process):
   most requests per second when many connections keep it busy: 0.88-0.89 x a bare uvicorn app
   at 64 connections, where uvicorn gives the service 0.68-0.69 x (service/README.md, Speed).
 - uvicorn (httptools parser, ASGI): the least CPU per request when a few clients wait for each
-  answer before their next request, as the simulator's workers do: a day of the seed plan's
-  simulation took 14.7 s under it against 21.6 s under granian, whose every request crosses
-  between its thread and the event loop's (the pipeline serves its days with it).
+  answer before their next request, as the simulator's workers do: 20,000 sessions took
+  13.5-15.1 s under it against 20.6-24.0 s under granian (benchmarks/bench_engines.py), whose
+  every request crosses between its thread and the event loop's. The pipeline serves its days
+  with it.
 
 Either way SIGTERM and SIGINT stop the server gracefully (it stops taking connections and
 answers what it is serving), then the app's lifespan ends (the event log is flushed and
