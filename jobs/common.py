@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable
 
 import orjson
 
+from jobs.class_archive import driver_java_options
 from jobs.config import JOBS_CONF, JobsConfig, jobs_config, spark_config
 from settings import ConfigError
 
@@ -96,8 +97,9 @@ def job_main(name: str, description: str, add_arguments, run, argv: list[str] | 
 
 # --- Spark ------------------------------------------------------------------------------------
 
-def spark_session(name: str, master: str | None = None):
-    """SparkSession with conf/spark.yml settings; spark-submit's own --master/--conf win."""
+def spark_session(name: str, master: str | None = None, java_options: list[str] | None = None):
+    """SparkSession with conf/spark.yml settings; spark-submit's own --master/--conf win. A JVM
+    this starts gets `java_options` (default: the class archive's, jobs/class_archive.py)."""
     from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
 
@@ -117,6 +119,10 @@ def spark_session(name: str, master: str | None = None):
     for key, value in config.conf.items():
         if key not in given:
             builder = builder.config(key, value)
+    if not submitted:
+        options = [*(driver_java_options() if java_options is None else java_options),
+                   config.conf.get("spark.driver.extraJavaOptions", "")]
+        builder = builder.config("spark.driver.extraJavaOptions", " ".join(options).strip())
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark

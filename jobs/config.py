@@ -76,6 +76,7 @@ class JobsConfig(Strict):
 class SparkConfig(Strict):
     master: str = "local[*]"
     conf: dict[str, str] = {}
+    class_archive_dir: str = "~/.cache/botify"
 
 
 def jobs_config(path: str | Path = JOBS_CONF) -> JobsConfig:

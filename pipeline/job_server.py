@@ -13,6 +13,7 @@ from pathlib import Path
 from infra.lifetime import die_with_parent
 from infra.stack import tail
 from jobs import server
+from jobs.class_archive import driver_java_options
 from settings import REPO_ROOT as REPO
 
 BIN = Path(sys.executable).parent
@@ -29,10 +30,12 @@ class JobServer:
         self.socket = str(self.folder / "jobs.sock")
         self.log, self.startup_timeout = log, startup_timeout
         self.started, self.stop_requested = time.monotonic(), False
+        options = driver_java_options()   # the class archive's (jobs/class_archive.py)
         with open(log, "w") as out:
             self.process = subprocess.Popen(
-                [str(BIN / "spark-submit"), "--master", master, str(REPO / "jobs" / "server.py"),
-                 "serve", self.socket],
+                [str(BIN / "spark-submit"), "--master", master,
+                 *(["--driver-java-options", " ".join(options)] if options else []),
+                 str(REPO / "jobs" / "server.py"), "serve", self.socket],
                 cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
 
     def wait_ready(self) -> float:

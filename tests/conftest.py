@@ -21,7 +21,8 @@ import pytest
 STACK_FIXTURES = {"stack_env", "spark"}
 # Modules whose tests start Spark or a stack of their own, without the fixtures above.
 JVM_MODULES = {"test_analysis_job", "test_jobs", "test_jobs_cluster", "test_jobs_synth",
-               "test_sim_service_days", "test_stack", "test_lifetime", "test_pipeline"}
+               "test_sim_service_days", "test_stack", "test_lifetime", "test_pipeline",
+               "test_class_archive"}
 
 
 def pytest_configure(config):
@@ -115,12 +116,15 @@ def spark(stack_env):
     """One local SparkSession for the whole suite: Spark's start-up is paid once."""
     from pyspark.sql import SparkSession
 
+    from jobs.class_archive import driver_java_options
+
     # Spark's Python workers must be this venv's python (numpy, pandas, pyarrow), not python3.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     session = (SparkSession.builder.master("local[2]").appName("botify-tests")
                .config("spark.ui.enabled", "false")
                .config("spark.sql.shuffle.partitions", "4")
                .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.driver.extraJavaOptions", " ".join(driver_java_options()))
                .getOrCreate())
     session.sparkContext.setLogLevel("ERROR")
     yield session

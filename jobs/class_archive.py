@@ -1,0 +1,143 @@
+"""A class-data-sharing (CDS) archive of the classes a local Spark driver loads, so that each new
+driver JVM maps them already parsed and verified instead of reading them out of Spark's jars.
+
+    python -m jobs.class_archive          # build it unless it exists (./run.sh's set-up does)
+    python -m jobs.class_archive --build PATH
+
+Building runs one driver JVM with -XX:ArchiveClassesAtExit through every jobs/ job and the A/B
+analysis on a small synthetic day (local files), and keeps what it wrote when it exits. The
+archive is keyed by the Java binary and the pyspark jars, so another Java or another Spark gets
+an archive of its own (about 200 MB each: remove old ones by hand); a JVM that finds an archive unusable all the same ignores it and loads
+its classes as usual. `driver_java_options()` gives the options that use it (none when it is
+absent or conf/spark.yml's `class_archive_dir` is empty); jobs/common.py and the pipeline's job
+server pass them to the driver JVMs they start. Measured in benchmarks/bench_class_archive.py.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from jobs.config import spark_config
+
+# Warnings about classes CDS cannot keep (signed jars, generated classes) and about an archive
+# made for another JVM say nothing a user can act on: the JVM then loads those classes as usual.
+QUIET = ["-Xlog:cds=off", "-Xlog:cds+dynamic=off"]
+EVENT_LOG_BYTES = 2_000_000   # about 13,000 events: every job does real work, in seconds
+
+
+def java_binary() -> Path | None:
+    """The java spark-submit starts: $JAVA_HOME/bin/java, else the one on PATH."""
+    home = os.environ.get("JAVA_HOME")
+    found = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    return Path(found).resolve() if found and Path(found).exists() else None
+
+
+def archive_path() -> Path | None:
+    """Where the archive for this Java and this pyspark lives (None: archives are turned off,
+    or no Java)."""
+    folder, java = spark_config().class_archive_dir, java_binary()
+    if not folder or java is None:
+        return None
+    import pyspark
+
+    jars = Path(pyspark.__file__).parent / "jars"
+    key = hashlib.sha256()
+    for part in (java, *sorted(jars.glob("*.jar"))):
+        stat = part.stat()
+        key.update(f"{part}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return Path(folder).expanduser() / f"spark-classes-{key.hexdigest()[:12]}.jsa"
+
+
+def driver_java_options() -> list[str]:
+    """JVM options for a local Spark driver: the archive's, when it exists."""
+    path = archive_path()
+    return [f"-XX:SharedArchiveFile={path}", *QUIET] if path and path.exists() else []
+
+
+def training_day(folder: Path) -> list[tuple[str, list[str]]]:
+    """A small synthetic A/B day in `folder` and the jobs/driver.py invocations that use every
+    job on it (the pipeline's order)."""
+    from dataclient.synthetic_logs import write_log_file
+
+    events = folder / "events"
+    events.mkdir(parents=True)
+    write_log_file(events / "events.jsonl", EVENT_LOG_BYTES, np.random.default_rng(0))
+    sessions, tables = str(folder / "aggregates" / "sessions"), str(folder / "tables")
+    return [("sessions", ["--events", str(events), "--out", str(folder / "aggregates")]),
+            ("toppop", ["--sessions", sessions, "--out", tables]),
+            ("nn", ["--sessions", sessions, "--out", tables, "--dim", "16", "--unordered"]),
+            ("svd", ["--sessions", sessions, "--out", tables, "--rank", "8"]),
+            ("analysis.ab_test", ["--events", str(events), "--experiment", "CONTEXTUAL", "--control", "C",
+                                  "--treatments", "T1", "--pre-events", str(events), "--bootstrap", "100",
+                                  "--out", str(folder / "report")])]
+
+
+def build(path: Path) -> None:
+    """Run the training day in a driver JVM that writes its loaded classes to `path` on exit."""
+    from jobs import common, driver
+
+    with tempfile.TemporaryDirectory(prefix="botify-class-archive-") as scratch:
+        partial = Path(scratch) / path.name
+        spark = common.spark_session("class-archive", "local[2]",
+                                     [f"-XX:ArchiveClassesAtExit={partial}", *QUIET])
+        try:
+            code = driver.run_jobs(spark, training_day(Path(scratch) / "day"), {"jobs": []})
+        finally:
+            jvm = spark.sparkContext._gateway.proc
+            spark.stop()
+            jvm.stdin.close()   # the gateway JVM exits when its input closes, writing the archive
+            jvm.wait()
+        if code != 0 or not partial.exists():
+            raise SystemExit(f"error: the class archive was not written (jobs exit {code}); "
+                             f"Spark runs without one")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        beside = path.with_name(f"{path.name}.{os.getpid()}.partial")   # the same file system
+        shutil.move(partial, beside)
+        os.replace(beside, path)   # a concurrent reader sees all of it or nothing
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jobs.class_archive", description=__doc__.splitlines()[0])
+    parser.add_argument("--build", type=Path, metavar="PATH",
+                        help="build an archive at PATH, printing the jobs' output (default: build "
+                             "this Java's and pyspark's archive unless it exists, output to a log)")
+    args = parser.parse_args(argv)
+    from infra.lifetime import die_with_parent
+    from infra.stack import tail
+
+    if args.build:
+        build(args.build)
+        return 0
+    path = archive_path()
+    if path is None:
+        print("no class archive: conf/spark.yml's class_archive_dir is empty, or no Java")
+        return 0
+    if path.exists():
+        return 0
+    log = path.with_suffix(".log")
+    print(f"building Spark's class archive (once for this Java and pyspark; log {log}) ...", flush=True)
+    started = time.monotonic()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as out:
+        code = subprocess.run([sys.executable, "-m", "jobs.class_archive", "--build", str(path)],
+                              stdout=out, stderr=subprocess.STDOUT,
+                              preexec_fn=die_with_parent).returncode
+    if code != 0:
+        # Only start-up time is lost: say so and go on (tests/test_class_archive.py fails instead).
+        print(f"warning: no class archive, Spark starts without one:\n{tail(log, 10)}", file=sys.stderr)
+        return 0
+    print(f"class archive built in {time.monotonic() - started:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Spark's class archive (jobs/class_archive.py): a driver JVM started with its options maps
+Spark's classes from it, and an archive a JVM cannot use (another Java's, a broken file) only
+costs it the archive, never its start."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from jobs import class_archive
+
+DRIVER = textwrap.dedent("""
+    import sys
+    from jobs import common
+    spark = common.spark_session("archive-test", "local[1]", sys.argv[1:])
+    assert spark.range(3).count() == 3
+    spark.stop()
+""")
+
+
+def test_a_driver_maps_sparks_classes_from_the_archive(tmp_path):
+    assert class_archive.main([]) == 0   # built by ./run.sh's set-up; else now
+    options = class_archive.driver_java_options()
+    assert options, f"no archive at {class_archive.archive_path()}: see its .log beside it"
+    loaded = tmp_path / "classes.log"
+    # -Xshare:on: a JVM that cannot use the archive does not start at all.
+    done = subprocess.run([sys.executable, "-c", DRIVER, *options, "-Xshare:on",
+                           f"-Xlog:class+load=info:file={loaded}"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    spark_classes = [line for line in loaded.read_text().splitlines()
+                     if "org.apache.spark.SparkContext " in line]
+    assert spark_classes and "shared objects file (top)" in spark_classes[0], spark_classes
+
+
+def test_an_unusable_archive_is_ignored(tmp_path):
+    broken = tmp_path / "spark-classes-broken.jsa"
+    broken.write_bytes(b"not an archive" * 100)
+    java = class_archive.java_binary()
+    done = subprocess.run([str(java), f"-XX:SharedArchiveFile={broken}", *class_archive.QUIET, "-version"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout == ""
+    assert "version" in done.stderr and "archive" not in done.stderr.lower(), done.stderr
