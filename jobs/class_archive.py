@@ -7,10 +7,11 @@ driver JVM maps them already parsed and verified instead of reading them out of 
 Building runs one driver JVM with -XX:ArchiveClassesAtExit through every jobs/ job and the A/B
 analysis on a small synthetic day (local files), and keeps what it wrote when it exits. The
 archive is keyed by the Java binary and the pyspark jars, so another Java or another Spark gets
-an archive of its own (about 200 MB each: remove old ones by hand); a JVM that finds an archive unusable all the same ignores it and loads
-its classes as usual. `driver_java_options()` gives the options that use it (none when it is
-absent or conf/spark.yml's `class_archive_dir` is empty); jobs/common.py and the pipeline's job
-server pass them to the driver JVMs they start. Measured in benchmarks/bench_class_archive.py.
+an archive of its own (about 200 MB each: remove old ones by hand); a JVM that finds an archive
+unusable all the same ignores it and loads its classes as usual. `driver_java_options()` gives
+the options that use it (none when it is absent or conf/spark.yml's `class_archive_dir` is
+empty); jobs/common.py and the pipeline's job server pass them to the driver JVMs they start.
+Measured in benchmarks/bench_class_archive.py.
 """
 from __future__ import annotations
 
@@ -23,8 +24,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-import numpy as np
 
 from jobs.config import spark_config
 
@@ -66,6 +65,8 @@ def driver_java_options() -> list[str]:
 def training_day(folder: Path) -> list[tuple[str, list[str]]]:
     """A small synthetic A/B day in `folder` and the jobs/driver.py invocations that use every
     job on it (the pipeline's order)."""
+    import numpy as np
+
     from dataclient.synthetic_logs import write_log_file
 
     events = folder / "events"
@@ -95,7 +96,11 @@ def build(path: Path) -> None:
             jvm = spark.sparkContext._gateway.proc
             spark.stop()
             jvm.stdin.close()   # the gateway JVM exits when its input closes, writing the archive
-            jvm.wait()
+            try:
+                jvm.wait(timeout=600)
+            except subprocess.TimeoutExpired:
+                jvm.kill()
+                raise SystemExit("error: Spark's JVM did not exit to write the class archive") from None
         if code != 0 or not partial.exists():
             raise SystemExit(f"error: the class archive was not written (jobs exit {code}); "
                              f"Spark runs without one")
