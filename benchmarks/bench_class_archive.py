@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,15 +23,9 @@ sys.path.insert(0, str(REPO))
 
 def one_run(with_archive: bool) -> None:
     """In this process: the driver JVM (with or without the archive) through the training day."""
-    from jobs import class_archive, common, driver
+    from jobs.class_archive import run_training_day
 
-    with tempfile.TemporaryDirectory(prefix="bench-class-archive-") as scratch:
-        spark = common.spark_session("bench-class-archive", "local[2]",
-                                     None if with_archive else [])
-        try:
-            code = driver.run_jobs(spark, class_archive.training_day(Path(scratch) / "day"), {"jobs": []})
-        finally:
-            spark.stop()
+    code = run_training_day(None if with_archive else [])
     if code != 0:
         sys.exit(f"error: a job failed (exit {code})")
 

@@ -82,25 +82,31 @@ def training_day(folder: Path) -> list[tuple[str, list[str]]]:
                                   "--out", str(folder / "report")])]
 
 
-def build(path: Path) -> None:
-    """Run the training day in a driver JVM that writes its loaded classes to `path` on exit."""
+def run_training_day(java_options: list[str] | None) -> int:
+    """The training day in a new local driver JVM started with `java_options` (None: the
+    archive's), until that JVM has exited; the jobs' exit status."""
     from jobs import common, driver
 
-    with tempfile.TemporaryDirectory(prefix="botify-class-archive-") as scratch:
-        partial = Path(scratch) / path.name
-        spark = common.spark_session("class-archive", "local[2]",
-                                     [f"-XX:ArchiveClassesAtExit={partial}", *QUIET])
+    with tempfile.TemporaryDirectory(prefix="botify-training-day-") as scratch:
+        spark = common.spark_session("class-archive", "local[2]", java_options)
         try:
-            code = driver.run_jobs(spark, training_day(Path(scratch) / "day"), {"jobs": []})
+            return driver.run_jobs(spark, training_day(Path(scratch) / "day"), {"jobs": []})
         finally:
             jvm = spark.sparkContext._gateway.proc
             spark.stop()
-            jvm.stdin.close()   # the gateway JVM exits when its input closes, writing the archive
+            jvm.stdin.close()   # the gateway JVM exits when its input closes (writing an archive)
             try:
                 jvm.wait(timeout=600)
             except subprocess.TimeoutExpired:
                 jvm.kill()
-                raise SystemExit("error: Spark's JVM did not exit to write the class archive") from None
+                raise SystemExit("error: Spark's JVM did not exit after the training day") from None
+
+
+def build(path: Path) -> None:
+    """Run the training day in a driver JVM that writes its loaded classes to `path` on exit."""
+    with tempfile.TemporaryDirectory(prefix="botify-class-archive-") as scratch:
+        partial = Path(scratch) / path.name
+        code = run_training_day([f"-XX:ArchiveClassesAtExit={partial}", *QUIET])
         if code != 0 or not partial.exists():
             raise SystemExit(f"error: the class archive was not written (jobs exit {code}); "
                              f"Spark runs without one")
