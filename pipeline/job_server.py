@@ -14,6 +14,7 @@ from infra.lifetime import die_with_parent
 from infra.stack import tail
 from jobs import server
 from jobs.class_archive import driver_java_options
+from jobs.config import spark_config
 from settings import REPO_ROOT as REPO
 
 BIN = Path(sys.executable).parent
@@ -31,9 +32,12 @@ class JobServer:
         self.log, self.startup_timeout = log, startup_timeout
         self.started, self.stop_requested = time.monotonic(), False
         options = driver_java_options()   # the class archive's (jobs/class_archive.py)
+        # The driver's heap is sized before any SparkConf is read: spark-submit must be told.
+        memory = spark_config().conf.get("spark.driver.memory")
         with open(log, "w") as out:
             self.process = subprocess.Popen(
                 [str(BIN / "spark-submit"), "--master", master,
+                 *(["--driver-memory", memory] if memory else []),
                  *(["--driver-java-options", " ".join(options)] if options else []),
                  str(REPO / "jobs" / "server.py"), "serve", self.socket],
                 cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from jobs.config import spark_config
 from pipeline.config import load_pipeline_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -76,6 +78,18 @@ def test_every_artefact_exists_and_is_well_formed(seed_runs):
     sessions = sum(1 for _ in (run / "sim" / "ab.jsonl").open())
     plan = yaml.safe_load((REPO / "conf" / "plans" / "seed.yml").read_text())
     assert sessions == plan["days"][-1]["sessions"]["smoke"]
+
+
+def test_the_job_server_has_the_configured_driver_memory(seed_runs):
+    """conf/spark.yml's spark.driver.memory sizes the job server's heap (spark-submit's
+    --driver-memory): Spark logs its storage memory, 0.6 of (heap - 300 MiB), at start-up."""
+    _, run, _ = seed_runs
+    log = (run / "logs" / "spark-server.log").read_text()
+    size, unit = re.search(r"Registering block manager \S+ with ([\d.]+) (MiB|GiB) RAM", log).groups()
+    storage_mib = float(size) * (1024 if unit == "GiB" else 1)
+    memory = spark_config().conf["spark.driver.memory"]
+    heap_mib = int(memory[:-1]) * {"m": 1, "g": 1024}[memory[-1].lower()]
+    assert storage_mib == pytest.approx((heap_mib - 300) * 0.6, rel=0.05), (memory, size, unit)
 
 
 def test_same_seed_same_results(seed_runs):
