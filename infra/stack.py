@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from infra.java import java_binary
 from infra.lifetime import die_with_parent, exit_on_signals
 from settings import Strict, load, read_yaml
 
@@ -96,9 +97,8 @@ def load_config(path: Path = CONFIG) -> StackConfig:
 
 
 def require_java() -> str:
-    java = shutil.which("java", path=str(Path(os.environ["JAVA_HOME"]) / "bin")) \
-        if os.environ.get("JAVA_HOME") else shutil.which("java")
-    if not java:
+    java = java_binary()
+    if java is None:
         raise StackError(f"Java {MIN_JAVA}+ not found: install it (apt-get install -y "
                          f"openjdk-17-jre-headless) or set JAVA_HOME to a JDK {MIN_JAVA}+.")
     out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
@@ -106,7 +106,7 @@ def require_java() -> str:
     if not match or int(match.group(1)) < MIN_JAVA:
         raise StackError(f"{java} is not Java {MIN_JAVA}+ ({out.splitlines()[0] if out else 'no version'}): "
                          f"install openjdk-17 or set JAVA_HOME to a JDK {MIN_JAVA}+.")
-    return java
+    return str(java)
 
 
 def hadoop_jar_dir(config: StackConfig) -> Path:

@@ -25,19 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from infra.java import java_binary
 from jobs.config import spark_config
 
 # Warnings about classes CDS cannot keep (signed jars, generated classes) and about an archive
 # made for another JVM say nothing a user can act on: the JVM then loads those classes as usual.
 QUIET = ["-Xlog:cds=off", "-Xlog:cds+dynamic=off"]
 EVENT_LOG_BYTES = 2_000_000   # about 13,000 events: every job does real work, in seconds
-
-
-def java_binary() -> Path | None:
-    """The java spark-submit starts: $JAVA_HOME/bin/java, else the one on PATH."""
-    home = os.environ.get("JAVA_HOME")
-    found = str(Path(home) / "bin" / "java") if home else shutil.which("java")
-    return Path(found).resolve() if found and Path(found).exists() else None
 
 
 def archive_path() -> Path | None:

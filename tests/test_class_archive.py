@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+from infra.java import java_binary
 from jobs import class_archive
 
 DRIVER = textwrap.dedent("""
@@ -36,7 +37,7 @@ def test_a_driver_maps_sparks_classes_from_the_archive(tmp_path):
 def test_an_unusable_archive_is_ignored(tmp_path):
     broken = tmp_path / "spark-classes-broken.jsa"
     broken.write_bytes(b"not an archive" * 100)
-    java = class_archive.java_binary()
+    java = java_binary()
     done = subprocess.run([str(java), f"-XX:SharedArchiveFile={broken}", *class_archive.QUIET, "-version"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout == ""
