@@ -7,8 +7,9 @@ driver JVM maps them already parsed and verified instead of reading them out of 
 Building runs one driver JVM with -XX:ArchiveClassesAtExit through every jobs/ job and the A/B
 analysis on a small synthetic day (local files), and keeps what it wrote when it exits. The
 archive is keyed by the Java binary and the pyspark jars, so another Java or another Spark gets
-an archive of its own (about 200 MB each: remove old ones by hand); a JVM that finds an archive
-unusable all the same ignores it and loads its classes as usual. `driver_java_options()` gives
+an archive of its own (about 200 MB each; a new build removes those of a Java or pyspark that
+changed or is gone, `prune`); a JVM that finds an archive unusable all the same ignores it and
+loads its classes as usual. `driver_java_options()` gives
 the options that use it (none when it is absent or conf/spark.yml's `class_archive_dir` is
 empty); jobs/common.py and the pipeline's job server pass them to the driver JVMs they start.
 Measured in benchmarks/bench_class_archive.py.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -34,15 +36,23 @@ QUIET = ["-Xlog:cds=off", "-Xlog:cds+dynamic=off"]
 EVENT_LOG_BYTES = 2_000_000   # about 13,000 events: every job does real work, in seconds
 
 
-def archive_path() -> Path | None:
-    """Where the archive for this Java and this pyspark lives (None: archives are turned off,
-    or no Java)."""
-    folder, java = spark_config().class_archive_dir, java_binary()
-    if not folder or java is None:
+def made_for() -> tuple[Path, Path] | None:
+    """(the java binary, pyspark's jars folder) an archive made now is for; None without Java."""
+    java = java_binary()
+    if java is None:
         return None
     import pyspark
 
-    jars = Path(pyspark.__file__).parent / "jars"
+    return java, Path(pyspark.__file__).parent / "jars"
+
+
+def archive_path() -> Path | None:
+    """Where the archive for this Java and this pyspark lives (None: archives are turned off,
+    or no Java)."""
+    folder, inputs = spark_config().class_archive_dir, made_for()
+    if not folder or inputs is None:
+        return None
+    java, jars = inputs
     key = hashlib.sha256()
     for part in (java, *sorted(jars.glob("*.jar"))):
         stat = part.stat()
@@ -110,6 +120,33 @@ def build(path: Path) -> None:
         os.replace(beside, path)   # a concurrent reader sees all of it or nothing
 
 
+def record(path: Path, java: Path, jars: Path) -> None:
+    """Note beside the archive what it was made for (prune reads it)."""
+    path.with_suffix(".json").write_text(json.dumps({"java": str(java), "jars": str(jars)}) + "\n")
+
+
+def prune(path: Path, java: Path, jars: Path) -> list[Path]:
+    """Remove the archives beside `path` that no JVM will use again: those made for this same
+    Java and pyspark folder before their files changed (an upgrade in place: another key), and
+    those whose Java or pyspark is gone. An archive of another Java still installed stays, and
+    so does one without a record (not known to be stale). The archives removed."""
+    removed = []
+    for other in sorted(path.parent.glob("spark-classes-*.jsa")):
+        note = other.with_suffix(".json")
+        if other == path or not note.exists():
+            continue
+        try:
+            inputs = json.loads(note.read_text())
+            old_java, old_jars = Path(inputs["java"]), Path(inputs["jars"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if (old_java, old_jars) == (java, jars) or not old_java.exists() or not old_jars.is_dir():
+            for file in (other, note, other.with_suffix(".log")):
+                file.unlink(missing_ok=True)
+            removed.append(other)
+    return removed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.class_archive", description=__doc__.splitlines()[0])
     parser.add_argument("--build", type=Path, metavar="PATH",
@@ -126,7 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     if path is None:
         print("no class archive: conf/spark.yml's class_archive_dir is empty, or no Java")
         return 0
+    java, jars = made_for()
     if path.exists():
+        if not path.with_suffix(".json").exists():   # made before archives were recorded
+            record(path, java, jars)
         return 0
     log = path.with_suffix(".log")
     print(f"building Spark's class archive (once for this Java and pyspark; log {log}) ...", flush=True)
@@ -141,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: no class archive, Spark starts without one:\n{tail(log, 10)}", file=sys.stderr)
         return 0
     print(f"class archive built in {time.monotonic() - started:.0f} s", flush=True)
+    record(path, java, jars)
+    for stale in prune(path, java, jars):
+        print(f"removed {stale.name}: made for a Java or pyspark that has changed or is gone")
     return 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 from infra.java import java_binary
 from jobs import class_archive
@@ -42,3 +43,27 @@ def test_an_unusable_archive_is_ignored(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout == ""
     assert "version" in done.stderr and "archive" not in done.stderr.lower(), done.stderr
+
+
+def test_a_new_build_prunes_only_archives_no_jvm_will_use(tmp_path):
+    java, jars, other_java = tmp_path / "java", tmp_path / "jars", tmp_path / "java25"
+    java.touch(), jars.mkdir(), other_java.touch()
+    folder = tmp_path / "cache"
+    folder.mkdir()
+
+    def archive(name: str, made_for: tuple | None) -> Path:
+        path = folder / f"spark-classes-{name}.jsa"
+        path.write_bytes(b"archive")
+        path.with_suffix(".log").write_text("log")
+        if made_for:
+            class_archive.record(path, *made_for)
+        return path
+
+    current = archive("new", (java, jars))
+    upgraded = archive("before-upgrade", (java, jars))         # same Java and folder, older jars
+    other = archive("other-java", (other_java, jars))          # another Java, still installed
+    gone = archive("gone-java", (tmp_path / "removed-java", jars))
+    unknown = archive("unrecorded", None)
+    assert class_archive.prune(current, java, jars) == [upgraded, gone]   # in name order
+    assert sorted(folder.glob("*.jsa")) == sorted([current, other, unknown])
+    assert not upgraded.with_suffix(".json").exists() and not upgraded.with_suffix(".log").exists()
