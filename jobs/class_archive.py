@@ -7,11 +7,11 @@ driver JVM maps them already parsed and verified instead of reading them out of 
 Building runs one driver JVM with -XX:ArchiveClassesAtExit through every jobs/ job and the A/B
 analysis on a small synthetic day (local files), and keeps what it wrote when it exits. The
 archive is keyed by the Java binary and the pyspark jars, so another Java or another Spark gets
-an archive of its own (about 200 MB each; a new build removes those of a Java or pyspark that
-changed or is gone, `prune`); a JVM that finds an archive unusable all the same ignores it and
-loads its classes as usual. `driver_java_options()` gives
-the options that use it (none when it is absent or conf/spark.yml's `class_archive_dir` is
-empty); jobs/common.py and the pipeline's job server pass them to the driver JVMs they start.
+an archive of its own (about 200 MB each; each set-up removes those of a Java or pyspark that
+has changed or is gone, `prune`); a JVM that finds an archive unusable all the same ignores it
+and loads its classes as usual. `driver_java_options()` gives the options that use it (none when
+it is absent or conf/spark.yml's `class_archive_dir` is empty); jobs/common.py and the
+pipeline's job server pass them to the driver JVMs they start.
 Measured in benchmarks/bench_class_archive.py.
 """
 from __future__ import annotations
@@ -147,27 +147,12 @@ def prune(path: Path, java: Path, jars: Path) -> list[Path]:
     return removed
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.class_archive", description=__doc__.splitlines()[0])
-    parser.add_argument("--build", type=Path, metavar="PATH",
-                        help="build an archive at PATH, printing the jobs' output (default: build "
-                             "this Java's and pyspark's archive unless it exists, output to a log)")
-    args = parser.parse_args(argv)
+def build_logged(path: Path) -> bool:
+    """Build the archive at `path` in a child process, its output to a log beside it; False
+    (with a warning) when that failed."""
     from infra.lifetime import die_with_parent
     from infra.stack import tail
 
-    if args.build:
-        build(args.build)
-        return 0
-    path = archive_path()
-    if path is None:
-        print("no class archive: conf/spark.yml's class_archive_dir is empty, or no Java")
-        return 0
-    java, jars = made_for()
-    if path.exists():
-        if not path.with_suffix(".json").exists():   # made before archives were recorded
-            record(path, java, jars)
-        return 0
     log = path.with_suffix(".log")
     print(f"building Spark's class archive (once for this Java and pyspark; log {log}) ...", flush=True)
     started = time.monotonic()
@@ -179,9 +164,30 @@ def main(argv: list[str] | None = None) -> int:
     if code != 0:
         # Only start-up time is lost: say so and go on (tests/test_class_archive.py fails instead).
         print(f"warning: no class archive, Spark starts without one:\n{tail(log, 10)}", file=sys.stderr)
-        return 0
+        return False
     print(f"class archive built in {time.monotonic() - started:.0f} s", flush=True)
-    record(path, java, jars)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jobs.class_archive", description=__doc__.splitlines()[0])
+    parser.add_argument("--build", type=Path, metavar="PATH",
+                        help="build an archive at PATH, printing the jobs' output (default: build "
+                             "this Java's and pyspark's archive unless it exists, output to a log, "
+                             "and remove the archives no JVM will use again)")
+    args = parser.parse_args(argv)
+    if args.build:
+        build(args.build)
+        return 0
+    path = archive_path()
+    if path is None:
+        print("no class archive: conf/spark.yml's class_archive_dir is empty, or no Java")
+        return 0
+    java, jars = made_for()
+    if not path.exists() and not build_logged(path):
+        return 0
+    if not path.with_suffix(".json").exists():   # new, or made before archives were recorded
+        record(path, java, jars)
     for stale in prune(path, java, jars):
         print(f"removed {stale.name}: made for a Java or pyspark that has changed or is gone")
     return 0
