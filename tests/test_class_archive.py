@@ -1,6 +1,6 @@
 """Spark's class archive (jobs/class_archive.py): a driver JVM started with its options maps
-Spark's classes from it, and an archive a JVM cannot use (another Java's, a broken file) only
-costs it the archive, never its start."""
+Spark's classes from it, an archive a JVM cannot use (another Java's, a broken file) only
+costs it the archive, never its start, and the set-up removes only archives no JVM will use."""
 from __future__ import annotations
 
 import subprocess
@@ -45,9 +45,11 @@ def test_an_unusable_archive_is_ignored(tmp_path):
     assert "version" in done.stderr and "archive" not in done.stderr.lower(), done.stderr
 
 
-def test_a_new_build_prunes_only_archives_no_jvm_will_use(tmp_path):
+def test_the_set_up_prunes_only_archives_no_jvm_will_use(tmp_path):
     java, jars, other_java = tmp_path / "java", tmp_path / "jars", tmp_path / "java25"
-    java.touch(), jars.mkdir(), other_java.touch()
+    java.touch()
+    other_java.touch()
+    jars.mkdir()
     folder = tmp_path / "cache"
     folder.mkdir()
 
