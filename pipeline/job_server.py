@@ -24,6 +24,18 @@ class JobServerFailed(Exception):
     pass
 
 
+def serve_argv(master: str, socket: str) -> list[str]:
+    """`spark-submit jobs/server.py serve SOCKET` as a run starts it: with conf/spark.yml's
+    driver memory and the class archive's options (jobs/class_archive.py)."""
+    options = driver_java_options()
+    # The driver's heap is sized before any SparkConf is read: spark-submit must be told.
+    memory = spark_config().conf.get("spark.driver.memory")
+    return [str(BIN / "spark-submit"), "--master", master,
+            *(["--driver-memory", memory] if memory else []),
+            *(["--driver-java-options", " ".join(options)] if options else []),
+            str(REPO / "jobs" / "server.py"), "serve", socket]
+
+
 class JobServer:
     def __init__(self, master: str, log: Path, env: dict, startup_timeout: float):
         # A Unix socket path must stay under ~100 bytes: a short folder of its own, not the run's.
@@ -31,16 +43,9 @@ class JobServer:
         self.socket = str(self.folder / "jobs.sock")
         self.log, self.startup_timeout = log, startup_timeout
         self.started, self.stop_requested = time.monotonic(), False
-        options = driver_java_options()   # the class archive's (jobs/class_archive.py)
-        # The driver's heap is sized before any SparkConf is read: spark-submit must be told.
-        memory = spark_config().conf.get("spark.driver.memory")
         with open(log, "w") as out:
-            self.process = subprocess.Popen(
-                [str(BIN / "spark-submit"), "--master", master,
-                 *(["--driver-memory", memory] if memory else []),
-                 *(["--driver-java-options", " ".join(options)] if options else []),
-                 str(REPO / "jobs" / "server.py"), "serve", self.socket],
-                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+            self.process = subprocess.Popen(serve_argv(master, self.socket), cwd=REPO, env=env, stdout=out,
+                                            stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
 
     def wait_ready(self) -> float:
         """Block until the server answers; the seconds waited. JobServerFailed if it died or

@@ -15,7 +15,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import common, driver, fetch, nn, offline, ranking, server, sessions, svd, toppop
-from jobs.class_archive import driver_java_options
+from pipeline.job_server import serve_argv
 from service.events import make_event, spark_schema
 from test_jobs_synth import synthetic_sessions, write_event_log
 
@@ -416,10 +416,7 @@ def test_job_server_runs_batch_after_batch_in_one_spark_application(tmp_path):
     not_yet = run("toppop", "--sessions", work, "--out", work)
     assert not_yet.returncode == 2 and "no job server on" in not_yet.stderr
     server_log = open(tmp_path / "server.log", "w")
-    archive = " ".join(driver_java_options())   # as the pipeline starts it (pipeline/job_server.py)
-    process = subprocess.Popen([str(Path(sys.executable).parent / "spark-submit"), "--master", "local[1]",
-                                *(["--driver-java-options", archive] if archive else []),
-                                str(REPO / "jobs" / "server.py"), "serve", socket_path],
+    process = subprocess.Popen(serve_argv("local[1]", socket_path),   # as a run starts it
                                cwd=REPO, stdout=server_log, stderr=subprocess.STDOUT,
                                env={**os.environ, "PYSPARK_PYTHON": sys.executable,
                                     "PYSPARK_DRIVER_PYTHON": sys.executable})
