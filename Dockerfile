@@ -9,6 +9,8 @@ COPY dataclient dataclient
 COPY jobs jobs
 COPY analysis analysis
 COPY infra infra
+COPY pipeline pipeline
+COPY settings settings
 COPY conf conf
 RUN pip install --no-cache-dir .
 EXPOSE 5001

@@ -2,6 +2,7 @@
 Specification's JSON schema and checked to agree with conf/ (names, ports, volumes)."""
 import json
 import re
+import tomllib
 from importlib import metadata
 from pathlib import Path
 
@@ -93,3 +94,12 @@ def test_spark_image_matches_the_pyspark_the_jobs_use(compose):
     image = compose["services"]["spark-master"]["image"]
     assert compose["services"]["spark-worker"]["image"] == image
     assert image.split(":")[1].startswith(metadata.version("pyspark"))
+
+
+def test_the_image_copies_every_package_the_project_installs():
+    """The Dockerfile's `pip install .` finds only the packages copied before it: a package
+    left out (settings/, read by every config) would break `python -m service` in the image."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    packages = {pattern.rstrip("*") for pattern in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    copied = set(re.findall(r"^COPY (\S+) \1$", (REPO / "Dockerfile").read_text(), re.MULTILINE))
+    assert packages - copied == set()
