@@ -9,6 +9,7 @@ from settings import CONF, Strict, load
 class ServiceSettings(Strict):
     store: Literal["memory", "redis"] = "memory"
     engine: Literal["granian", "uvicorn"] = "uvicorn"
+    unix_socket: bool = True
 
 
 class SparkSettings(Strict):

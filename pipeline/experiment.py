@@ -180,7 +180,8 @@ class Experiment:
         long_term = ([f"--days={day.sim_days}"] if day.sim_days > 1 else []) \
             + (["--returns"] if day.returns else []) + (["--trending"] if day.trending else [])
         self.last_service_config = self.service_config(day)
-        self.stack.start_service(self.stack_config, self.last_service_config, logs)
+        self.stack.start_service(self.stack_config, self.last_service_config, logs,
+                                 unix_socket=self.config.service.unix_socket)
         try:
             self.run(day.name, "simulate", [
                 sys.executable, "-m", "sim.run", "--episodes", str(day.sessions[self.scale]),

@@ -6,11 +6,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from infra.lifetime import die_with_parent
+from infra.unix_socket import new_socket_path
 from infra.stack import tail
 from jobs import server
 from jobs.class_archive import driver_java_options
@@ -38,9 +38,8 @@ def serve_argv(master: str, socket: str) -> list[str]:
 
 class JobServer:
     def __init__(self, master: str, log: Path, env: dict, startup_timeout: float):
-        # A Unix socket path must stay under ~100 bytes: a short folder of its own, not the run's.
-        self.folder = Path(tempfile.mkdtemp(prefix="botify-spark-"))
-        self.socket = str(self.folder / "jobs.sock")
+        socket = new_socket_path("jobs.sock")   # not in the run's folder: too deep for a socket
+        self.folder, self.socket = socket.parent, str(socket)
         self.log, self.startup_timeout = log, startup_timeout
         self.started, self.stop_requested = time.monotonic(), False
         with open(log, "w") as out:

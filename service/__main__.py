@@ -1,5 +1,5 @@
 """python -m service --config conf/service.yml [--experiments FILE] [--host H] [--port P]
-                     [--log-dir DIR] [--replica NAME]
+                     [--uds PATH] [--log-dir DIR] [--replica NAME]
 
 Serves until SIGTERM/SIGINT (graceful: in-flight requests finish, the event log is flushed
 and closed). SIGHUP reloads the experiments config and tables.
@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--experiments", help="experiments YAML; overrides the config's `experiments`")
     parser.add_argument("--host", help="listen address (default: server.host, 127.0.0.1)")
     parser.add_argument("--port", type=int, help="listen port (default: server.port, 5001)")
+    parser.add_argument("--uds", help="serve on this Unix socket instead of host:port (default: server.uds)")
     parser.add_argument("--log-dir", help="event-log root; events go to <log-dir>/<replica>/")
     parser.add_argument("--replica", help="replica name, the event-log sub-folder (default: log.replica)")
     args = parser.parse_args(argv)
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def read_config():
         return load_config(args.config, experiments=args.experiments, host=args.host,
-                           port=args.port, log_root=args.log_dir, replica=args.replica)
+                           port=args.port, uds=args.uds, log_root=args.log_dir, replica=args.replica)
 
     from service.app import create_app  # after logging is set up
     try:
@@ -43,9 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"botify service: cannot use Redis at {config.redis_url}: {e}; start redis-server "
               f"or fix store.redis_url", file=sys.stderr)
         return 2
-    logging.getLogger("service").info("replica %s serving on http://%s:%d, events in %s",
-                                      config.replica, config.host, config.port, config.log_dir)
-    serve(app, config.host, config.port, config.engine)
+    where = f"unix socket {config.uds}" if config.uds else f"http://{config.host}:{config.port}"
+    logging.getLogger("service").info("replica %s serving on %s, events in %s", config.replica,
+                                      where, config.log_dir)
+    serve(app, config.host, config.port, config.engine, config.uds)
     return 0
 
 

@@ -7,12 +7,14 @@ root. Schema and example: service/README.md.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from infra import unix_socket
 from service.recommenders.registry import Params, Spec, check_arm
 from service.stores import DEFAULT_SESSION_IDLE_S
 from settings import ConfigError, Strict, read_yaml, resolve, validate
@@ -42,6 +44,7 @@ class ServiceConfig:
     catalog: Path
     host: str
     port: int
+    uds: Path | None          # a Unix socket to serve on instead of host:port
     engine: str
     store_backend: str
     redis_url: str | None
@@ -66,6 +69,7 @@ class ServiceConfig:
 class ServerSection(Strict):
     host: str = "127.0.0.1"
     port: int = Field(5001, ge=0, le=65535)
+    uds: str | None = None   # a Unix socket path: serve there instead of host:port
     engine: Literal["granian", "uvicorn"] = "granian"  # which suits which load: service/server.py
 
 
@@ -144,7 +148,7 @@ class ServiceFile(Strict):
 
 
 def load_config(path: str | Path, experiments: str | Path | None = None,
-                host: str | None = None, port: int | None = None,
+                host: str | None = None, port: int | None = None, uds: str | Path | None = None,
                 log_root: str | Path | None = None, replica: str | None = None) -> ServiceConfig:
     """Read the service config; keyword arguments (the CLI flags) override its values."""
     path = resolve(path)
@@ -166,8 +170,14 @@ def load_config(path: str | Path, experiments: str | Path | None = None,
     parsed = tuple(Experiment(e.name, tuple(_arm(arm, f"experiments[{i}].arms[{j}]", exp_path)
                                            for j, arm in enumerate(e.arms)))
                    for i, e in enumerate(exp_list))
+    uds = uds or top.server.uds
+    uds = resolve(uds) if uds else None
+    if uds is not None and not unix_socket.fits(uds):
+        raise ConfigError(f"{path}: server.uds: a Unix socket path must be at most "
+                          f"{unix_socket.MAX_PATH_BYTES} bytes (the kernel's limit), got "
+                          f"{len(os.fsencode(uds))}: {uds}")
     return ServiceConfig(top.seed, resolve(top.catalog), host or top.server.host, port,
-                         top.server.engine, top.store.backend, top.store.redis_url,
+                         uds, top.server.engine, top.store.backend, top.store.redis_url,
                          top.store.redis_prefix, top.store.session_idle_s,
                          resolve(log_root or top.log.dir), replica,
                          top.log.max_bytes, top.log.flush_interval_s, top.admin.token, parsed, sources)

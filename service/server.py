@@ -12,6 +12,8 @@ reload - stays in this process):
   every request crosses between its thread and the event loop's. The pipeline serves its days
   with it.
 
+Either listens on host:port, or on a Unix socket instead (`server.uds`: clients on this machine,
+like the pipeline's simulator, cost the kernel less per request; service/README.md, Speed).
 Either way SIGTERM and SIGINT stop the server gracefully (it stops taking connections and
 answers what it is serving), then the app's lifespan ends (the event log is flushed and
 closed) and the process exits with status 0.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from pathlib import Path
 
 import uvicorn
 import uvloop
@@ -32,18 +35,19 @@ BACKLOG = 2048  # connections waiting to be accepted (uvicorn's default; a simul
 GRACE_S = 10    # uvicorn: how long in-flight requests may take to finish after SIGTERM
 
 
-def serve(app: JsonApp, host: str, port: int, engine: str) -> None:
-    """Serve `app` with `engine` ("granian" or "uvicorn") until SIGTERM/SIGINT."""
+def serve(app: JsonApp, host: str, port: int, engine: str, uds: Path | None = None) -> None:
+    """Serve `app` with `engine` ("granian" or "uvicorn") on host:port, or on the Unix socket
+    `uds` instead, until SIGTERM/SIGINT."""
     if engine == "granian":
-        uvloop.run(_serve_granian(app, host, port))
+        uvloop.run(_serve_granian(app, host, port, uds))
     elif engine == "uvicorn":
-        _serve_uvicorn(app, host, port)
+        _serve_uvicorn(app, host, port, uds)
     else:
         raise ValueError(f"unknown server engine {engine!r}: granian or uvicorn")
 
 
-async def _serve_granian(app: JsonApp, host: str, port: int) -> None:
-    server = Server(app, address=host, port=port, interface=Interfaces.RSGI, http=HTTPModes.http1,
+async def _serve_granian(app: JsonApp, host: str, port: int, uds: Path | None) -> None:
+    server = Server(app, address=host, port=port, uds=uds, interface=Interfaces.RSGI, http=HTTPModes.http1,
                     websockets=False, backlog=BACKLOG, log_enabled=False)
     loop = asyncio.get_running_loop()
     async with app.lifespan():
@@ -52,12 +56,12 @@ async def _serve_granian(app: JsonApp, host: str, port: int) -> None:
         await server.serve()
 
 
-def _serve_uvicorn(app: JsonApp, host: str, port: int) -> None:
+def _serve_uvicorn(app: JsonApp, host: str, port: int, uds: Path | None) -> None:
     # uvicorn handles SIGTERM/SIGINT itself and, once shut down, raises the signal again for the
     # handler it found: these do nothing, so a clean stop exits 0 as under granian.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: None)
     uvicorn.Server(uvicorn.Config(
-        app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on", ws="none",
+        app, host=host, port=port, uds=str(uds) if uds else None, loop="uvloop", http="httptools", lifespan="on", ws="none",
         backlog=BACKLOG, access_log=False, log_level="warning",
         timeout_graceful_shutdown=GRACE_S)).run()

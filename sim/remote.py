@@ -1,4 +1,6 @@
-"""The `remote` agent: asks the botify service over HTTP, one keep-alive connection.
+"""The `remote` agent: asks the botify service over HTTP, one keep-alive connection, over TCP
+(`http://host:port`) or over a Unix socket (`unix:///path/to/socket`, the service's
+`--uds`; the pipeline serves its days there).
 
     POST /next/{user}  {"track": int, "time": float} -> {"user": int, "track": int}
     POST /last/{user}  {"track": int, "time": float} -> {"user": int}
@@ -9,9 +11,10 @@ the simulated time of the request (sim/calendar.py); the service logs the event 
 
 Speed matters here: the simulator shares the machine with the service, so every microsecond
 of client CPU is taken from the service. The client writes each request with one `sendall`
-on a TCP_NODELAY socket (no Nagle stall: the course simulator lost 44 ms per request to it)
-and parses answers with httptools, the HTTP parser uvicorn uses. Measured against a trivial
-peer, that costs ~30 us of CPU per request, against ~130 us for http.client and ~540 us for
+on a TCP_NODELAY socket (no Nagle stall: the course simulator lost 44 ms per request to it),
+or on a Unix socket, where the kernel does less per request than on loopback TCP, and parses
+answers with httptools, the HTTP parser uvicorn uses. Measured against a trivial peer, that
+costs ~30 us of CPU per request, against ~130 us for http.client and ~540 us for
 httpx (see sim/README.md). A timeout, a broken connection, an HTTP error or an answer that
 is not a valid track id is a failed step: the session goes on, the connection is reopened.
 """
@@ -62,17 +65,37 @@ class _Response:
 
 
 class KeepAliveClient:
-    """One persistent HTTP/1.1 connection to host:port, reopened after any failure."""
+    """One persistent HTTP/1.1 connection to host:port or to a Unix socket, reopened after any
+    failure."""
 
     def __init__(self, url: str, timeout_s: float):
         parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"service url must look like http://host:port, got {url!r}")
-        self.host, self.port = parts.hostname, parts.port or 80
-        self.base = parts.path.rstrip("/").encode()
+        if parts.scheme == "unix" and parts.path and not parts.netloc:
+            self.unix_path, self.base = parts.path, b""
+            self._head = b"Host: localhost\r\n"
+        elif parts.scheme == "http" and parts.hostname:
+            self.unix_path, self.host, self.port = None, parts.hostname, parts.port or 80
+            self.base = parts.path.rstrip("/").encode()
+            self._head = b"Host: %s:%d\r\n" % (self.host.encode(), self.port)
+        else:
+            raise ValueError(f"service url must look like http://host:port or "
+                             f"unix:///path/to/socket, got {url!r}")
         self.timeout_s = timeout_s
-        self._head = b"Host: %s:%d\r\n" % (self.host.encode(), self.port)
         self._socket: socket.socket | None = None
+
+    def _connect(self) -> socket.socket:
+        if self.unix_path is not None:
+            connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                connection.settimeout(self.timeout_s)
+                connection.connect(self.unix_path)
+            except OSError:
+                connection.close()
+                raise
+            return connection
+        connection = socket.create_connection((self.host, self.port), self.timeout_s)
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return connection
 
     def request(self, method: bytes, path: bytes, body: bytes = b"",
                 headers: bytes = b"") -> tuple[int, bytes]:
@@ -82,8 +105,7 @@ class KeepAliveClient:
                    % (method, self.base, path, self._head, headers, len(body), body))
         try:
             if self._socket is None:
-                self._socket = socket.create_connection((self.host, self.port), self.timeout_s)
-                self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self._socket = self._connect()
             self._socket.sendall(message)
             response = _Response()
             while not response.complete:

@@ -340,7 +340,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="run seed (also the world seed when the world is generated here)")
     parser.add_argument("--world", default="data/world",
                         help="world folder; generated from --seed when missing")
-    parser.add_argument("--url", help="botify service url (default: run.url in the config)")
+    parser.add_argument("--url", help="botify service url, http://host:port or unix:///path/to/socket "
+                                      "(default: run.url in the config)")
     parser.add_argument("--processes", type=int, default=1, help="parallel worker processes")
     parser.add_argument("--output", help="write one JSON line per session to this file")
     parser.add_argument("--days", type=int, default=1,

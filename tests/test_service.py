@@ -498,6 +498,7 @@ def test_bad_track_tables_are_refused_saying_why(tmp_path, content, message):
     (lambda c: c["experiments"][0]["arms"][1].update(params={"windw": 2}),
      "experiments[0].arms[1].params.windw: unknown key (a typo?)"),
     (lambda c: c["experiments"].append(c["experiments"][0]), "experiment name(s) ['AB'] used twice"),
+    (lambda c: c["server"].update(uds="/tmp/" + "s" * 120), "server.uds: a Unix socket path must be at most 107 bytes"),
     (lambda c: c["experiments"][0]["arms"][0].update(weight=0) or c["experiments"][0]["arms"][1].update(weight=0),
      "must have at least one arm with a positive weight"),
 ])
@@ -686,6 +687,33 @@ def test_the_real_server_reads_chunked_bodies_and_answers_head(tmp_path, world, 
     head, get = httpx.head(f"{url}/"), httpx.get(f"{url}/")
     assert head.status_code == 200 and head.content == b""
     assert head.headers["content-length"] == str(len(get.content))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_real_server_serves_on_a_unix_socket_and_stops_cleanly(tmp_path, world, engine):
+    """`--uds`: the service answers and logs on the socket (the pipeline's simulator talks to
+    it there), and SIGTERM still stops it cleanly with every event written."""
+    path = tmp_path / "service.sock"
+    process = subprocess.Popen([sys.executable, "-m", "service", "--config",
+                                str(write_config(tmp_path, world, engine=engine)), "--uds", str(path)],
+                               cwd=REPO)
+    try:
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(path)), base_url="http://botify") as http:
+            deadline = time.monotonic() + 30
+            while True:
+                assert process.poll() is None, "the service exited during start-up"
+                try:
+                    assert http.get("/").json()["status"] == "ok"
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "the service did not answer within 30 s"
+                    time.sleep(0.05)
+            answers = [http.post(f"/next/{user}", json={"track": 3, "time": 0.5}) for user in range(20)]
+        assert [a.json()["user"] for a in answers] == list(range(20))
+    finally:
+        stop_service(process)
+    assert process.returncode == 0
+    assert sorted(e["user"] for e in event_lines(tmp_path / "logs" / "r0")) == list(range(20))
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 import uvicorn
@@ -31,10 +32,11 @@ def deterministic_track(user: int, track: int) -> int:
 
 
 class Peer:
-    """A starlette app on a free port in a background thread; records every request."""
+    """A starlette app on a free port (or on the Unix socket `uds`) in a background thread;
+    records every request."""
 
-    def __init__(self, mode: str):
-        self.mode = mode
+    def __init__(self, mode: str, uds: Path | None = None):
+        self.mode, self.uds = mode, uds
         self.requests: list[tuple[str, int, int, float]] = []   # (endpoint, user, track, time)
         self.bad_answers = 0
         self.connections: set[tuple[str, int]] = set()
@@ -43,8 +45,8 @@ class Peer:
             Route("/next/{user:int}", self.next, methods=["POST"]),
             Route("/last/{user:int}", self.last, methods=["POST"]),
         ])
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                lifespan="off")
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, uds=str(uds) if uds else None,
+                                log_level="warning", lifespan="off")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -54,8 +56,11 @@ class Peer:
         while not self.server.started:
             assert time.monotonic() < deadline, "test peer did not start"
             time.sleep(0.01)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+        if self.uds is not None:
+            self.url = f"unix://{self.uds}"
+        else:
+            port = self.server.servers[0].sockets[0].getsockname()[1]
+            self.url = f"http://127.0.0.1:{port}"
         return self
 
     def __exit__(self, *exc) -> None:
@@ -175,6 +180,20 @@ def test_same_seed_same_remote_sessions_with_any_number_of_processes(setup):
     assert one == three
 
 
+def test_sessions_over_a_unix_socket_are_those_over_tcp(setup, tmp_path):
+    """The pipeline's simulator talks to the service on a Unix socket: the same seed plays the
+    same sessions, with the same requests, as over TCP."""
+    with Peer("deterministic") as peer:
+        _, over_tcp = simulate(setup, peer, "tcp", "--episodes", "120", "--processes", "2")
+        tcp_requests = sorted(r[:4] for r in peer.requests)
+    with Peer("deterministic", uds=tmp_path / "peer.sock") as peer:
+        _, over_unix = simulate(setup, peer, "unix", "--episodes", "120", "--processes", "2")
+        unix_requests = sorted(r[:4] for r in peer.requests)
+    assert sum(s["failed_steps"] for s in over_unix) == 0
+    assert over_unix == over_tcp
+    assert unix_requests == tcp_requests
+
+
 def test_broken_answers_are_failed_steps_and_never_crash_the_run(setup):
     with Peer("broken") as peer:
         result, sessions = simulate(setup, peer, "broken", "--episodes", "40", "--seed", "4")
@@ -204,3 +223,14 @@ def test_unreachable_service_is_one_clear_error(setup):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert f"not reachable at {url}" in result.stderr
+
+
+@pytest.mark.parametrize("url", ["unix:///nowhere/botify.sock", "unix://host/botify.sock", "ftp://x"])
+def test_a_bad_or_absent_unix_socket_is_one_clear_error(setup, url):
+    folder, config = setup
+    result = run_module("sim.run", "--recommender", "remote", "--config", str(config),
+                        "--world", str(folder / "world"), "--url", url, "--episodes", "5")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    expected = "not reachable at" if url.startswith("unix:///") else "must look like"
+    assert expected in result.stderr and url in result.stderr

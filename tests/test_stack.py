@@ -1,11 +1,15 @@
-"""Set-up errors of the local stack say what is wrong and exit non-zero (infra/stack.py CLI)."""
+"""Set-up errors of the local stack say what is wrong and exit non-zero (infra/stack.py CLI);
+the stack's service starts on its port or on a Unix socket and stops."""
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
+
+from infra import stack as stack_module
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -112,3 +116,44 @@ def test_keep_copy_keeps_the_first_copy(tmp_path):
         keep_copy(tmp_path / f"made{number}", tmp_path / "kept")
     assert (tmp_path / "kept" / "VERSION").read_text() == "1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept", "made1", "made2"]
+
+
+@pytest.mark.parametrize("unix_socket", [False, True])
+def test_the_service_starts_on_its_port_or_a_unix_socket_and_stops(tmp_path, unix_socket):
+    catalog = tmp_path / "tracks.jsonl"
+    catalog.write_text("".join(f'{{"track": {t}, "artist": "a", "title": "t"}}\n' for t in range(10)))
+    service = yaml.safe_load((REPO / "conf" / "service.yml").read_text())
+    service.update(catalog=str(catalog), experiments=[{"name": "E", "arms": [{"name": "R", "recommender": "random"}]}])
+    service_config = tmp_path / "service.yml"
+    service_config.write_text(yaml.safe_dump(service))
+    config = stack_module.load_config()
+    stack = stack_module.new_stack(config, ephemeral=True)   # free ports, a temporary runtime
+    try:
+        stack.start_service(config, service_config, tmp_path / "logs", unix_socket=unix_socket)
+        assert stack.service_url.startswith("unix:///" if unix_socket else "http://127.0.0.1:")
+        assert stack.env()["BOTIFY_SERVICE_URL"] == stack.service_url
+        assert stack.service_status()["status"] == "ok"
+        folder = stack.service_socket.parent if unix_socket else None
+    finally:
+        stack.down()
+    assert "service" not in stack.pids and stack.service_socket is None
+    assert stack.service_status() is None
+    assert folder is None or not folder.exists()   # the socket's folder goes with the service
+
+
+def test_a_socket_path_fits_the_kernel_even_under_a_deep_tmpdir(tmp_path, monkeypatch):
+    from infra.unix_socket import MAX_PATH_BYTES, new_socket_path
+
+    deep = tmp_path / ("d" * 100)
+    deep.mkdir()
+    for tmpdir, parent in ((tmp_path, tmp_path), (deep, Path("/tmp"))):
+        monkeypatch.setattr("tempfile.tempdir", str(tmpdir))
+        path = new_socket_path("service.sock")
+        try:
+            assert path.parent.parent == parent and path.parent.is_dir()
+            assert len(str(path)) <= MAX_PATH_BYTES
+            with socket.socket(socket.AF_UNIX) as server:
+                server.bind(str(path))   # the kernel takes it
+        finally:
+            path.unlink(missing_ok=True)
+            path.parent.rmdir()
