@@ -12,7 +12,7 @@ reload - stays in this process):
   every request crosses between its thread and the event loop's. The pipeline serves its days
   with it.
 
-Either listens on host:port, or on a Unix socket instead (`server.uds`: clients on this machine,
+It listens on host:port, or on a Unix socket instead (`server.uds`: clients on this machine,
 like the pipeline's simulator, cost the kernel less per request; service/README.md, Speed).
 Either way SIGTERM and SIGINT stop the server gracefully (it stops taking connections and
 answers what it is serving), then the app's lifespan ends (the event log is flushed and

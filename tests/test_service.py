@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ with warnings.catch_warnings():  # starlette would rather have httpx2; httpx is 
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient, WebSocketDisconnect
 
+from infra.unix_socket import new_socket_path
 from service.app import create_app
 from service.jsonapp import HttpError, JsonApp, Router
 from service.config import ConfigError, load_config
@@ -693,7 +695,7 @@ def test_the_real_server_reads_chunked_bodies_and_answers_head(tmp_path, world, 
 def test_the_real_server_serves_on_a_unix_socket_and_stops_cleanly(tmp_path, world, engine):
     """`--uds`: the service answers and logs on the socket (the pipeline's simulator talks to
     it there), and SIGTERM still stops it cleanly with every event written."""
-    path = tmp_path / "service.sock"
+    path = new_socket_path("service.sock")   # short enough for the kernel, whatever tmp_path's depth
     process = subprocess.Popen([sys.executable, "-m", "service", "--config",
                                 str(write_config(tmp_path, world, engine=engine)), "--uds", str(path)],
                                cwd=REPO)
@@ -712,6 +714,7 @@ def test_the_real_server_serves_on_a_unix_socket_and_stops_cleanly(tmp_path, wor
         assert [a.json()["user"] for a in answers] == list(range(20))
     finally:
         stop_service(process)
+        shutil.rmtree(path.parent)
     assert process.returncode == 0
     assert sorted(e["user"] for e in event_lines(tmp_path / "logs" / "r0")) == list(range(20))
 

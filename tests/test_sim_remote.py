@@ -8,6 +8,7 @@ end-to-end run.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 import threading
 import time
@@ -21,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from infra.unix_socket import new_socket_path
 from test_sim_support import SMALL_WORLD, read_sessions, run_module, write_config
 
 N_TRACKS = SMALL_WORLD["tracks"]
@@ -180,15 +182,19 @@ def test_same_seed_same_remote_sessions_with_any_number_of_processes(setup):
     assert one == three
 
 
-def test_sessions_over_a_unix_socket_are_those_over_tcp(setup, tmp_path):
+def test_sessions_over_a_unix_socket_are_those_over_tcp(setup):
     """The pipeline's simulator talks to the service on a Unix socket: the same seed plays the
     same sessions, with the same requests, as over TCP."""
     with Peer("deterministic") as peer:
         _, over_tcp = simulate(setup, peer, "tcp", "--episodes", "120", "--processes", "2")
         tcp_requests = sorted(r[:4] for r in peer.requests)
-    with Peer("deterministic", uds=tmp_path / "peer.sock") as peer:
-        _, over_unix = simulate(setup, peer, "unix", "--episodes", "120", "--processes", "2")
-        unix_requests = sorted(r[:4] for r in peer.requests)
+    path = new_socket_path("peer.sock")   # short enough for the kernel, whatever tmp_path's depth
+    try:
+        with Peer("deterministic", uds=path) as peer:
+            _, over_unix = simulate(setup, peer, "unix", "--episodes", "120", "--processes", "2")
+            unix_requests = sorted(r[:4] for r in peer.requests)
+    finally:
+        shutil.rmtree(path.parent)
     assert sum(s["failed_steps"] for s in over_unix) == 0
     assert over_unix == over_tcp
     assert unix_requests == tcp_requests

@@ -1,9 +1,11 @@
 """Set-up errors of the local stack say what is wrong and exit non-zero (infra/stack.py CLI);
 the stack's service starts on its port or on a Unix socket and stops."""
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -141,19 +143,23 @@ def test_the_service_starts_on_its_port_or_a_unix_socket_and_stops(tmp_path, uni
     assert folder is None or not folder.exists()   # the socket's folder goes with the service
 
 
-def test_a_socket_path_fits_the_kernel_even_under_a_deep_tmpdir(tmp_path, monkeypatch):
+def test_a_socket_path_fits_the_kernel_even_under_a_deep_tmpdir(monkeypatch):
     from infra.unix_socket import MAX_PATH_BYTES, new_socket_path
 
-    deep = tmp_path / ("d" * 100)
+    short = Path(tempfile.mkdtemp(dir="/tmp"))   # not pytest's tmp_path: its depth varies
+    deep = short / ("d" * 100)
     deep.mkdir()
-    for tmpdir, parent in ((tmp_path, tmp_path), (deep, Path("/tmp"))):
-        monkeypatch.setattr("tempfile.tempdir", str(tmpdir))
-        path = new_socket_path("service.sock")
-        try:
-            assert path.parent.parent == parent and path.parent.is_dir()
-            assert len(str(path)) <= MAX_PATH_BYTES
-            with socket.socket(socket.AF_UNIX) as server:
-                server.bind(str(path))   # the kernel takes it
-        finally:
-            path.unlink(missing_ok=True)
-            path.parent.rmdir()
+    try:
+        for tmpdir, parent in ((short, short), (deep, Path("/tmp"))):
+            monkeypatch.setattr("tempfile.tempdir", str(tmpdir))
+            path = new_socket_path("service.sock")
+            try:
+                assert path.parent.parent == parent and path.parent.is_dir()
+                assert len(str(path)) <= MAX_PATH_BYTES
+                with socket.socket(socket.AF_UNIX) as server:
+                    server.bind(str(path))   # the kernel takes it
+            finally:
+                path.unlink(missing_ok=True)
+                path.parent.rmdir()
+    finally:
+        shutil.rmtree(short)
