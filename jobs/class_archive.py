@@ -49,10 +49,15 @@ def made_for() -> tuple[Path, Path] | None:
 def archive_path() -> Path | None:
     """Where the archive for this Java and this pyspark lives (None: archives are turned off,
     or no Java)."""
-    folder, inputs = spark_config().class_archive_dir, made_for()
-    if not folder or inputs is None:
+    inputs = made_for()
+    return None if inputs is None else archive_path_for(*inputs)
+
+
+def archive_path_for(java: Path, jars: Path) -> Path | None:
+    """Where the archive for `java` and the pyspark `jars` lives (None: archives are turned off)."""
+    folder = spark_config().class_archive_dir
+    if not folder:
         return None
-    java, jars = inputs
     key = hashlib.sha256()
     for part in (java, *sorted(jars.glob("*.jar"))):
         stat = part.stat()
@@ -179,11 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.build:
         build(args.build)
         return 0
-    path = archive_path()
+    inputs = made_for()
+    path = None if inputs is None else archive_path_for(*inputs)
     if path is None:
         print("no class archive: conf/spark.yml's class_archive_dir is empty, or no Java")
         return 0
-    java, jars = made_for()
+    java, jars = inputs
     if not path.exists() and not build_logged(path):
         return 0
     if not path.with_suffix(".json").exists():   # new, or made before archives were recorded
