@@ -180,8 +180,10 @@ def test_top_k_is_strictly_ordered_and_excludes():
         expected = np.lexsort((np.arange(300), -scores))[:100]
         assert row.tolist() == expected.tolist()
         assert i not in row and len(set(row)) == 100
-        # The same best scores (which of two tied items is left out may differ).
+        # The same best scores (which of two tied items is left out may differ), in the order
+        # argpartition of the negated row gives (the course's table).
         assert sorted(scores[unordered[i]]) == sorted(scores[row])
+        assert unordered[i].tolist() == np.argpartition(-scores, 100)[:100].tolist()
     assert any(u.tolist() != o.tolist() for u, o in zip(unordered, got))
     # Fewer items than k once the excluded are gone: rows are just shorter.
     assert [len(r) for r in ranking.top_k(queries[:2], items[:4], 100, exclude=exclude)] == [3, 3]
