@@ -20,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from bench_service import OUT, REPO, cpu_seconds, free_port, start_service, stop
+from bench_service import OUT, REPO, cpu_seconds, start_service, stop
+from infra.ports import free_port
 
 
 def make_world(seed: int) -> Path:

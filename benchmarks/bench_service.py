@@ -32,7 +32,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,8 @@ import httpx
 import numpy as np
 import orjson
 
+from infra.ports import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
 LUA = REPO / "benchmarks" / "next.lua"
@@ -51,12 +52,6 @@ BARE_APP = REPO / "benchmarks" / "bare_app.py"
 BARE = "bare"  # the baseline's name in the results
 NGINX_CONF = REPO / "conf" / "nginx" / "nginx.conf"
 WRK_THREADS = int(os.environ.get("WRK_THREADS", "1"))  # 1 leaves the second core to the service
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_world(folder: Path, tracks: int, width: int, seed: int = 7) -> None:

@@ -22,7 +22,6 @@ import argparse
 import json
 import multiprocessing
 import random
-import socket
 import sys
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from infra.ports import free_port  # noqa: E402
 from sim.config import load_config  # noqa: E402
 from sim.remote import check_service  # noqa: E402
 from sim.run import RunSpec, episode_users, run_episodes, run_parallel  # noqa: E402
@@ -68,9 +68,7 @@ def _serve_peer(port: int, n_tracks: int) -> None:
 
 
 def start_peer(n_tracks: int) -> tuple[multiprocessing.Process, str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     process = multiprocessing.get_context("spawn").Process(
         target=_serve_peer, args=(port, n_tracks), daemon=True)
     process.start()

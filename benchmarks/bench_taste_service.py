@@ -17,7 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench_service import free_port, start_service, stop, wrk
+from bench_service import start_service, stop, wrk
+from infra.ports import free_port
 
 ARMS = {
     "contextual_updated": lambda t: {"nn": str(t / "tracks_nn.json"), "users": str(t / "recommendations_svd.json"),

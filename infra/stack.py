@@ -41,6 +41,7 @@ from pydantic import Field
 
 from infra.java import java_binary
 from infra.lifetime import die_with_parent, exit_on_signals
+from infra.ports import free_port, is_free
 from infra.unix_socket import new_socket_path
 from settings import Strict, load, read_yaml
 
@@ -165,22 +166,12 @@ def require_redis(config: StackConfig) -> str:
 # ---------------------------------------------------------------- ports and processes
 
 
-def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def require_port_free(host: str, port: int, what: str) -> None:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            raise StackError(
-                f"port {port} ({what}) is in use on {host}: stop what listens there "
-                f"(see `ss -ltnp 'sport = :{port}'`; `./run.sh down` if it is an earlier stack) "
-                f"or choose another port with BOTIFY_PORT_<NAME> (names in conf/stack.yml).") from None
+    if not is_free(host, port, reuse_address=True):
+        raise StackError(
+            f"port {port} ({what}) is in use on {host}: stop what listens there "
+            f"(see `ss -ltnp 'sport = :{port}'`; `./run.sh down` if it is an earlier stack) "
+            f"or choose another port with BOTIFY_PORT_<NAME> (names in conf/stack.yml).")
 
 
 def process_alive(pid: int) -> bool:

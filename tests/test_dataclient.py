@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ import numpy as np
 import orjson
 import pytest
 
+from infra.ports import free_port
 from dataclient.synthetic_logs import event_lines, write_replica_logs
 from service.events import validation_error
 
@@ -248,12 +248,6 @@ def test_cleanup_guard_holds_without_dry_run(webhdfs_url, hdfs_client, hdfs_user
     assert hdfs_client.status(other, strict=False) is None
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # nothing listens once the socket is closed
-
-
 def local_snapshot(log_dirs: list[Path]) -> dict[str, tuple[bytes, int]]:
     return {str(p): (p.read_bytes(), p.stat().st_mtime_ns)
             for d in log_dirs for p in sorted(d.rglob("*")) if p.is_file()}
@@ -261,7 +255,7 @@ def local_snapshot(log_dirs: list[Path]) -> dict[str, tuple[bytes, int]]:
 
 def test_unreachable_hdfs_is_one_error_line_and_changes_nothing_locally(hdfs_user, log_dirs):
     before = local_snapshot(log_dirs)
-    url = f"http://127.0.0.1:{closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     result = dataclient("--url", url, "--user", hdfs_user, "log2hdfs",
                         *log_dir_flags(log_dirs), "logs")
     assert result.returncode == 1
@@ -296,7 +290,7 @@ def test_missing_log_folder_is_one_error_line_before_touching_hdfs(
 
 def test_url_flag_beats_environment_which_beats_conf(
         webhdfs_url, hdfs_client, hdfs_user, hdfs_dir, log_dirs):
-    dead = f"http://127.0.0.1:{closed_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     args = ["--user", hdfs_user, "log2hdfs", *log_dir_flags(log_dirs), hdfs_dir]
     from_env = dataclient(*args, env={"BOTIFY_WEBHDFS_URL": dead})
     assert from_env.returncode == 1 and dead in from_env.stderr

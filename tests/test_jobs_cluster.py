@@ -4,7 +4,6 @@ reading events from the real HDFS, checks the Parquet it wrote there, and stops 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,16 +13,11 @@ import httpx
 import pyspark
 import pytest
 
+from infra.ports import free_port
 from test_jobs_synth import synthetic_sessions, write_event_log
 
 REPO = Path(__file__).resolve().parent.parent
 SPARK_HOME = Path(pyspark.__file__).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(check, timeout: float, what: str, logs: list[Path]) -> None:

@@ -24,6 +24,7 @@ with warnings.catch_warnings():  # starlette would rather have httpx2; httpx is 
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient, WebSocketDisconnect
 
+from infra.ports import free_port
 from infra.unix_socket import new_socket_path
 from service.app import create_app
 from service.jsonapp import HttpError, JsonApp, Router
@@ -573,12 +574,6 @@ def test_event_log_survives_a_full_disk_without_torn_or_lost_lines(tmp_path):
     assert sorted(e["user"] for e in events) == list(range(300))
 
 # ---- the real process: signals, concurrency, rotation
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def start_service(config: Path, *flags: str) -> tuple[subprocess.Popen, str]:
     """`python -m service` on a config, once it answers; the process and its URL."""

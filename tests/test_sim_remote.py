@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import threading
 import time
 from collections import defaultdict
@@ -22,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from infra.ports import free_port
 from infra.unix_socket import new_socket_path
 from test_sim_support import SMALL_WORLD, read_sessions, run_module, write_config
 
@@ -220,10 +220,7 @@ def test_broken_answers_are_failed_steps_and_never_crash_the_run(setup):
 
 def test_unreachable_service_is_one_clear_error(setup):
     folder, config = setup
-    with socket.socket() as probe:  # a free port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{free_port()}"  # nobody listens there
     result = run_module("sim.run", "--recommender", "remote", "--config", str(config),
                         "--world", str(folder / "world"), "--url", url, "--episodes", "5")
     assert result.returncode == 2

@@ -10,7 +10,6 @@ service`), its event log, and the sessions job's `sessionize` (Spark) over a mul
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,18 +21,13 @@ import orjson
 import pytest
 import yaml
 
+from infra.ports import free_port
 from sim.calendar import day_start_ms
 from sim.remote import ServiceUnreachable, check_service
 from test_sim_support import REPO, generate_small_world, read_sessions, run_module
 
 START = date(2026, 2, 2)
 DAYS = 3
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from infra import stack as stack_module
+from infra import ports as ports_module
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -37,6 +38,18 @@ def test_port_in_use_is_named(tmp_path):
         result = stack_cli(tmp_path, "up", ports=ports)
     assert result.returncode == 2
     assert f"port {port} (HDFS namenode_http) is in use" in result.stderr
+
+
+def test_free_ports_lie_outside_the_ephemeral_range():
+    """A port the kernel may hand to any connect() or bind(port 0) would race with the daemon."""
+    low, high = ports_module.ephemeral_range()
+    chosen = {ports_module.free_port() for _ in range(50)}
+    assert all(ports_module.LOWEST <= port < 65_536 and not low <= port <= high for port in chosen)
+    assert len(chosen) > 1   # random, so that stacks started at once do not collide
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", chosen.pop()))
+        held.listen()
+        assert not ports_module.is_free("127.0.0.1", held.getsockname()[1])
 
 
 def test_missing_java_is_explained(tmp_path):
@@ -66,9 +79,7 @@ def test_safe_mode_timeout_is_explained(tmp_path):
     ports = {}
     for name in ("namenode_rpc", "namenode_http", "datanode", "datanode_http", "datanode_ipc",
                  "redis", "service"):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            ports[name] = probe.getsockname()[1]
+        ports[name] = ports_module.free_port()
     result = stack_cli(tmp_path, "up", hadoop=hadoop, ports=ports)
     assert result.returncode == 2
     assert "HDFS did not leave safe mode" in result.stderr and "daemons/datanode.log" in result.stderr
