@@ -77,6 +77,7 @@ class SparkConfig(Strict):
     master: str = "local[*]"
     conf: dict[str, str] = {}
     class_archive_dir: str = "~/.cache/botify"
+    test_driver_java_options: list[str] = []
 
 
 def jobs_config(path: str | Path = JOBS_CONF) -> JobsConfig:

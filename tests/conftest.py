@@ -18,6 +18,14 @@ import sys
 
 import pytest
 
+from jobs.config import spark_config
+
+# Before any test starts a driver: conf/spark.yml's options for the suite's Spark drivers (once:
+# xdist's workers inherit the controller's environment and read this file again).
+_submit_opts = os.environ.get("SPARK_SUBMIT_OPTS", "").split()
+os.environ["SPARK_SUBMIT_OPTS"] = " ".join(
+    [*_submit_opts, *(o for o in spark_config().test_driver_java_options if o not in _submit_opts)])
+
 STACK_FIXTURES = {"stack_env", "spark"}
 # Modules whose tests start Spark or a stack of their own, without the fixtures above.
 JVM_MODULES = {"test_analysis_job", "test_jobs", "test_jobs_cluster", "test_jobs_synth",

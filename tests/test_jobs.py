@@ -15,6 +15,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import common, driver, fetch, nn, offline, ranking, server, sessions, svd, toppop
+from jobs.config import spark_config
 from pipeline.job_server import serve_argv
 from service.events import make_event, spark_schema
 from test_jobs_synth import synthetic_sessions, write_event_log
@@ -401,6 +402,12 @@ def test_driver_names_the_failing_job_and_stops(tmp_path):
     assert [(t["job"], t["exit"]) for t in recorded["jobs"]] == [("toppop", 2)]
     assert recorded["startup"] > 0 and recorded["total"] >= sum(t["seconds"] for t in recorded["jobs"])
     assert not (tmp_path / "tables").exists()
+
+
+def test_the_suites_drivers_run_with_the_test_java_options(spark):
+    """conf/spark.yml's test_driver_java_options reach a driver pyspark launches (tests/conftest.py)."""
+    arguments = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()
+    assert set(spark_config().test_driver_java_options) <= set(arguments)
 
 
 def test_job_server_runs_batch_after_batch_in_one_spark_application(tmp_path):
