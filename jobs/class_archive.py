@@ -1,17 +1,22 @@
-"""A class-data-sharing (CDS) archive of the classes a local Spark driver loads, so that each new
-driver JVM maps them already parsed and verified instead of reading them out of Spark's jars.
+"""The JVM of a local Spark driver: the Java it runs on (conf/spark.yml's `driver_java_homes`,
+else the stack's) and an archive of the classes it loads, so that each new driver JVM maps them
+already parsed and verified instead of reading them out of Spark's jars. On a JDK 25 or later
+the archive is an AOT cache (JEP 483 and 515: the classes also linked, and the methods' profiles
+of the training run, so the JIT compiles the hot ones sooner); on an older one, a
+class-data-sharing (CDS) archive.
 
     python -m jobs.class_archive          # build it unless it exists (./run.sh's set-up does)
     python -m jobs.class_archive --build PATH
 
-Building runs one driver JVM with -XX:ArchiveClassesAtExit through every jobs/ job and the A/B
-analysis on a small synthetic day (local files), and keeps what it wrote when it exits. The
-archive is keyed by the Java binary and the pyspark jars, so another Java or another Spark gets
-an archive of its own (about 200 MB each; each set-up removes those of a Java or pyspark that
-has changed or is gone, `prune`); a JVM that finds an archive unusable all the same ignores it
-and loads its classes as usual. `driver_java_options()` gives the options that use it (none when
-it is absent or conf/spark.yml's `class_archive_dir` is empty); jobs/common.py and the
-pipeline's job server pass them to the driver JVMs they start.
+Building runs one driver JVM with -XX:AOTCacheOutput (or -XX:ArchiveClassesAtExit) through
+every jobs/ job and the A/B analysis on a small synthetic day (local files), and keeps what it
+wrote when it exits. The archive is keyed by the Java binary and the pyspark jars, so another
+Java or another Spark gets an archive of its own (about 200 MB each; each set-up removes those
+of a Java or pyspark that has changed or is gone, `prune`); a JVM that finds an archive
+unusable all the same ignores it and loads its classes as usual. `driver_java_options()` gives
+the options that use it (none when it is absent or conf/spark.yml's `class_archive_dir` is
+empty) and `driver_java_home()` the JAVA_HOME to start the driver with; jobs/common.py, the
+tests and the pipeline's job server start their driver JVMs with both.
 Measured in benchmarks/bench_class_archive.py.
 """
 from __future__ import annotations
@@ -25,20 +30,70 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
-from infra.java import java_binary
+from infra.java import feature_release, java_binary
 from jobs.config import spark_config
 
 # Warnings about classes CDS cannot keep (signed jars, generated classes) and about an archive
 # made for another JVM say nothing a user can act on: the JVM then loads those classes as usual.
 QUIET = ["-Xlog:cds=off", "-Xlog:cds+dynamic=off"]
+QUIET_AOT = [*QUIET, "-Xlog:aot=off"]   # a tag Java 17 does not know
+AOT_CACHE_SINCE = 25   # the first JDK that writes an AOT cache in one run (-XX:AOTCacheOutput)
 EVENT_LOG_BYTES = 2_000_000   # about 13,000 events: every job does real work, in seconds
 
 
+def driver_java() -> Path | None:
+    """The java a local Spark driver runs on; None without Java."""
+    return java_binary(spark_config().driver_java_homes)
+
+
+def driver_java_home() -> Path | None:
+    """The JAVA_HOME that makes spark-submit start `driver_java()`; None without Java."""
+    java = driver_java()
+    return None if java is None else java.parent.parent
+
+
+@contextmanager
+def driver_java_environment():
+    """Inside: JAVA_HOME names the driver's JDK, for pyspark to start its JVM with; restored on
+    the way out (the stack's daemons, started by the same process, keep theirs)."""
+    home, before = driver_java_home(), os.environ.get("JAVA_HOME")
+    if home is not None:
+        os.environ["JAVA_HOME"] = str(home)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("JAVA_HOME", None)
+        else:
+            os.environ["JAVA_HOME"] = before
+
+
+def has_aot_cache(java: Path) -> bool:
+    """Whether `java`'s archive is an AOT cache (else a CDS archive)."""
+    return (feature_release(java) or 0) >= AOT_CACHE_SINCE
+
+
+def reading_options(java: Path, path: Path) -> list[str]:
+    """The options that start `java` from the archive at `path`."""
+    if has_aot_cache(java):
+        return [f"-XX:AOTCache={path}", *QUIET_AOT]
+    return [f"-XX:SharedArchiveFile={path}", *QUIET]
+
+
+def writing_options(java: Path, path: Path) -> list[str]:
+    """The options that make `java` write its archive to `path` when it exits."""
+    if has_aot_cache(java):
+        return [f"-XX:AOTCacheOutput={path}", *QUIET_AOT]
+    return [f"-XX:ArchiveClassesAtExit={path}", *QUIET]
+
+
 def made_for() -> tuple[Path, Path] | None:
-    """(the java binary, pyspark's jars folder) an archive made now is for; None without Java."""
-    java = java_binary()
+    """(the driver's java binary, pyspark's jars folder) an archive made now is for; None
+    without Java."""
+    java = driver_java()
     if java is None:
         return None
     import pyspark
@@ -62,13 +117,15 @@ def archive_path_for(java: Path, jars: Path) -> Path | None:
     for part in (java, *sorted(jars.glob("*.jar"))):
         stat = part.stat()
         key.update(f"{part}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-    return Path(folder).expanduser() / f"spark-classes-{key.hexdigest()[:12]}.jsa"
+    suffix = ".aot" if has_aot_cache(java) else ".jsa"
+    return Path(folder).expanduser() / f"spark-classes-{key.hexdigest()[:12]}{suffix}"
 
 
 def driver_java_options() -> list[str]:
     """JVM options for a local Spark driver: the archive's, when it exists."""
-    path = archive_path()
-    return [f"-XX:SharedArchiveFile={path}", *QUIET] if path and path.exists() else []
+    inputs = made_for()
+    path = None if inputs is None else archive_path_for(*inputs)
+    return reading_options(inputs[0], path) if path and path.exists() else []
 
 
 def training_day(folder: Path) -> list[tuple[str, list[str]]]:
@@ -113,9 +170,12 @@ def run_training_day(java_options: list[str] | None) -> int:
 
 def build(path: Path) -> None:
     """Run the training day in a driver JVM that writes its loaded classes to `path` on exit."""
+    java = driver_java()
+    if java is None:
+        raise SystemExit("error: no Java to build the class archive for")
     with tempfile.TemporaryDirectory(prefix="botify-class-archive-") as scratch:
         partial = Path(scratch) / path.name
-        code = run_training_day([f"-XX:ArchiveClassesAtExit={partial}", *QUIET])
+        code = run_training_day(writing_options(java, partial))
         if code != 0 or not partial.exists():
             raise SystemExit(f"error: the class archive was not written (jobs exit {code}); "
                              f"Spark runs without one")
@@ -136,7 +196,7 @@ def prune(path: Path, java: Path, jars: Path) -> list[Path]:
     those whose Java or pyspark is gone. An archive of another Java still installed stays, and
     so does one without a record (not known to be stale). The archives removed."""
     removed = []
-    for other in sorted(path.parent.glob("spark-classes-*.jsa")):
+    for other in sorted([*path.parent.glob("spark-classes-*.jsa"), *path.parent.glob("spark-classes-*.aot")]):
         note = other.with_suffix(".json")
         if other == path or not note.exists():
             continue

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 
 import orjson
 
-from jobs.class_archive import driver_java_options
+from jobs.class_archive import driver_java_environment, driver_java_options
 from jobs.config import JOBS_CONF, JobsConfig, jobs_config, spark_config
 from settings import ConfigError
 
@@ -99,7 +99,8 @@ def job_main(name: str, description: str, add_arguments, run, argv: list[str] | 
 
 def spark_session(name: str, master: str | None = None, java_options: list[str] | None = None):
     """SparkSession with conf/spark.yml settings; spark-submit's own --master/--conf win. A JVM
-    this starts gets `java_options` (default: the class archive's, jobs/class_archive.py)."""
+    this starts runs on the driver's Java with `java_options` (default: the class archive's,
+    jobs/class_archive.py)."""
     from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
 
@@ -123,7 +124,8 @@ def spark_session(name: str, master: str | None = None, java_options: list[str] 
         options = [*(driver_java_options() if java_options is None else java_options),
                    config.conf.get("spark.driver.extraJavaOptions", "")]
         builder = builder.config("spark.driver.extraJavaOptions", " ".join(options).strip())
-    spark = builder.getOrCreate()
+    with driver_java_environment():
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
 

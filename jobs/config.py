@@ -77,6 +77,7 @@ class SparkConfig(Strict):
     master: str = "local[*]"
     conf: dict[str, str] = {}
     class_archive_dir: str = "~/.cache/botify"
+    driver_java_homes: list[str] = []
     test_driver_java_options: list[str] = []
 
 

@@ -13,7 +13,7 @@ from infra.lifetime import die_with_parent
 from infra.stack import tail
 from infra.unix_socket import new_socket_path
 from jobs import server
-from jobs.class_archive import driver_java_options
+from jobs.class_archive import driver_java_home, driver_java_options
 from jobs.config import spark_config
 from settings import REPO_ROOT as REPO
 
@@ -24,16 +24,18 @@ class JobServerFailed(Exception):
     pass
 
 
-def serve_argv(master: str, socket: str) -> list[str]:
-    """`spark-submit jobs/server.py serve SOCKET` as a run starts it: with conf/spark.yml's
-    driver memory and the class archive's options (jobs/class_archive.py)."""
-    options = driver_java_options()
+def serve_command(master: str, socket: str, env: dict) -> tuple[list[str], dict]:
+    """`spark-submit jobs/server.py serve SOCKET` as a run starts it, and its environment (`env`
+    with JAVA_HOME naming the driver's JDK; the stack's daemons keep theirs): with conf/spark.yml's
+    driver memory and the class archive's options for that JDK (jobs/class_archive.py)."""
+    options, home = driver_java_options(), driver_java_home()
     # The driver's heap is sized before any SparkConf is read: spark-submit must be told.
     memory = spark_config().conf.get("spark.driver.memory")
-    return [str(BIN / "spark-submit"), "--master", master,
+    argv = [str(BIN / "spark-submit"), "--master", master,
             *(["--driver-memory", memory] if memory else []),
             *(["--driver-java-options", " ".join(options)] if options else []),
             str(REPO / "jobs" / "server.py"), "serve", socket]
+    return argv, env if home is None else {**env, "JAVA_HOME": str(home)}
 
 
 class JobServer:
@@ -42,9 +44,10 @@ class JobServer:
         self.folder, self.socket = socket.parent, str(socket)
         self.log, self.startup_timeout = log, startup_timeout
         self.started, self.stop_requested = time.monotonic(), False
+        argv, env = serve_command(master, self.socket, env)
         with open(log, "w") as out:
-            self.process = subprocess.Popen(serve_argv(master, self.socket), cwd=REPO, env=env, stdout=out,
-                                            stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+            self.process = subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                            preexec_fn=die_with_parent)
 
     def wait_ready(self) -> float:
         """Block until the server answers; the seconds waited. JobServerFailed if it died or

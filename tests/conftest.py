@@ -124,16 +124,17 @@ def spark(stack_env):
     """One local SparkSession for the whole suite: Spark's start-up is paid once."""
     from pyspark.sql import SparkSession
 
-    from jobs.class_archive import driver_java_options
+    from jobs.class_archive import driver_java_environment, driver_java_options
 
     # Spark's Python workers must be this venv's python (numpy, pandas, pyarrow), not python3.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    session = (SparkSession.builder.master("local[2]").appName("botify-tests")
+    builder = (SparkSession.builder.master("local[2]").appName("botify-tests")
                .config("spark.ui.enabled", "false")
                .config("spark.sql.shuffle.partitions", "4")
                .config("spark.sql.session.timeZone", "UTC")
-               .config("spark.driver.extraJavaOptions", " ".join(driver_java_options()))
-               .getOrCreate())
+               .config("spark.driver.extraJavaOptions", " ".join(driver_java_options())))
+    with driver_java_environment():
+        session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()

@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 
 from jobs import common, driver, fetch, nn, offline, ranking, server, sessions, svd, toppop
 from jobs.config import spark_config
-from pipeline.job_server import serve_argv
+from pipeline.job_server import serve_command
 from service.events import make_event, spark_schema
 from test_jobs_synth import synthetic_sessions, write_event_log
 
@@ -425,10 +425,10 @@ def test_job_server_runs_batch_after_batch_in_one_spark_application(tmp_path):
     not_yet = run("toppop", "--sessions", work, "--out", work)
     assert not_yet.returncode == 2 and "no job server on" in not_yet.stderr
     server_log = open(tmp_path / "server.log", "w")
-    process = subprocess.Popen(serve_argv("local[1]", socket_path),   # as a run starts it
-                               cwd=REPO, stdout=server_log, stderr=subprocess.STDOUT,
-                               env={**os.environ, "PYSPARK_PYTHON": sys.executable,
-                                    "PYSPARK_DRIVER_PYTHON": sys.executable})
+    argv, env = serve_command("local[1]", socket_path,   # as a run starts it
+                              {**os.environ, "PYSPARK_PYTHON": sys.executable,
+                               "PYSPARK_DRIVER_PYTHON": sys.executable})
+    process = subprocess.Popen(argv, cwd=REPO, stdout=server_log, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 600
         while not server.ready(socket_path):
