@@ -4,6 +4,7 @@ costs it the archive, never its start, the set-up removes only archives no JVM w
 the driver runs on the first JDK of conf/spark.yml's list that is there."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -65,6 +66,18 @@ def test_the_driver_runs_on_the_first_listed_jdk_that_is_there(tmp_path, monkeyp
     assert class_archive.writing_options(old, Path("a"))[0] == "-XX:ArchiveClassesAtExit=a"
     (tmp_path / "jdk-17" / "release").unlink()
     assert feature_release(old) is None and not class_archive.has_aot_cache(old)   # unknown: CDS
+
+
+def test_java_home_names_the_drivers_jdk_only_while_its_jvm_starts(monkeypatch):
+    monkeypatch.setattr(class_archive, "driver_java_home", lambda: Path("/driver/jdk"))
+    monkeypatch.setenv("JAVA_HOME", "/stack/jdk")
+    with class_archive.driver_java_environment():
+        assert os.environ["JAVA_HOME"] == "/driver/jdk"
+    assert os.environ["JAVA_HOME"] == "/stack/jdk"   # the daemons started later keep theirs
+    monkeypatch.delenv("JAVA_HOME")
+    with class_archive.driver_java_environment():
+        assert os.environ["JAVA_HOME"] == "/driver/jdk"
+    assert "JAVA_HOME" not in os.environ
 
 
 def test_the_set_up_prunes_only_archives_no_jvm_will_use(tmp_path):
