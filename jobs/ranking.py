@@ -64,7 +64,7 @@ def top_k(queries: np.ndarray, items: np.ndarray, k: int, ordered: bool = True,
             best = best_ordered(scores, k)
         elif ordered:  # few items: sort them all
             best = np.lexsort((np.broadcast_to(np.arange(n_items), scores.shape), -scores), axis=1)[:, :k]
-        elif k < n_items:  # negated in place: the same values as -scores without a second block
+        elif k < n_items:  # negated in place, no second block (below only finiteness is read)
             best = np.argpartition(np.negative(scores, out=scores), k, axis=1)[:, :k]
         else:
             best = np.broadcast_to(np.arange(n_items), scores.shape).copy()
