@@ -123,9 +123,8 @@ def archive_path_for(java: Path, jars: Path) -> Path | None:
 
 def driver_java_options() -> list[str]:
     """JVM options for a local Spark driver: the archive's, when it exists."""
-    inputs = made_for()
-    path = None if inputs is None else archive_path_for(*inputs)
-    return reading_options(inputs[0], path) if path and path.exists() else []
+    path = archive_path()
+    return reading_options(driver_java(), path) if path and path.exists() else []
 
 
 def training_day(folder: Path) -> list[tuple[str, list[str]]]:
