@@ -54,6 +54,13 @@ PORT_NAMES = ("namenode_rpc", "namenode_http", "datanode", "datanode_http", "dat
               "redis", "service")
 
 
+def wants_more_datanodes(safe_mode: str) -> bool:
+    """Whether the NameNode's safe-mode tip asks for more live DataNodes. Not the tip of a
+    NameNode with blocks on disk that waits for its DataNode's first block report ("needs
+    additional N blocks ... live datanodes is not calculated"): that one passes in seconds."""
+    return re.search(r"needs an additional \d+ live datanodes", safe_mode) is not None
+
+
 class StackError(Exception):
     """A set-up problem, worded as what is wrong and what to do."""
 
@@ -387,7 +394,7 @@ class Stack:
             info = http_json(f"{webhdfs}/jmx?qry=Hadoop:service=NameNode,name=NameNodeInfo")
             beans = (info or {}).get("beans") or [{}]
             safe_mode, live = beans[0].get("Safemode"), json.loads(beans[0].get("LiveNodes") or "{}")
-            if live and "additional" in (safe_mode or "") and "live datanodes" in safe_mode:
+            if live and wants_more_datanodes(safe_mode or ""):
                 # Our one DataNode is live and the NameNode still wants more: waiting is futile.
                 raise StackError(f"HDFS did not leave safe mode: {safe_mode.strip()} This stack "
                                  f"runs one DataNode; see {self.log('datanode')} and "

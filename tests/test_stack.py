@@ -174,3 +174,17 @@ def test_a_socket_path_fits_the_kernel_even_under_a_deep_tmpdir(monkeypatch):
                 path.parent.rmdir()
     finally:
         shutil.rmtree(short)
+
+
+def test_only_a_tip_asking_for_more_datanodes_stops_the_wait():
+    """Hadoop's two safe-mode tips (FSNamesystem.SafeModeInfo): more DataNodes than we run is
+    futile; a restarted NameNode waiting for its DataNode's first block report is not."""
+    assert stack_module.wants_more_datanodes(
+        "Safe mode is ON. The reported blocks 0 has reached the threshold 0.9990 of total blocks 0. "
+        "The number of live datanodes 1 needs an additional 1 live datanodes to reach the minimum "
+        "number 2. Safe mode will be turned off automatically once the thresholds have been reached.")
+    assert not stack_module.wants_more_datanodes(
+        "Safe mode is ON. The reported blocks 0 needs additional 27 blocks to reach the threshold "
+        "0.9990 of total blocks 28.\nThe number of live datanodes is not calculated since reported "
+        "blocks hasn't reached the threshold. Safe mode will be turned off automatically once the "
+        "thresholds have been reached.")
