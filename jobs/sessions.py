@@ -58,9 +58,11 @@ def check_schema() -> T.StructType:
 def natively_valid(value: Column, e: Column) -> Column:
     """True where Spark alone shows the line meets the contract (see above); never null."""
     required = [e[name].isNotNull() for name, (_, nullable) in FIELDS.items() if not nullable]
-    # A required field that may be null must still be there: null and absent read alike.
-    keys = F.json_object_keys(value)
-    present = [F.array_contains(keys, name) for name, (_, nullable) in FIELDS.items() if nullable]
+    # A required field that may be null must still be there: null and absent read alike. Its
+    # keys are listed (a second parse) only where it reads null: `|` evaluates its right side
+    # only when the left is false.
+    present = [e[name].isNotNull() | F.array_contains(F.json_object_keys(value), name)
+               for name, (_, nullable) in FIELDS.items() if nullable]
     checks = [value.rlike(PLAIN_LINE), e.isNotNull(), e[CORRUPT].isNull(), *required, *present,
               e["message"].isin(*MESSAGES), e["experiments"].rlike(STRING_MAP)]
     ok = checks[0]
@@ -98,26 +100,26 @@ def parse_valid(checked: DataFrame) -> DataFrame:
 
 
 def checked_lines(lines: DataFrame) -> DataFrame:
-    """Lines (`value`, `file`) -> `accepted`: [the parsed line] if accepted natively, else [];
+    """Lines (`value`, `file`) -> `event`: the parsed line if accepted natively, else null;
     `suspect`: the other lines' (file, value), else null. Each line is parsed once here: the
     caller persists this frame and reads both the events and the suspects from it (read_checked)
     instead of reading and parsing the input twice."""
     value = F.col("value")
-    # The lambda parses each line once (a filter on the parsed columns would repeat from_json
-    # for every check).
-    accepted = F.filter(F.array(F.from_json(value, check_schema(), _READ_OPTIONS)),
-                        lambda e: natively_valid(value, e))
-    return (lines.select("file", "value", accepted.alias("accepted"))
-            .select("accepted", F.when(F.size("accepted") == 0, F.struct("file", "value")).alias("suspect")))
+    parsed = lines.select("file", "value", F.from_json(value, check_schema(), _READ_OPTIONS).alias("e"))
+    # Three projections: Spark does not merge a projection into the next when that would repeat
+    # an expensive expression (from_json, the verdict) in each place that reads it.
+    judged = parsed.select("file", "value", "e", natively_valid(value, F.col("e")).alias("ok"))
+    return judged.select(F.when(F.col("ok"), F.col("e")).alias("event"),
+                         F.when(~F.col("ok"), F.struct("file", "value")).alias("suspect"))
 
 
 def read_checked(checked: DataFrame) -> tuple[DataFrame, DataFrame]:
     """checked_lines' frame -> (natively valid lines as typed events, the other lines with
     `error` from `validation_error`: null for a line that is valid after all)."""
     experiments = spark_schema()["experiments"].dataType
-    events = checked.select(F.explode("accepted").alias("e")).select(*[
-        F.from_json(F.col("e.experiments"), experiments).alias(f.name) if f.name == "experiments"
-        else F.col(f"e.{f.name}").alias(f.name) for f in spark_schema().fields])
+    events = checked.where(F.col("event").isNotNull()).select(*[
+        F.from_json(F.col("event.experiments"), experiments).alias(f.name) if f.name == "experiments"
+        else F.col(f"event.{f.name}").alias(f.name) for f in spark_schema().fields])
     return events, check_lines(checked.where(F.col("suspect").isNotNull()).select("suspect.*"))
 
 
