@@ -14,7 +14,6 @@ runs the suite in one process.
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
 
@@ -121,20 +120,13 @@ def redis_url(stack_env) -> str:
 
 @pytest.fixture(scope="session")
 def spark(stack_env):
-    """One local SparkSession for the whole suite: Spark's start-up is paid once."""
-    from pyspark.sql import SparkSession
+    """One local SparkSession for the whole suite: Spark's start-up is paid once. The jobs' own
+    session (conf/spark.yml, the driver's Java and class archive), with fewer shuffle
+    partitions for the tests' small frames."""
+    from jobs.common import spark_session
 
-    from jobs.class_archive import driver_java_environment, driver_java_options
-
-    # Spark's Python workers must be this venv's python (numpy, pandas, pyarrow), not python3.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = (SparkSession.builder.master("local[2]").appName("botify-tests")
-               .config("spark.ui.enabled", "false")
-               .config("spark.sql.shuffle.partitions", "4")
-               .config("spark.sql.session.timeZone", "UTC")
-               .config("spark.driver.extraJavaOptions", " ".join(driver_java_options())))
-    with driver_java_environment():
-        session = builder.getOrCreate()
+    session = spark_session("tests", "local[2]")
+    session.conf.set("spark.sql.shuffle.partitions", "4")
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
