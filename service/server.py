@@ -61,7 +61,9 @@ def _serve_uvicorn(app: JsonApp, host: str, port: int, uds: Path | None) -> None
     # handler it found: these do nothing, so a clean stop exits 0 as under granian.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: None)
+    # No proxy-headers middleware (the app never reads the client address) and no `server`
+    # header: per-request work the simulator's load waits for (service/README.md, Speed).
     uvicorn.Server(uvicorn.Config(
         app, host=host, port=port, uds=str(uds) if uds else None, loop="uvloop", http="httptools", lifespan="on", ws="none",
-        backlog=BACKLOG, access_log=False, log_level="warning",
+        backlog=BACKLOG, access_log=False, log_level="warning", proxy_headers=False, server_header=False,
         timeout_graceful_shutdown=GRACE_S)).run()
