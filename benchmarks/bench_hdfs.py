@@ -4,8 +4,9 @@
 
 A run of `./run.sh` or of the tests starts a NameNode and a DataNode and moves megabytes through
 them, so what their JVMs spend starting counts. Per round, for each variant in turn (the order
-alternates between rounds): `hadoop.java_opts` as conf/stack.yml sets them, then the same
-without its `-XX:` flags (the JVM's defaults). Each variant starts a stack (infra/stack.py,
+alternates between rounds): conf/stack.yml's `hadoop` settings as they are; the same without
+the daemons' class archives (`class_archive_dir`, built first unless they exist); and without
+those nor `java_opts`' `-XX:` flags (the JVM's defaults). Each variant starts a stack (infra/stack.py,
 free ports, a copied NameNode format), waits until HDFS takes writes, writes `--files` files of
 `--megabytes` MB through WebHDFS and reads them back, then stops it. Prints the seconds until
 ready, the daemons' CPU seconds at ready and after the I/O, and the I/O's seconds.
@@ -60,15 +61,19 @@ def main() -> None:
     args = parser.parse_args()
     config = stack_module.load_config()
     configured = list(config.hadoop.java_opts)
-    variants = {"configured": configured,
-                "JVM defaults": [opt for opt in configured if not opt.startswith("-XX:")]}
-    print(f"configured hadoop.java_opts: {' '.join(configured)}")
+    stack_module.build_daemon_archives(config)
+    variants = {"configured": {},
+                "no archives": {"class_archive_dir": ""},
+                "JVM defaults": {"class_archive_dir": "",
+                                 "java_opts": [opt for opt in configured if not opt.startswith("-XX:")]}}
+    print(f"configured hadoop.java_opts: {' '.join(configured)}; class archives in "
+          f"{config.hadoop.class_archive_dir or '(none)'}")
     print(f"{'round':5s} {'variant':13s} {'ready s':>8s} {'CPU s at ready':>15s} "
           f"{'CPU s after I/O':>16s} {'I/O s':>6s}")
     for round_number in range(1, args.rounds + 1):
         names = list(variants) if round_number % 2 else list(variants)[::-1]
         for name in names:
-            hadoop = config.hadoop.model_copy(update={"java_opts": variants[name]})
+            hadoop = config.hadoop.model_copy(update=variants[name])
             result = measure(config.model_copy(update={"hadoop": hadoop}), args.files, args.megabytes)
             print(f"{round_number:5d} {name:13s} {result['ready']:8.1f} {result['cpu_ready']:15.1f} "
                   f"{result['cpu_end']:16.1f} {result['io']:6.1f}", flush=True)

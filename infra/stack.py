@@ -1,7 +1,8 @@
 """Start, stop and inspect botify's local stack: a real single-node HDFS, a real Redis and the
 botify service (`up` only; tests start their own service).
 
-    python -m infra.stack fetch                      # Hadoop jars from Maven Central (cached)
+    python -m infra.stack fetch                      # Hadoop jars from Maven Central, then the
+                                                     # daemons' class archives (both cached)
     python -m infra.stack up                         # start; state in <runtime>/stack.json
     python -m infra.stack status
     python -m infra.stack down
@@ -39,6 +40,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from infra import class_archive
 from infra.java import java_binary
 from infra.lifetime import die_with_parent, exit_on_signals
 from infra.ports import free_port, is_free
@@ -49,6 +51,7 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "conf" / "stack.yml"
 NAMENODE_CLASS = "org.apache.hadoop.hdfs.server.namenode.NameNode"
 DATANODE_CLASS = "org.apache.hadoop.hdfs.server.datanode.DataNode"
+DAEMONS = {"namenode": NAMENODE_CLASS, "datanode": DATANODE_CLASS}
 MIN_JAVA = 17
 PORT_NAMES = ("namenode_rpc", "namenode_http", "datanode", "datanode_http", "datanode_ipc",
               "redis", "service")
@@ -71,6 +74,7 @@ class HadoopSettings(Strict):
     cache_dir: str
     heap: str = "512m"
     java_opts: list[str] = []
+    class_archive_dir: str = ""            # the daemons' class archives ("": none)
     settings: dict[str, Any] = {}          # extra Hadoop properties, -Dkey=value to both daemons
     start_timeout_s: float = Field(120, gt=0)
 
@@ -149,6 +153,59 @@ def fetch_jars(config: StackConfig) -> Path:
     shutil.rmtree(jars, ignore_errors=True)
     partial.rename(jars)  # a half-finished fetch is never mistaken for a complete one
     return jars
+
+
+def daemon_archive(config: StackConfig, java: str, jars: Path, daemon: str) -> Path | None:
+    """Where the class archive of `daemon` ("namenode", "datanode") started by `java` from
+    `jars` lives; None when conf/stack.yml's hadoop.class_archive_dir is empty."""
+    folder = config.hadoop.class_archive_dir
+    if not folder:
+        return None
+    made_from = class_archive.key([Path(java), *sorted(jars.glob("*.jar"))])
+    return Path(folder).expanduser() / f"hdfs-{daemon}-{made_from}.jsa"
+
+
+def build_daemon_archives(config: StackConfig) -> None:
+    """Write the HDFS daemons' class archives unless they exist (infra/class_archive.py): a
+    throwaway stack's daemons start, take a write and a read, and write theirs as they exit."""
+    java, jars = require_java(), fetch_jars(config)
+    targets = {daemon: daemon_archive(config, java, jars, daemon) for daemon in DAEMONS}
+    if any(path is None for path in targets.values()) or all(path.exists() for path in targets.values()):
+        return
+    print("building the HDFS daemons' class archives (once for this Java and Hadoop) ...",
+          file=sys.stderr, flush=True)
+    started = time.monotonic()
+    stack = new_stack(config, ephemeral=True)
+    # Beside their targets (the same file system), named for this process: a concurrent build
+    # writes its own, and a reader sees a whole archive or none.
+    stack.archives_to_write = {daemon: path.with_name(f"{path.name}.{os.getpid()}.partial")
+                               for daemon, path in targets.items()}
+    next(iter(targets.values())).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        stack.start_hdfs(config)
+        stack.wait_hdfs(config)
+        # Writing and reading a file loads the classes of the data path too.
+        from hdfs import InsecureClient
+
+        client = InsecureClient(stack.env()["BOTIFY_WEBHDFS_URL"], user=stack.env()["BOTIFY_HDFS_USER"])
+        client.write("/tmp/class-archive-probe", data=os.urandom(1 << 20))
+        with client.read("/tmp/class-archive-probe") as reader:
+            reader.read()
+    except BaseException:
+        stack.down()
+        for partial in stack.archives_to_write.values():
+            partial.unlink(missing_ok=True)
+        raise
+    stack.down()   # SIGTERM: each daemon writes its archive, then exits
+    for daemon, partial in stack.archives_to_write.items():
+        if partial.exists():
+            os.replace(partial, targets[daemon])
+    missing = [daemon for daemon, path in targets.items() if not path.exists()]
+    if missing:
+        print(f"warning: no class archive for {', '.join(missing)} (see the JVM's log above); "
+              f"HDFS starts without", file=sys.stderr)
+    else:
+        print(f"HDFS class archives built in {time.monotonic() - started:.0f} s", file=sys.stderr)
 
 
 def keep_copy(folder: Path, target: Path) -> None:
@@ -273,6 +330,7 @@ class Stack:
     hdfs_ready: bool = False      # wait_hdfs saw it take writes (a stack read by `load` runs already)
     hdfs_started: float = 0.0     # time.monotonic() when its daemons were started
     service_socket: Path | None = None   # the service's Unix socket, while it serves on one
+    archives_to_write: dict[str, Path] | None = None   # daemon -> class archive it writes at exit
 
     @property
     def state_file(self) -> Path:
@@ -330,7 +388,9 @@ class Stack:
 
     # ---- HDFS
 
-    def hadoop_argv(self, config: StackConfig, java: str, jars: Path, main: str, *args: str) -> list[str]:
+    def hadoop_argv(self, config: StackConfig, java: str, jars: Path, main: str, *args: str,
+                    archive: list[str] = ()) -> list[str]:
+        """The command of one Hadoop JVM; `archive`: its class archive's options."""
         h = config.hadoop
         p, host = self.ports, self.host
         overrides = {
@@ -344,8 +404,10 @@ class Stack:
             "dfs.namenode.name.dir": str(self.runtime / "hdfs" / "name"),
             "dfs.datanode.data.dir": str(self.runtime / "hdfs" / "data"),
         }
-        classpath = f"{REPO / h.conf_dir}:{jars}/*"
-        return ([java, f"-Xmx{h.heap}", *h.java_opts, "-cp", classpath, main]
+        # The configuration after the jars (none of them has a *-site.xml or log4j.properties):
+        # the JVM writes no class archive while a non-empty folder comes first.
+        classpath = f"{jars}/*:{REPO / h.conf_dir}"
+        return ([java, f"-Xmx{h.heap}", *h.java_opts, *archive, "-cp", classpath, main]
                 + [f"-D{k}={v}" for k, v in overrides.items()] + list(args))
 
     def start_hdfs(self, config: StackConfig) -> None:
@@ -368,8 +430,16 @@ class Stack:
                 self.format_namenode(config, java, jars)
                 keep_copy(name_dir, template)
         self.hdfs_started = time.monotonic()
-        self.spawn("namenode", self.hadoop_argv(config, java, jars, NAMENODE_CLASS))
-        self.spawn("datanode", self.hadoop_argv(config, java, jars, DATANODE_CLASS))
+        for daemon, main in DAEMONS.items():
+            self.spawn(daemon, self.hadoop_argv(config, java, jars, main,
+                                                archive=self.archive_options(config, java, jars, daemon)))
+
+    def archive_options(self, config: StackConfig, java: str, jars: Path, daemon: str) -> list[str]:
+        """Start `daemon` from its class archive when there is one (or write it, when building)."""
+        if self.archives_to_write is not None:
+            return class_archive.writing_options(self.archives_to_write[daemon])
+        path = daemon_archive(config, java, jars, daemon)
+        return class_archive.reading_options(path) if path is not None and path.exists() else []
 
     def format_namenode(self, config: StackConfig, java: str, jars: Path) -> None:
         self.log("namenode-format").parent.mkdir(parents=True, exist_ok=True)
@@ -541,7 +611,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=CONFIG, help="stack config (default conf/stack.yml)")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("fetch", help="fetch the Hadoop jars from Maven Central into the cache")
+    sub.add_parser("fetch", help="fetch the Hadoop jars from Maven Central into the cache, then "
+                                 "build the HDFS daemons' class archives unless they exist")
     sub.add_parser("up", help="start HDFS, Redis and the botify service; they keep running")
     sub.add_parser("down", help="stop what `up` started")
     sub.add_parser("status", help="show what runs, with pids, ports and logs")
@@ -557,6 +628,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "fetch":
             print(fetch_jars(config))
+            build_daemon_archives(config)
         elif args.command == "up":
             existing = Stack.load(runtime)
             if existing and any(existing.status().values()):

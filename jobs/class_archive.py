@@ -22,7 +22,6 @@ Measured in benchmarks/bench_class_archive.py.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -33,13 +32,11 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from infra import class_archive as cds
 from infra.java import feature_release, java_binary
 from jobs.config import spark_config
 
-# Warnings about classes CDS cannot keep (signed jars, generated classes) and about an archive
-# made for another JVM say nothing a user can act on: the JVM then loads those classes as usual.
-QUIET = ["-Xlog:cds=off", "-Xlog:cds+dynamic=off"]
-QUIET_AOT = [*QUIET, "-Xlog:aot=off"]   # a tag Java 17 does not know
+QUIET_AOT = [*cds.QUIET, "-Xlog:aot=off"]   # a tag Java 17 does not know
 AOT_CACHE_SINCE = 25   # the first JDK that writes an AOT cache in one run (-XX:AOTCacheOutput)
 EVENT_LOG_BYTES = 2_000_000   # about 13,000 events: every job does real work, in seconds
 
@@ -80,14 +77,14 @@ def reading_options(java: Path, path: Path) -> list[str]:
     """The options that start `java` from the archive at `path`."""
     if has_aot_cache(java):
         return [f"-XX:AOTCache={path}", *QUIET_AOT]
-    return [f"-XX:SharedArchiveFile={path}", *QUIET]
+    return cds.reading_options(path)
 
 
 def writing_options(java: Path, path: Path) -> list[str]:
     """The options that make `java` write its archive to `path` when it exits."""
     if has_aot_cache(java):
         return [f"-XX:AOTCacheOutput={path}", *QUIET_AOT]
-    return [f"-XX:ArchiveClassesAtExit={path}", *QUIET]
+    return cds.writing_options(path)
 
 
 def made_for() -> tuple[Path, Path] | None:
@@ -113,12 +110,8 @@ def archive_path_for(java: Path, jars: Path) -> Path | None:
     folder = spark_config().class_archive_dir
     if not folder:
         return None
-    key = hashlib.sha256()
-    for part in (java, *sorted(jars.glob("*.jar"))):
-        stat = part.stat()
-        key.update(f"{part}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
     suffix = ".aot" if has_aot_cache(java) else ".jsa"
-    return Path(folder).expanduser() / f"spark-classes-{key.hexdigest()[:12]}{suffix}"
+    return Path(folder).expanduser() / f"spark-classes-{cds.key([java, *sorted(jars.glob('*.jar'))])}{suffix}"
 
 
 def driver_java_options() -> list[str]:

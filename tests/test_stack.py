@@ -120,6 +120,34 @@ def test_a_new_stack_starts_from_the_formatted_namenode_of_an_earlier_one(stack_
     assert not stack.runtime.exists()
 
 
+def test_the_daemons_start_from_class_archives_built_once(tmp_path):
+    """The set-up's build writes one class archive per daemon; a new stack's NameNode and
+    DataNode map theirs (the kernel lists it among the JVM's mappings), and HDFS takes writes."""
+    from hdfs import InsecureClient
+
+    from infra import stack as stack_module
+
+    config = stack_module.load_config()
+    config = config.model_copy(update={"hadoop": config.hadoop.model_copy(
+        update={"class_archive_dir": str(tmp_path / "archives")})})
+    stack_module.build_daemon_archives(config)
+    java, jars = stack_module.require_java(), stack_module.fetch_jars(config)
+    archives = {daemon: stack_module.daemon_archive(config, java, jars, daemon)
+                for daemon in stack_module.DAEMONS}
+    assert all(path.stat().st_size > 1 << 20 for path in archives.values())
+    assert sorted(p.name for p in (tmp_path / "archives").iterdir()) == sorted(p.name for p in archives.values())
+    stack = stack_module.new_stack(config, ephemeral=True)
+    try:
+        stack.up(config)
+        for daemon, path in archives.items():
+            assert str(path) in Path(f"/proc/{stack.pids[daemon]}/maps").read_text(), daemon
+        client = InsecureClient(stack.env()["BOTIFY_WEBHDFS_URL"], user=stack.env()["BOTIFY_HDFS_USER"])
+        client.write("/tmp/probe.txt", data=b"written")
+        assert client.status("/tmp/probe.txt")["length"] == len(b"written")
+    finally:
+        stack.down()
+
+
 def test_keep_copy_keeps_the_first_copy(tmp_path):
     from infra.stack import keep_copy
 
