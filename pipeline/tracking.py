@@ -39,13 +39,18 @@ def _import_in_background() -> None:
     _quiet()
     try:
         import mlflow  # noqa: F401
+        if "MLFLOW_TRACKING_URI" not in os.environ:   # the local SQLite store's code, too
+            import sqlalchemy.orm
+
+            import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+            sqlalchemy.orm.configure_mappers()   # else done by the store's first query
     except Exception:  # noqa: BLE001 - record_run imports it again and reports the failure
         pass
 
 
 def preload() -> None:
-    """Import MLflow (about a second) on a background thread while a run works, so that
-    recording the run at its end does not wait for it."""
+    """Import MLflow and its SQL store (1.4 s, then 1.3 s) on a background thread while a run
+    works, so that recording the run at its end does not wait for them."""
     threading.Thread(target=_import_in_background, name="mlflow-import", daemon=True).start()
 
 
