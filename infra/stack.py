@@ -33,6 +33,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -167,7 +168,8 @@ def daemon_archive(config: StackConfig, java: str, jars: Path, daemon: str) -> P
 
 def build_daemon_archives(config: StackConfig) -> None:
     """Write the HDFS daemons' class archives unless they exist (infra/class_archive.py): a
-    throwaway stack's daemons start, take a write and a read, and write theirs as they exit."""
+    throwaway stack's daemons start, take a write and a read, and write theirs as they exit.
+    Archives of another Java or Hadoop build in the folder are removed then (an upgrade)."""
     java, jars = require_java(), fetch_jars(config)
     targets = {daemon: daemon_archive(config, java, jars, daemon) for daemon in DAEMONS}
     if any(path is None for path in targets.values()) or all(path.exists() for path in targets.values()):
@@ -201,11 +203,14 @@ def build_daemon_archives(config: StackConfig) -> None:
         if partial.exists():
             os.replace(partial, targets[daemon])
     missing = [daemon for daemon, path in targets.items() if not path.exists()]
-    if missing:
-        print(f"warning: no class archive for {', '.join(missing)} (see the JVM's log above); "
-              f"HDFS starts without", file=sys.stderr)
-    else:
-        print(f"HDFS class archives built in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    if missing:   # e.g. a JDK without its own base archive, which a dynamic one extends
+        print(f"warning: the JVM wrote no class archive for {', '.join(missing)}; HDFS starts "
+              f"without", file=sys.stderr)
+        return
+    for daemon, path in targets.items():
+        for stale in set(path.parent.glob(f"hdfs-{daemon}-*.jsa")) - {path}:
+            stale.unlink(missing_ok=True)
+    print(f"HDFS class archives built in {time.monotonic() - started:.0f} s", file=sys.stderr)
 
 
 def keep_copy(folder: Path, target: Path) -> None:
@@ -389,7 +394,7 @@ class Stack:
     # ---- HDFS
 
     def hadoop_argv(self, config: StackConfig, java: str, jars: Path, main: str, *args: str,
-                    archive: list[str] = ()) -> list[str]:
+                    archive: Iterable[str] = ()) -> list[str]:
         """The command of one Hadoop JVM; `archive`: its class archive's options."""
         h = config.hadoop
         p, host = self.ports, self.host

@@ -121,8 +121,9 @@ def test_a_new_stack_starts_from_the_formatted_namenode_of_an_earlier_one(stack_
 
 
 def test_the_daemons_start_from_class_archives_built_once(tmp_path):
-    """The set-up's build writes one class archive per daemon; a new stack's NameNode and
-    DataNode map theirs (the kernel lists it among the JVM's mappings), and HDFS takes writes."""
+    """The set-up's build writes one class archive per daemon and removes those of an older
+    Java or Hadoop; a new stack's NameNode and DataNode map theirs (the kernel lists it among
+    the JVM's mappings), and HDFS takes writes."""
     from hdfs import InsecureClient
 
     from infra import stack as stack_module
@@ -130,6 +131,8 @@ def test_the_daemons_start_from_class_archives_built_once(tmp_path):
     config = stack_module.load_config()
     config = config.model_copy(update={"hadoop": config.hadoop.model_copy(
         update={"class_archive_dir": str(tmp_path / "archives")})})
+    (tmp_path / "archives").mkdir()
+    (tmp_path / "archives" / "hdfs-namenode-000000000000.jsa").write_bytes(b"an older Java's")
     stack_module.build_daemon_archives(config)
     java, jars = stack_module.require_java(), stack_module.fetch_jars(config)
     archives = {daemon: stack_module.daemon_archive(config, java, jars, daemon)
