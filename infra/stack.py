@@ -380,7 +380,7 @@ class Stack:
         self.pids[name] = process.pid
         self.save()  # recorded at once, so `down` finds it even if start-up fails later
 
-    def wait_until(self, name: str, ready, timeout: float, what: str) -> None:
+    def wait_until(self, name: str, ready, timeout: float, what: str, interval: float = 0.25) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not process_alive(self.pids[name]):
@@ -388,7 +388,7 @@ class Stack:
                                  + tail(self.log(name)))
             if ready():
                 return
-            time.sleep(0.25)
+            time.sleep(interval)
         raise StackError(f"{what} within {timeout:.0f} s; see {self.log(name)}:\n" + tail(self.log(name)))
 
     # ---- HDFS
@@ -528,8 +528,9 @@ class Stack:
             where = ["--host", self.host, "--port", str(self.ports["service"])]
         self.spawn("service", [sys.executable, "-m", "service", "--config", str(service_config), *where,
                                "--log-dir", str(log_root), "--replica", replica])
+        # Polled often: a run waits for it three times, and asking costs it a millisecond.
         self.wait_until("service", lambda: self.service_status() is not None,
-                        config.service.start_timeout_s, "the botify service did not answer")
+                        config.service.start_timeout_s, "the botify service did not answer", interval=0.05)
         print(f"botify service ready: {self.service_url} (config {service_config})", flush=True)
 
     def service_status(self) -> dict | None:
