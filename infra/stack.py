@@ -180,11 +180,11 @@ def build_daemon_archives(config: StackConfig) -> None:
     stack = new_stack(config, ephemeral=True)
     # Beside their targets (the same file system), named for this process: a concurrent build
     # writes its own, and a reader sees a whole archive or none.
-    stack.archives_to_write = {daemon: path.with_name(f"{path.name}.{os.getpid()}.partial")
-                               for daemon, path in targets.items()}
+    partials = {daemon: path.with_name(f"{path.name}.{os.getpid()}.partial")
+                for daemon, path in targets.items()}
     next(iter(targets.values())).parent.mkdir(parents=True, exist_ok=True)
     try:
-        stack.start_hdfs(config)
+        stack.start_hdfs(config, write_archives=partials)
         stack.wait_hdfs(config)
         # Writing and reading a file loads the classes of the data path too.
         from hdfs import InsecureClient
@@ -195,11 +195,11 @@ def build_daemon_archives(config: StackConfig) -> None:
             reader.read()
     except BaseException:
         stack.down()
-        for partial in stack.archives_to_write.values():
+        for partial in partials.values():
             partial.unlink(missing_ok=True)
         raise
     stack.down()   # SIGTERM: each daemon writes its archive, then exits
-    for daemon, partial in stack.archives_to_write.items():
+    for daemon, partial in partials.items():
         if partial.exists():
             os.replace(partial, targets[daemon])
     missing = [daemon for daemon, path in targets.items() if not path.exists()]
@@ -335,7 +335,6 @@ class Stack:
     hdfs_ready: bool = False      # wait_hdfs saw it take writes (a stack read by `load` runs already)
     hdfs_started: float = 0.0     # time.monotonic() when its daemons were started
     service_socket: Path | None = None   # the service's Unix socket, while it serves on one
-    archives_to_write: dict[str, Path] | None = None   # daemon -> class archive it writes at exit
 
     @property
     def state_file(self) -> Path:
@@ -415,9 +414,10 @@ class Stack:
         return ([java, f"-Xmx{h.heap}", *h.java_opts, *archive, "-cp", classpath, main]
                 + [f"-D{k}={v}" for k, v in overrides.items()] + list(args))
 
-    def start_hdfs(self, config: StackConfig) -> None:
+    def start_hdfs(self, config: StackConfig, write_archives: dict[str, Path] | None = None) -> None:
         """Give a new stack a formatted NameNode folder, then start the NameNode and the DataNode
-        (wait_hdfs waits for them)."""
+        (wait_hdfs waits for them), each from its class archive when there is one, or, given
+        `write_archives` (daemon -> path), writing one there as it exits."""
         java = require_java()
         jars = fetch_jars(config)
         for name in ("namenode_rpc", "namenode_http", "datanode", "datanode_http", "datanode_ipc"):
@@ -436,15 +436,12 @@ class Stack:
                 keep_copy(name_dir, template)
         self.hdfs_started = time.monotonic()
         for daemon, main in DAEMONS.items():
-            self.spawn(daemon, self.hadoop_argv(config, java, jars, main,
-                                                archive=self.archive_options(config, java, jars, daemon)))
-
-    def archive_options(self, config: StackConfig, java: str, jars: Path, daemon: str) -> list[str]:
-        """Start `daemon` from its class archive when there is one (or write it, when building)."""
-        if self.archives_to_write is not None:
-            return class_archive.writing_options(self.archives_to_write[daemon])
-        path = daemon_archive(config, java, jars, daemon)
-        return class_archive.reading_options(path) if path is not None and path.exists() else []
+            if write_archives is not None:
+                archive = class_archive.writing_options(write_archives[daemon])
+            else:
+                path = daemon_archive(config, java, jars, daemon)
+                archive = class_archive.reading_options(path) if path is not None and path.exists() else []
+            self.spawn(daemon, self.hadoop_argv(config, java, jars, main, archive=archive))
 
     def format_namenode(self, config: StackConfig, java: str, jars: Path) -> None:
         self.log("namenode-format").parent.mkdir(parents=True, exist_ok=True)
