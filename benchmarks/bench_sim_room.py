@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sim.agents import DummyAgent, OracleAgent  # noqa: E402
 from sim.config import load_config  # noqa: E402
-from sim.run import episode_users, play, user_streams  # noqa: E402
+from sim.play import play  # noqa: E402
+from sim.run import episode_users, user_streams  # noqa: E402
 from sim.user import UserModel  # noqa: E402
 from sim.world import World, ensure_world, load_world  # noqa: E402
 

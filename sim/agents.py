@@ -1,4 +1,5 @@
-"""In-process recommenders the simulator can play against (the `remote` one is sim.remote).
+"""In-process recommenders the simulator can play against (the `remote` one is sim.remote, which
+answers a round of requests of several sessions at once).
 
 An agent answers `recommend(session, track, time)` with the next track id, or None when it
 has no usable answer (a failed step), and is told `finish(session, track, time)` when the

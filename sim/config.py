@@ -62,6 +62,7 @@ class RunConfig(_Strict):
     timeout_s: float = Field(gt=0)
     max_session_tracks: int = Field(gt=0)
     oracle_candidates: int = Field(gt=0)
+    sessions_in_flight: int = Field(default=16, gt=0, le=256)
 
 
 class CalendarConfig(_Strict):

@@ -10,23 +10,26 @@ In multi-day runs every /next and /last also carries `X-Simulated-Time: <ms sinc
 the simulated time of the request (sim/calendar.py); the service logs the event with it.
 
 Speed matters here: the simulator shares the machine with the service, so every microsecond
-of client CPU is taken from the service. The client writes each request with one `sendall`
-on a TCP_NODELAY socket (no Nagle stall: the course simulator lost 44 ms per request to it),
-or on a Unix socket, where the kernel does less per request than on loopback TCP, and parses
-answers with httptools, the HTTP parser uvicorn uses. Measured against a trivial peer, that
-costs ~30 us of CPU per request, against ~130 us for http.client and ~540 us for
-httpx (see sim/README.md). A timeout, a broken connection, an HTTP error or an answer that
-is not a valid track id is a failed step: the session goes on, the connection is reopened.
+of client CPU is taken from the service. A worker plays several sessions at once (of different
+users, `run.sessions_in_flight`) and sends one request of each in a single write, HTTP/1.1
+pipelining: the service reads them in one go and answers them in order, and both sides make
+one system call and one wake-up where they made one per request (sim/README.md, Speed). The
+socket is TCP_NODELAY (no Nagle stall: the course simulator lost 44 ms per request to it), or a
+Unix socket, where the kernel does less per request than on loopback TCP; answers are parsed
+with httptools, the HTTP parser uvicorn uses. A timeout, a broken connection, an HTTP error or
+an answer that is not a valid track id is a failed step: the session goes on, the connection
+is reopened.
 """
 from __future__ import annotations
 
 import socket
+from typing import Sequence
 from urllib.parse import urlsplit
 
 import httptools
 import orjson
 
-from sim.user import Session
+from sim.play import NEXT, Answer, Request
 
 
 # The header carrying a request's simulated time (ms since the epoch) in multi-day runs; the
@@ -42,26 +45,30 @@ class RequestFailed(Exception):
     """No complete HTTP answer: timeout, refused or reset connection, unparseable reply."""
 
 
-class _Response:
-    """httptools parser callbacks: status, keep-alive, body, and when the message is done."""
+class _Responses:
+    """httptools parser callbacks for a stream of answers: each one's status, keep-alive and
+    body, in order."""
 
     def __init__(self):
         self.parser = httptools.HttpResponseParser(self)
-        self.status = 0
-        self.keep_alive = False
-        self.body: list[bytes] = []
-        self.complete = False
+        self.done: list[tuple[int, bytes]] = []
+        self.closing = False  # the last answer closes the connection: no more will come
+        self._body: list[bytes] = []
+        self._status, self._keep_alive = 0, False
 
     def on_headers_complete(self) -> None:
         # read here: the parser resets its keep-alive state once the message is complete
-        self.status = self.parser.get_status_code()
-        self.keep_alive = self.parser.should_keep_alive()
+        self._status = self.parser.get_status_code()
+        self._keep_alive = self.parser.should_keep_alive()
 
     def on_body(self, chunk: bytes) -> None:
-        self.body.append(chunk)
+        self._body.append(chunk)
 
     def on_message_complete(self) -> None:
-        self.complete = True
+        if not self.closing:
+            self.done.append((self._status, b"".join(self._body)))
+        self.closing = self.closing or not self._keep_alive
+        self._body = []
 
 
 class KeepAliveClient:
@@ -82,6 +89,7 @@ class KeepAliveClient:
                              f"unix:///path/to/socket, got {url!r}")
         self.timeout_s = timeout_s
         self._socket: socket.socket | None = None
+        self.failure = ""  # why the last exchange got fewer answers than requests
 
     def _connect(self) -> socket.socket:
         if self.unix_path is not None:
@@ -97,31 +105,44 @@ class KeepAliveClient:
         connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return connection
 
-    def request(self, method: bytes, path: bytes, body: bytes = b"",
-                headers: bytes = b"") -> tuple[int, bytes]:
-        """(status, body) of one request (`headers`: extra header lines); raises RequestFailed."""
-        message = (b"%s %s%s HTTP/1.1\r\n%s%sContent-Type: application/json\r\n"
-                   b"Content-Length: %d\r\n\r\n%s"
-                   % (method, self.base, path, self._head, headers, len(body), body))
+    def message(self, method: bytes, path: bytes, body: bytes = b"", headers: bytes = b"") -> bytes:
+        """One request's bytes (`headers`: extra header lines)."""
+        return (b"%s %s%s HTTP/1.1\r\n%s%sContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s"
+                % (method, self.base, path, self._head, headers, len(body), body))
+
+    def exchange(self, messages: list[bytes]) -> list[tuple[int, bytes] | None]:
+        """Send the requests in one write (pipelined) and read their answers in order:
+        (status, body) each, or None for a request left without a complete answer (timeout,
+        refused or reset connection, unparseable reply, or an earlier answer that closed the
+        connection)."""
+        responses, self.failure = _Responses(), ""
         try:
             if self._socket is None:
                 self._socket = self._connect()
-            self._socket.sendall(message)
-            response = _Response()
-            while not response.complete:
+            self._socket.sendall(b"".join(messages))
+            while len(responses.done) < len(messages) and not responses.closing:
                 data = self._socket.recv(65536)
                 if not data:
                     raise RequestFailed("connection closed by the service")
-                response.parser.feed_data(data)
-        except (OSError, httptools.HttpParserError) as error:
+                responses.parser.feed_data(data)
+        except (OSError, httptools.HttpParserError, RequestFailed) as error:
+            self.failure = str(error) or type(error).__name__
             self.close()
-            raise RequestFailed(str(error) or type(error).__name__) from None
-        except RequestFailed:
+        if responses.closing:  # the service closes the connection after its last answer
             self.close()
-            raise
-        if not response.keep_alive:
-            self.close()
-        return response.status, b"".join(response.body)
+            if len(responses.done) < len(messages):
+                self.failure = self.failure or "the service closed the connection"
+        answers = responses.done[:len(messages)]
+        return answers + [None] * (len(messages) - len(answers))
+
+    def request(self, method: bytes, path: bytes, body: bytes = b"",
+                headers: bytes = b"") -> tuple[int, bytes]:
+        """(status, body) of one request; raises RequestFailed."""
+        answer, = self.exchange([self.message(method, path, body, headers)])
+        if answer is None:
+            raise RequestFailed(self.failure)
+        return answer
 
     def close(self) -> None:
         if self._socket is not None:
@@ -145,43 +166,43 @@ def check_service(url: str, timeout_s: float) -> None:
 
 
 class RemoteAgent:
+    """The botify service as the simulator's recommender: a round of requests, one per session
+    in flight, goes out in one pipelined exchange."""
+
     def __init__(self, url: str, timeout_s: float, n_tracks: int):
         self.client = KeepAliveClient(url, timeout_s)
         self.n_tracks = n_tracks
 
-    def _post(self, endpoint: bytes, session: Session, track: int,
-              time: float) -> dict | None:
-        """The JSON answer for this user, or None on any failure."""
-        user = session.user
-        # multi-day runs tell the service the simulated time of the event (sim/calendar.py)
-        clock = session.clock
-        headers = b"" if clock is None else b"%s: %d\r\n" % (TIME_HEADER, clock.stamp(session))
-        try:
-            status, payload = self.client.request(
-                b"POST", b"/%s/%d" % (endpoint, user),
-                orjson.dumps({"track": track, "time": time}), headers)
-        except RequestFailed:
-            return None
-        if status != 200:
-            return None
-        try:
-            answer = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return None
-        return answer if isinstance(answer, dict) and answer.get("user") == user else None
+    def answer_all(self, batch: Sequence[Request]) -> list[Answer]:
+        """The service's answers to requests of different users, sent in one pipelined write."""
+        messages = []
+        for session, endpoint, track, time in batch:
+            # multi-day runs tell the service the simulated time of the event (sim/calendar.py)
+            clock = session.clock
+            headers = b"" if clock is None else b"%s: %d\r\n" % (TIME_HEADER, clock.stamp(session))
+            messages.append(self.client.message(b"POST", b"/%s/%d" % (endpoint, session.user),
+                                                orjson.dumps({"track": track, "time": time}), headers))
+        return [self._answer(request, reply)
+                for request, reply in zip(batch, self.client.exchange(messages))]
 
-    def recommend(self, session: Session, track: int, time: float) -> int | None:
-        answer = self._post(b"next", session, track, time)
-        if answer is None:
-            return None
+    def _answer(self, request: Request, reply: tuple[int, bytes] | None) -> Answer:
+        """/next: the recommended track, or None unless it is a valid track id for this user;
+        /last: whether the service took it."""
+        answer = None
+        if reply is not None and reply[0] == 200:
+            try:
+                answer = orjson.loads(reply[1])
+            except orjson.JSONDecodeError:
+                pass
+        if not isinstance(answer, dict) or answer.get("user") != request.session.user:
+            return None if request.endpoint == NEXT else False
+        if request.endpoint != NEXT:
+            return True
         recommended = answer.get("track")
         # bool is an int subclass: refuse true/false as track ids
         if type(recommended) is not int or not 0 <= recommended < self.n_tracks:
             return None
         return recommended
-
-    def finish(self, session: Session, track: int, time: float) -> bool:
-        return self._post(b"last", session, track, time) is not None
 
     def close(self) -> None:
         self.client.close()

@@ -37,9 +37,10 @@ from sim.agents import Agent, ConsoleAgent, DummyAgent, OracleAgent
 from sim.calendar import Clock, day_start_ms
 from sim.config import ConfigError, SimConfig, load_config
 from sim.days import Schedule, episode_users
+from sim.play import AnswerAll, Lane, answer_each, play_lanes, requests
 from sim.remote import RemoteAgent, ServiceUnreachable, check_service
 from sim.trending import trending_boosts
-from sim.user import Session, UserModel
+from sim.user import UserModel
 from sim.world import World, ensure_world, load_world
 
 AGENTS = ("remote", "console", "dummy", "oracle")
@@ -73,7 +74,7 @@ class RunSpec:
     episodes: list[tuple[int, int]] = field(default_factory=list)  # (episode, user)
     days: int = 0                     # > 0: play simulated days (sim/days.py) instead
     episodes_per_day: int = 0         # with days: sessions a day (expected, with returns)
-    part: tuple[int, int] = (0, 1)    # with days: this worker's users, user % [1] == [0]
+    part: tuple[int, int] = (0, 1)    # this worker's users: user % [1] == [0]
 
     @property
     def calendar(self) -> bool:
@@ -91,7 +92,7 @@ def user_streams(seed: int, user: int) -> tuple[np.random.Generator, np.random.G
             np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2, user))))
 
 
-def make_agent(name: str, world: World, config: SimConfig, url: str) -> Agent:
+def make_agent(name: str, world: World, config: SimConfig, url: str) -> Agent | RemoteAgent:
     if name == "dummy":
         return DummyAgent(world)
     if name == "oracle":
@@ -103,44 +104,34 @@ def make_agent(name: str, world: World, config: SimConfig, url: str) -> Agent:
     raise ValueError(f"unknown recommender {name!r}; choose one of {', '.join(AGENTS)}")
 
 
-def play(session: Session, agent: Agent) -> int:
-    """Play one session to its end; returns the number of recommendation steps."""
-    track, listened = session.first_track, 1.0
-    steps = 0
-    while not session.over:
-        steps += 1
-        recommended = agent.recommend(session, track, listened)
-        if recommended is None:
-            session.fail()  # re-send the same (track, time) next: nothing new was played
-        else:
-            listened = session.listen(recommended)
-            track = recommended
-    if not agent.finish(session, track, listened):
-        session.failed_steps += 1
-    return steps
+def lanes_of(items: list, users: list[int], width: int, processes: int) -> list[list]:
+    """This worker's items split into `width` lanes by user: the worker owns the users with
+    user % processes == its index, and lane k the k-th of every `width` of them in turn, so a
+    user's sessions stay in one lane, in order."""
+    lanes: list[list] = [[] for _ in range(width)]
+    for item, user in zip(items, users):
+        lanes[user // processes % width].append(item)
+    return [lane for lane in lanes if lane]
 
 
-def wait_for_next_millisecond(after_ms: int) -> None:
-    """The service stamps events in milliseconds. A user's new session must not start in the
-    millisecond its previous one ended in, or the logs could not tell the two sessions apart
-    (within one session the events' `position` keeps their order)."""
-    while time.time_ns() // 1_000_000 <= after_ms:
-        time.sleep(0.0001)
-
-
-def play_episodes(spec: RunSpec, model: UserModel, agent: Agent, progress,
-                  results: list[dict], stats: RunStats) -> None:
-    """The one-day run: `spec.episodes` in order, stamped by the service's own clock."""
+def episode_lane(spec: RunSpec, model: UserModel, episodes: list[tuple[int, int]], remote: bool,
+                 progress, results: list[dict], stats: RunStats) -> Lane:
+    """The one-day run's `episodes` in order, stamped by the service's own clock."""
     streams: dict[int, tuple[np.random.Generator, np.random.Generator]] = {}
     ended_ms: dict[int, int] = {}  # user -> millisecond their last session ended (remote only)
-    remote = isinstance(agent, RemoteAgent)
-    for episode, user in spec.episodes:
+    for episode, user in episodes:
         if user not in streams:
             streams[user] = user_streams(spec.seed, user)
-        if remote and user in ended_ms:
-            wait_for_next_millisecond(ended_ms[user])
+        # The service stamps events in milliseconds. A user's new session must not start in the
+        # millisecond its previous one ended in, or the logs could not tell the two sessions
+        # apart (within one session the events' `position` keeps their order).
+        while remote and time.time_ns() // 1_000_000 <= ended_ms.get(user, -1):
+            yield None
         session = model.start_session(user, *streams[user])
-        stats.steps += play(session, agent)
+        # not `stats.steps += yield from ...`: that would read stats.steps before the other
+        # lanes' sessions of this round added theirs
+        steps = yield from requests(session)
+        stats.steps += steps
         if remote:
             ended_ms[user] = time.time_ns() // 1_000_000
         stats.truncated += session.truncated
@@ -148,52 +139,72 @@ def play_episodes(spec: RunSpec, model: UserModel, agent: Agent, progress,
         progress(1)
 
 
-def play_days(world: World, spec: RunSpec, model: UserModel, agent: Agent, progress,
-              results: list[dict], stats: RunStats) -> None:
-    """Simulated days for this worker's users. Rows get `day` and `start` (ms); their
-    `episode` is set once all workers are done (rows ordered by day, start, user)."""
+def day_lane(spec: RunSpec, model: UserModel, schedule: Schedule, day: int,
+             plan: list[tuple[int, list[float]]], boost: np.ndarray | None,
+             streams: dict[int, tuple[np.random.Generator, np.random.Generator]], progress,
+             results: list[dict], stats: RunStats) -> Lane:
+    """One simulated day of the users in `plan` (user, start hours), each on its own clock.
+    Rows get `day` and `start` (ms); their `episode` is set once all workers are done (rows
+    ordered by day, start, user)."""
+    day_start = day_start_ms(spec.config.calendar.start_date, day)
+    for user, starts in plan:
+        if user not in streams:
+            streams[user] = user_streams(spec.seed, user)
+        clock = Clock(spec.config.calendar, day_start)
+        for hours in starts:
+            start = clock.begin(hours)
+            session = model.start_session(user, *streams[user], clock, boost)
+            steps = yield from requests(session)
+            stats.steps += steps
+            clock.close(session)
+            stats.truncated += session.truncated
+            schedule.after_session(user, session.session_time)
+            row = session.result(-1)
+            row["day"], row["start"] = day, start
+            results.append(row)
+            progress(1)
+
+
+def play_days(world: World, spec: RunSpec, model: UserModel, answer_all: AnswerAll, width: int,
+              progress, results: list[dict], stats: RunStats) -> None:
+    """Simulated days for this worker's users, a day's users side by side in `width` lanes."""
     config = spec.config
     schedule = Schedule(config, spec.seed, spec.episodes_per_day, world.n_users, spec.part)
     boosts = (trending_boosts(world, config.trending, spec.seed, spec.days)
               if config.trending.enabled else None)
     streams: dict[int, tuple[np.random.Generator, np.random.Generator]] = {}
     for day in range(spec.days):
-        day_start = day_start_ms(config.calendar.start_date, day)
         boost = None if boosts is None else boosts[day]
-        for user, starts in schedule.sessions_today(day):
-            if user not in streams:
-                streams[user] = user_streams(spec.seed, user)
-            clock = Clock(config.calendar, day_start)
-            for hours in starts:
-                start = clock.begin(hours)
-                session = model.start_session(user, *streams[user], clock, boost)
-                stats.steps += play(session, agent)
-                clock.close(session)
-                stats.truncated += session.truncated
-                schedule.after_session(user, session.session_time)
-                row = session.result(-1)
-                row["day"], row["start"] = day, start
-                results.append(row)
-                progress(1)
+        plan = schedule.sessions_today(day)
+        play_lanes([day_lane(spec, model, schedule, day, lane, boost, streams, progress, results, stats)
+                    for lane in lanes_of(plan, [user for user, _ in plan], width, spec.part[1])],
+                   answer_all)
         stats.departures.update((user, day) for user in schedule.end_of_day())
 
 
 def run_episodes(world: World, spec: RunSpec, progress) -> tuple[list[dict], RunStats]:
-    """Play this worker's sessions in this process; `progress(n)` after each session."""
+    """Play this worker's sessions in this process; `progress(n)` after each session. Against
+    the service, `run.sessions_in_flight` sessions of different users at a time."""
     started, started_cpu = time.perf_counter(), time.process_time()
     model = UserModel(world, spec.config.run.max_session_tracks)
     agent = make_agent(spec.agent, world, spec.config, spec.url)
+    remote = isinstance(agent, RemoteAgent)
+    # in-process agents answer at once, and the oracle keeps one session's state
+    answer_all, width = ((agent.answer_all, spec.config.run.sessions_in_flight) if remote
+                         else (answer_each(agent), 1))
     results: list[dict] = []
     stats = RunStats()
     try:
         if spec.calendar:
-            play_days(world, spec, model, agent, progress, results, stats)
+            play_days(world, spec, model, answer_all, width, progress, results, stats)
         else:
-            play_episodes(spec, model, agent, progress, results, stats)
+            lanes = lanes_of(spec.episodes, [user for _, user in spec.episodes], width, spec.part[1])
+            play_lanes([episode_lane(spec, model, lane, remote, progress, results, stats)
+                        for lane in lanes], answer_all)
     except KeyboardInterrupt:
         pass  # console agent quit (or Ctrl-C): keep the sessions finished so far
     finally:
-        if isinstance(agent, RemoteAgent):
+        if remote:
             agent.close()
     stats.worker_seconds = time.perf_counter() - started
     stats.worker_cpu_seconds = time.process_time() - started_cpu

@@ -85,6 +85,10 @@ class Peer:
         good = JSONResponse({"user": user, "track": deterministic_track(user, track)})
         if self.mode == "deterministic":
             return good
+        if self.mode == "closing":  # every third answer closes the connection after it
+            if (track + user) % 3 == 0:
+                good.headers["connection"] = "close"
+            return good
         # "broken": one answer in five is good, the others fail in a different way each
         kind = (track * 31 + user) % 5
         if kind == 4:
@@ -201,8 +205,12 @@ def test_sessions_over_a_unix_socket_are_those_over_tcp(setup):
 
 
 def test_broken_answers_are_failed_steps_and_never_crash_the_run(setup):
+    """One request at a time, every broken answer is one failed step, and only that one."""
+    folder, _ = setup
+    one_at_a_time = (folder, write_config(folder, run={"timeout_s": TIMEOUT_S, "sessions_in_flight": 1},
+                                          name="one-at-a-time.yml"))
     with Peer("broken") as peer:
-        result, sessions = simulate(setup, peer, "broken", "--episodes", "40", "--seed", "4")
+        result, sessions = simulate(one_at_a_time, peer, "broken", "--episodes", "40", "--seed", "4")
     failed = sum(s["failed_steps"] for s in sessions)
     assert failed == peer.bad_answers > 0
     assert len(sessions) == 40
@@ -216,6 +224,53 @@ def test_broken_answers_are_failed_steps_and_never_crash_the_run(setup):
                     assert current[2] == deterministic_track(user, previous[2])
                 else:  # after a failure the same track and time are re-sent
                     assert current[2:4] == previous[2:4]
+
+
+def test_pipelined_sessions_are_those_played_one_request_at_a_time(setup):
+    """Sessions in flight side by side (HTTP/1.1 pipelining) change nothing a user does: the
+    same sessions, and every user's requests in the same order."""
+    folder, _ = setup
+    played = {}
+    for in_flight in (1, 16):
+        config = write_config(folder, run={"timeout_s": 30.0, "sessions_in_flight": in_flight},
+                              name=f"in-flight-{in_flight}.yml")
+        with Peer("deterministic") as peer:
+            _, sessions = simulate((folder, config), peer, f"in-flight-{in_flight}",
+                                   "--episodes", "300", "--seed", "5", "--processes", "2")
+        by_user = defaultdict(list)
+        for request in peer.requests:
+            by_user[request[1]].append(request[:4])
+        played[in_flight] = sessions, dict(by_user)
+    assert sum(s["failed_steps"] for s in played[16][0]) == 0
+    assert played[16] == played[1]
+
+
+def test_a_timeout_fails_the_requests_pipelined_behind_it_and_the_run_goes_on(setup):
+    """A timed-out answer leaves the requests sent after it on the same connection unanswered:
+    each is a failed step of its own session, re-sent on a new connection."""
+    with Peer("broken") as peer:
+        result, sessions = simulate(setup, peer, "broken-pipelined", "--episodes", "60", "--seed", "4")
+    assert result.returncode == 0 and len(sessions) == 60
+    assert sum(s["failed_steps"] for s in sessions) >= peer.bad_answers > 0
+    by_user = sessions_in_requests(peer.requests)
+    assert sum(len(cut) for cut in by_user.values()) == 60   # every session closed by /last
+    for user, cuts in by_user.items():
+        for cut in cuts:
+            for previous, current in zip(cut, cut[1:]):
+                # a good answer is listened to, or the failed request is sent again
+                assert (current[2] == deterministic_track(user, previous[2])
+                        or current[2:4] == previous[2:4])
+
+
+def test_an_answer_that_closes_the_connection_fails_only_the_requests_behind_it(setup):
+    """The requests pipelined behind an answer that closes the connection are never served:
+    each is a failed step, and every request the peer served had its answer used."""
+    with Peer("closing") as peer:
+        _, sessions = simulate(setup, peer, "closing", "--episodes", "60", "--seed", "6")
+    assert len(sessions) == 60 and len(peer.connections) > 2
+    served_next = sum(1 for request in peer.requests if request[0] == "next")
+    assert served_next == sum(s["tracks"] for s in sessions)   # each answer listened to
+    assert sum(s["failed_steps"] for s in sessions) > 0
 
 
 def test_unreachable_service_is_one_clear_error(setup):
