@@ -121,7 +121,9 @@ def analyze(spark, args: argparse.Namespace, config: AnalysisConfig, console: Co
         covariates = {}
         settings = job_settings(config, set(table.columns), args.pre_events is not None)
         if args.pre_events is not None:
-            pre = pre_period(read_events(spark, args.pre_events))
+            # one row per user, read twice (the covariates' fill, then the table): parse once
+            pre = pre_period(read_events(spark, args.pre_events)).cache()
+            cached.append(pre)
             table, covariates = with_covariates(table, pre, list(settings.covariates))
             table = table.cache()
             cached.append(table)
