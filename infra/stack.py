@@ -322,6 +322,19 @@ def unix_http_json(path: Path, route: str, timeout: float = 2) -> dict | None:
         connection.close()
 
 
+def service_name(replica: int) -> str:
+    """The name of a service replica's process (and log)."""
+    return "service" if replica == 1 else f"service-{replica}"
+
+
+def service_status(url: str) -> dict | None:
+    """A service's answer to GET / at http://host:port or unix:///path, None when it does not
+    answer."""
+    if url.startswith("unix://"):
+        return unix_http_json(Path(url.removeprefix("unix://")), "/")
+    return http_json(f"{url}/")
+
+
 # ---------------------------------------------------------------- the stack
 
 
@@ -334,7 +347,7 @@ class Stack:
     ephemeral: bool = False
     hdfs_ready: bool = False      # wait_hdfs saw it take writes (a stack read by `load` runs already)
     hdfs_started: float = 0.0     # time.monotonic() when its daemons were started
-    service_socket: Path | None = None   # the service's Unix socket, while it serves on one
+    service_sockets: list[Path] = field(default_factory=list)  # the replicas' Unix sockets, while they serve
 
     @property
     def state_file(self) -> Path:
@@ -506,45 +519,56 @@ class Stack:
     # ---- the botify service
 
     @property
+    def service_urls(self) -> list[str]:
+        """Each replica's unix:///path while they serve on Unix sockets, else http://host:port."""
+        if self.service_sockets:
+            return [f"unix://{path}" for path in self.service_sockets]
+        return [f"http://{self.host}:{self.ports['service']}"]
+
+    @property
     def service_url(self) -> str:
-        """http://host:port, or unix:///path while the service serves on a Unix socket."""
-        if self.service_socket is not None:
-            return f"unix://{self.service_socket}"
-        return f"http://{self.host}:{self.ports['service']}"
+        """The first replica's url (the only one, on the stack's service port)."""
+        return self.service_urls[0]
 
     def start_service(self, config: StackConfig, service_config: Path, log_root: Path,
-                      replica: str = "replica-1", unix_socket: bool = False) -> None:
+                      unix_socket: bool = False, replicas: int = 1) -> None:
         """Start `python -m service` on the stack's service port, or with `unix_socket` on a Unix
-        socket of its own (clients on this machine then cost the kernel less per request),
-        logging under log_root/replica."""
-        if unix_socket:
-            self.service_socket = new_socket_path("service.sock")   # not in the runtime: too deep
-            where = ["--uds", str(self.service_socket)]
-        else:
+        socket of its own (clients on this machine then cost the kernel less per request), as
+        `replicas` processes (Unix sockets only: the stack has one service port), replica k
+        logging under log_root/replica-k."""
+        if replicas > 1 and not unix_socket:
+            raise StackError(f"{replicas} service replicas need Unix sockets: the stack has one service port")
+        if not unix_socket:
             require_port_free(self.host, self.ports["service"], "botify service")
-            where = ["--host", self.host, "--port", str(self.ports["service"])]
-        self.spawn("service", [sys.executable, "-m", "service", "--config", str(service_config), *where,
-                               "--log-dir", str(log_root), "--replica", replica])
-        # Polled often: a run waits for it three times, and asking costs it a millisecond.
-        self.wait_until("service", lambda: self.service_status() is not None,
-                        config.service.start_timeout_s, "the botify service did not answer", interval=0.05)
-        print(f"botify service ready: {self.service_url} (config {service_config})", flush=True)
+        for replica in range(1, replicas + 1):
+            if unix_socket:
+                self.service_sockets.append(new_socket_path(f"service-{replica}.sock"))   # not in the runtime: too deep
+                where = ["--uds", str(self.service_sockets[-1])]
+            else:
+                where = ["--host", self.host, "--port", str(self.ports["service"])]
+            self.spawn(service_name(replica), [sys.executable, "-m", "service", "--config", str(service_config),
+                                               *where, "--log-dir", str(log_root), "--replica", f"replica-{replica}"])
+        # They start side by side. Polled often: a run waits for them three times, and asking
+        # costs a replica a millisecond.
+        for replica, url in enumerate(self.service_urls, start=1):
+            self.wait_until(service_name(replica), lambda: service_status(url) is not None,
+                            config.service.start_timeout_s, "the botify service did not answer", interval=0.05)
+        print(f"botify service ready: {' '.join(self.service_urls)} (config {service_config})", flush=True)
 
     def service_status(self) -> dict | None:
-        """The service's answer to GET /, None when it does not answer."""
-        if self.service_socket is not None:
-            return unix_http_json(self.service_socket, "/")
-        return http_json(f"{self.service_url}/")
+        """The (first) service's answer to GET /, None when it does not answer."""
+        return service_status(self.service_url)
 
     def stop_service(self) -> None:
-        """SIGTERM the service (it flushes and closes its event log) and forget it."""
-        pid = self.pids.pop("service", None)
-        if pid is not None:
-            stop_process(pid, "service")
+        """SIGTERM every replica of the service (each flushes and closes its event log) and
+        forget them."""
+        replicas = {name: self.pids.pop(name) for name in list(self.pids) if name.startswith("service")}
+        if replicas:
+            stop_processes(replicas)
             self.save()
-        if self.service_socket is not None:
-            shutil.rmtree(self.service_socket.parent, ignore_errors=True)
-            self.service_socket = None
+        for path in self.service_sockets:
+            shutil.rmtree(path.parent, ignore_errors=True)
+        self.service_sockets = []
 
     # ---- lifecycle
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field, model_validator
+
 from settings import CONF, Strict, load
 
 
@@ -10,6 +12,14 @@ class ServiceSettings(Strict):
     store: Literal["memory", "redis"] = "memory"
     engine: Literal["granian", "uvicorn"] = "uvicorn"
     unix_socket: bool = True
+    replicas: int = Field(default=2, ge=1)
+
+    @model_validator(mode="after")
+    def _replicas_on_sockets(self) -> "ServiceSettings":
+        if self.replicas > 1 and not self.unix_socket:
+            raise ValueError(f"replicas: {self.replicas} needs unix_socket: true (the stack has one "
+                             f"service port); or set replicas: 1")
+        return self
 
 
 class SparkSettings(Strict):

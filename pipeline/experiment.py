@@ -180,14 +180,15 @@ class Experiment:
         long_term = ([f"--days={day.sim_days}"] if day.sim_days > 1 else []) \
             + (["--returns"] if day.returns else []) + (["--trending"] if day.trending else [])
         self.last_service_config = self.service_config(day)
+        processes = self.plan.scales[self.scale].processes
         self.stack.start_service(self.stack_config, self.last_service_config, logs,
-                                 unix_socket=self.config.service.unix_socket)
+                                 unix_socket=self.config.service.unix_socket,
+                                 replicas=min(self.config.service.replicas, processes))
         try:
             self.run(day.name, "simulate", [
                 sys.executable, "-m", "sim.run", "--episodes", str(day.sessions[self.scale]),
-                "--recommender", "remote", "--url", self.stack.service_url, "--config", "conf/sim.yml",
-                "--seed", str(seed), "--world", str(self.world),
-                "--processes", str(self.plan.scales[self.scale].processes),
+                "--recommender", "remote", "--url", *self.stack.service_urls, "--config", "conf/sim.yml",
+                "--seed", str(seed), "--world", str(self.world), "--processes", str(processes),
                 "--output", str(self.folder("sim") / f"{day.name}.jsonl"), *long_term], timings,
                 show=True)
         finally:

@@ -1,7 +1,7 @@
 """The user simulator CLI: plays simulated sessions against a recommender.
 
     python -m sim.run --episodes 5000 --recommender remote --config conf/sim.yml --seed 42 \
-        [--world data/world] [--url http://127.0.0.1:5001] [--processes N] [--output FILE] \
+        [--world data/world] [--url http://127.0.0.1:5001 ...] [--processes N] [--output FILE] \
         [--days N] [--start-date YYYY-MM-DD] [--returns] [--trending]
 
 Episode i belongs to a user drawn uniformly from the seed. Users are partitioned across
@@ -69,7 +69,7 @@ class RunSpec:
     """Everything a worker needs besides the world (inherited by fork)."""
     agent: str
     seed: int
-    url: str
+    urls: list[str]                   # service replicas: worker i asks urls[i % len(urls)]
     config: SimConfig
     episodes: list[tuple[int, int]] = field(default_factory=list)  # (episode, user)
     days: int = 0                     # > 0: play simulated days (sim/days.py) instead
@@ -187,7 +187,7 @@ def run_episodes(world: World, spec: RunSpec, progress) -> tuple[list[dict], Run
     the service, `run.sessions_in_flight` sessions of different users at a time."""
     started, started_cpu = time.perf_counter(), time.process_time()
     model = UserModel(world, spec.config.run.max_session_tracks)
-    agent = make_agent(spec.agent, world, spec.config, spec.url)
+    agent = make_agent(spec.agent, world, spec.config, spec.urls[spec.part[0] % len(spec.urls)])
     remote = isinstance(agent, RemoteAgent)
     # in-process agents answer at once, and the oracle keeps one session's state
     answer_all, width = ((agent.answer_all, spec.config.run.sessions_in_flight) if remote
@@ -241,7 +241,7 @@ def run_parallel(world: World, spec: RunSpec, processes: int,
     messages = context.Queue()
     workers = []
     for index in range(processes):
-        part = RunSpec(spec.agent, spec.seed, spec.url, spec.config,
+        part = RunSpec(spec.agent, spec.seed, spec.urls, spec.config,
                        [(e, u) for e, u in spec.episodes if u % processes == index],
                        spec.days, spec.episodes_per_day, (index, processes))
         worker = context.Process(target=_worker, args=(world, part, messages), daemon=True)
@@ -351,8 +351,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="run seed (also the world seed when the world is generated here)")
     parser.add_argument("--world", default="data/world",
                         help="world folder; generated from --seed when missing")
-    parser.add_argument("--url", help="botify service url, http://host:port or unix:///path/to/socket "
-                                      "(default: run.url in the config)")
+    parser.add_argument("--url", nargs="+", help="botify service url, http://host:port or "
+                        "unix:///path/to/socket (default: run.url in the config); several: "
+                        "replicas of one service, worker i asking the (i mod n)-th, so that "
+                        "each user's sessions reach one replica (--processes at least n)")
     parser.add_argument("--processes", type=int, default=1, help="parallel worker processes")
     parser.add_argument("--output", help="write one JSON line per session to this file")
     parser.add_argument("--days", type=int, default=1,
@@ -375,6 +377,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--processes must be at least 1, got {args.processes}")
     if args.recommender == "console" and args.processes != 1:
         parser.error("--recommender console needs --processes 1 (one person at the keyboard)")
+    if args.url and args.processes < len(args.url):
+        # a user's sessions must all reach the replica that keeps the user's session state
+        parser.error(f"--processes {args.processes} is fewer than the {len(args.url)} service "
+                     f"urls: each replica serves the users of whole workers")
     return args
 
 
@@ -388,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
             ensure_world(world_dir, config, args.seed, log=lambda line: print(line,
                                                                               file=sys.stderr))
         world = load_world(world_dir)
-        url = args.url or config.run.url
+        urls = args.url or [config.run.url]
         config = with_flags(config, args)
         calendar = long_term(config, args.days)
         if calendar and config.returns.enabled:
@@ -399,17 +405,18 @@ def main(argv: list[str] | None = None) -> int:
                                  f"returns.max_sessions_per_day "
                                  f"({config.returns.max_sessions_per_day})")
         if args.recommender == "remote":
-            check_service(url, config.run.timeout_s)
+            for url in urls:
+                check_service(url, config.run.timeout_s)
     except (ConfigError, FileNotFoundError, ServiceUnreachable, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
     if calendar:
-        spec = RunSpec(args.recommender, args.seed, url, config, days=args.days,
+        spec = RunSpec(args.recommender, args.seed, urls, config, days=args.days,
                        episodes_per_day=args.episodes)
     else:
         users = episode_users(args.seed, args.episodes, world.n_users)
-        spec = RunSpec(args.recommender, args.seed, url, config,
+        spec = RunSpec(args.recommender, args.seed, urls, config,
                        [(episode, int(user)) for episode, user in enumerate(users)])
     started = time.perf_counter()
     expected = args.episodes * (args.days if calendar else 1)

@@ -273,6 +273,28 @@ def test_an_answer_that_closes_the_connection_fails_only_the_requests_behind_it(
     assert sum(s["failed_steps"] for s in sessions) > 0
 
 
+def test_replicas_each_serve_whole_users_and_the_sessions_are_those_of_one(setup):
+    """With several urls, worker i asks replica i mod n: a user's requests all reach one
+    replica (which keeps the user's session state), and the sessions are those of one."""
+    with Peer("deterministic") as one:
+        _, alone = simulate(setup, one, "one-replica", "--episodes", "200", "--seed", "8", "--processes", "4")
+    with Peer("deterministic") as first, Peer("deterministic") as second:
+        _, replicated = simulate(setup, first, "two-replicas", "--episodes", "200", "--seed", "8",
+                                 "--processes", "4", "--url", first.url, second.url)
+        users = [{request[1] for request in peer.requests} for peer in (first, second)]
+    assert replicated == alone
+    assert users[0] and users[1] and not users[0] & users[1]
+    assert {user % 4 for user in users[0]} == {0, 2}
+
+
+def test_more_replicas_than_workers_are_refused(setup):
+    folder, config = setup
+    result = run_module("sim.run", "--recommender", "remote", "--config", str(config),
+                        "--world", str(folder / "world"), "--episodes", "5", "--processes", "1",
+                        "--url", "http://127.0.0.1:1", "http://127.0.0.1:2")
+    assert result.returncode == 2 and "fewer than the 2 service urls" in result.stderr
+
+
 def test_unreachable_service_is_one_clear_error(setup):
     folder, config = setup
     url = f"http://127.0.0.1:{free_port()}"  # nobody listens there

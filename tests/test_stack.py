@@ -162,8 +162,8 @@ def test_keep_copy_keeps_the_first_copy(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept", "made1", "made2"]
 
 
-@pytest.mark.parametrize("unix_socket", [False, True])
-def test_the_service_starts_on_its_port_or_a_unix_socket_and_stops(tmp_path, unix_socket):
+@pytest.mark.parametrize("unix_socket, replicas", [(False, 1), (True, 1), (True, 2)])
+def test_the_service_starts_on_its_port_or_unix_sockets_and_stops(tmp_path, unix_socket, replicas):
     catalog = tmp_path / "tracks.jsonl"
     catalog.write_text("".join(f'{{"track": {t}, "artist": "a", "title": "t"}}\n' for t in range(10)))
     service = yaml.safe_load((REPO / "conf" / "service.yml").read_text())
@@ -173,16 +173,32 @@ def test_the_service_starts_on_its_port_or_a_unix_socket_and_stops(tmp_path, uni
     config = stack_module.load_config()
     stack = stack_module.new_stack(config, ephemeral=True)   # free ports, a temporary runtime
     try:
-        stack.start_service(config, service_config, tmp_path / "logs", unix_socket=unix_socket)
-        assert stack.service_url.startswith("unix:///" if unix_socket else "http://127.0.0.1:")
+        stack.start_service(config, service_config, tmp_path / "logs", unix_socket=unix_socket,
+                            replicas=replicas)
+        urls = stack.service_urls
+        assert len(urls) == replicas and stack.service_url == urls[0]
+        assert all(url.startswith("unix:///" if unix_socket else "http://127.0.0.1:") for url in urls)
         assert stack.env()["BOTIFY_SERVICE_URL"] == stack.service_url
-        assert stack.service_status()["status"] == "ok"
-        folder = stack.service_socket.parent if unix_socket else None
+        answers = [stack_module.service_status(url) for url in urls]
+        assert [a["status"] for a in answers] == ["ok"] * replicas
+        assert sorted(a["replica"] for a in answers) == [f"replica-{k}" for k in range(1, replicas + 1)]
+        folders = [path.parent for path in stack.service_sockets]
     finally:
         stack.down()
-    assert "service" not in stack.pids and stack.service_socket is None
-    assert stack.service_status() is None
-    assert folder is None or not folder.exists()   # the socket's folder goes with the service
+    assert not any(name.startswith("service") for name in stack.pids) and stack.service_sockets == []
+    assert all(stack_module.service_status(url) is None for url in urls)
+    assert not any(folder.exists() for folder in folders)   # each socket's folder goes with it
+
+
+def test_service_replicas_need_unix_sockets(tmp_path):
+    config = stack_module.load_config()
+    stack = stack_module.new_stack(config, ephemeral=True)
+    try:
+        with pytest.raises(stack_module.StackError, match="need Unix sockets"):
+            stack.start_service(config, tmp_path / "service.yml", tmp_path / "logs", replicas=2)
+        assert stack.pids == {}
+    finally:
+        stack.down()
 
 
 def test_a_socket_path_fits_the_kernel_even_under_a_deep_tmpdir(monkeypatch):
