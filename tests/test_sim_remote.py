@@ -249,11 +249,12 @@ def test_a_timeout_fails_the_requests_pipelined_behind_it_and_the_run_goes_on(se
     """A timed-out answer leaves the requests sent after it on the same connection unanswered:
     each is a failed step of its own session, re-sent on a new connection."""
     with Peer("broken") as peer:
-        result, sessions = simulate(setup, peer, "broken-pipelined", "--episodes", "60", "--seed", "4")
-    assert result.returncode == 0 and len(sessions) == 60
-    assert sum(s["failed_steps"] for s in sessions) >= peer.bad_answers > 0
+        result, sessions = simulate(setup, peer, "broken-pipelined", "--episodes", "30", "--seed", "4")
+    assert result.returncode == 0 and len(sessions) == 30
+    # more failed steps than bad answers: the requests behind a timed-out one failed too
+    assert sum(s["failed_steps"] for s in sessions) > peer.bad_answers > 0
     by_user = sessions_in_requests(peer.requests)
-    assert sum(len(cut) for cut in by_user.values()) == 60   # every session closed by /last
+    assert sum(len(cut) for cut in by_user.values()) == 30   # every session closed by /last
     for user, cuts in by_user.items():
         for cut in cuts:
             for previous, current in zip(cut, cut[1:]):
