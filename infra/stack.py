@@ -555,10 +555,6 @@ class Stack:
                             config.service.start_timeout_s, "the botify service did not answer", interval=0.05)
         print(f"botify service ready: {' '.join(self.service_urls)} (config {service_config})", flush=True)
 
-    def service_status(self) -> dict | None:
-        """The (first) service's answer to GET /, None when it does not answer."""
-        return service_status(self.service_url)
-
     def stop_service(self) -> None:
         """SIGTERM every replica of the service (each flushes and closes its event log) and
         forget them."""
