@@ -10,7 +10,8 @@ reload - stays in this process):
   answer before their next request, as the simulator's workers do: 20,000 sessions took
   13.5-15.1 s under it against 20.6-24.0 s under granian (benchmarks/bench_engines.py), whose
   every request crosses between its thread and the event loop's. The pipeline serves its days
-  with it.
+  with it. Its protocol here writes a round of pipelined answers in one system call
+  (service/batched_writes.py), where uvicorn's own wrote two per answer.
 
 It listens on host:port, or on a Unix socket instead (`server.uds`: clients on this machine,
 like the pipeline's simulator, cost the kernel less per request; service/README.md, Speed).
@@ -29,6 +30,7 @@ import uvloop
 from granian.constants import HTTPModes, Interfaces
 from granian.server.embed import Server
 
+from service.batched_writes import BatchedHttpToolsProtocol
 from service.jsonapp import JsonApp
 
 BACKLOG = 2048  # connections waiting to be accepted (uvicorn's default; a simulator opens many)
@@ -64,6 +66,6 @@ def _serve_uvicorn(app: JsonApp, host: str, port: int, uds: Path | None) -> None
     # No proxy-headers middleware (the app never reads the client address) and no `server`
     # header: per-request work the simulator's load waits for (service/README.md, Speed).
     uvicorn.Server(uvicorn.Config(
-        app, host=host, port=port, uds=str(uds) if uds else None, loop="uvloop", http="httptools", lifespan="on", ws="none",
+        app, host=host, port=port, uds=str(uds) if uds else None, loop="uvloop", http=BatchedHttpToolsProtocol, lifespan="on", ws="none",
         backlog=BACKLOG, access_log=False, log_level="warning", proxy_headers=False, server_header=False,
         timeout_graceful_shutdown=GRACE_S)).run()

@@ -13,6 +13,7 @@ import time
 import warnings
 from pathlib import Path
 
+import httptools
 import httpx
 import numpy as np
 import orjson
@@ -736,6 +737,63 @@ def test_the_real_server_neither_answers_nor_logs_a_request_whose_client_left(tm
                 assert connection.recv(4096).startswith(b"HTTP/1.1 200 OK\r\n")
     stop_service(process)  # after the requests in flight
     assert sorted(e["user"] for e in event_lines(tmp_path / "logs" / "r0")) == [13, 14]
+
+
+def read_answers(connection: socket.socket, count: int) -> tuple[list[tuple[int, dict]], int]:
+    """`count` HTTP answers read from the connection: (status, JSON body) each, in order, and
+    how many reads they took."""
+    class Answers:
+        def __init__(self):
+            self.parser, self.done, self.body = httptools.HttpResponseParser(self), [], b""
+
+        def on_body(self, chunk: bytes) -> None:
+            self.body += chunk
+
+        def on_message_complete(self) -> None:
+            self.done.append((self.parser.get_status_code(), orjson.loads(self.body)))
+            self.body = b""
+
+    answers, reads = Answers(), 0
+    while len(answers.done) < count:
+        data = connection.recv(65536)
+        assert data, "the service closed the connection"
+        answers.parser.feed_data(data)
+        reads += 1
+    return answers.done, reads
+
+
+def test_uvicorn_writes_the_answers_to_pipelined_requests_at_once(tmp_path, world, serve):
+    """Requests read in one go are answered in order in one write (service/batched_writes.py):
+    the simulator, which pipelines a round of requests, is woken once per round."""
+    _, url = serve(write_config(tmp_path, world, engine="uvicorn"))
+    port = int(url.rsplit(":", 1)[1])
+    body = b'{"track": 3, "time": 0.5}'
+    requests = [b"POST /next/%d HTTP/1.1\r\nhost: botify\r\ncontent-length: %d\r\n\r\n%s" % (user, len(body), body)
+                for user in range(16)]
+    requests[5] = b"GET /nowhere HTTP/1.1\r\nhost: botify\r\n\r\n"   # an error answer among them
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        for _ in range(3):
+            connection.sendall(b"".join(requests))
+            answers, reads = read_answers(connection, len(requests))
+            assert [status for status, _ in answers] == [404 if i == 5 else 200 for i in range(16)]
+            assert [a["user"] for i, (_, a) in enumerate(answers) if i != 5] == [u for u in range(16) if u != 5]
+            assert reads == 1
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_real_server_answers_100_continue_before_the_body(tmp_path, world, serve, engine):
+    """An interim answer is written at once, not held for the final one: the client waits for
+    it before sending the body."""
+    _, url = serve(write_config(tmp_path, world, engine=engine))
+    port = int(url.rsplit(":", 1)[1])
+    body = b'{"track": 3, "time": 0.5}'
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(b"POST /next/7 HTTP/1.1\r\nhost: botify\r\nexpect: 100-continue\r\n"
+                           b"content-length: %d\r\n\r\n" % len(body))
+        assert connection.recv(4096).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        connection.sendall(body)
+        (status, answer), = read_answers(connection, 1)[0]
+    assert status == 200 and answer["user"] == 7
 
 
 @pytest.mark.parametrize("engine", ENGINES)
