@@ -9,7 +9,9 @@ answers pipelined requests in order), and the rest are written together at the e
 event loop's turn: one write for a round of pipelined answers, one per answer otherwise.
 
 Nothing is held across a turn of the loop unless a request behind it is queued, so an interim
-answer (100 Continue) or an error answer still goes out in the turn it was written in.
+answer (100 Continue) or an error answer still goes out in the turn it was written in. Once the
+connection is closing (the client half-closed it, or uvicorn is closing it) writes go straight
+through, as uvicorn's own would, and what is held goes out first.
 """
 from __future__ import annotations
 
@@ -27,18 +29,30 @@ class _BatchedTransport:
         self._transport, self._protocol, self._loop = transport, protocol, loop
         self._held: list[bytes] = []
         self._flush_scheduled = False
+        self._lost = False
 
     def write(self, data: bytes) -> None:
         self._held.append(data)
-        # uvicorn queues a request read behind one being answered in `pipeline`
-        if not self._protocol.pipeline and not self._flush_scheduled:
+        if self._transport.is_closing():   # no later turn to wait for
+            self.flush()
+        # uvicorn queues the requests read behind the one being answered in `pipeline`
+        elif not self._protocol.pipeline and not self._flush_scheduled:
             self._flush_scheduled = True
-            self._loop.call_soon(self.flush)
+            self._loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        self.flush()
 
     def flush(self) -> None:
-        self._flush_scheduled = False
-        if self._held and not self._transport.is_closing():
+        """Write what is held now (dropped once the connection is lost, as uvicorn drops
+        answers to a client gone)."""
+        if self._held and not self._lost:
             self._transport.write(b"".join(self._held))
+        self._held.clear()
+
+    def lost(self) -> None:
+        self._lost = True
         self._held.clear()
 
     def writelines(self, chunks) -> None:
@@ -67,5 +81,16 @@ class _BatchedTransport:
 class BatchedHttpToolsProtocol(HttpToolsProtocol):
     """HttpToolsProtocol writing through _BatchedTransport; pass it as uvicorn's `http`."""
 
+    transport: _BatchedTransport
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(_BatchedTransport(transport, self, self.loop))  # type: ignore[arg-type]
+
+    def eof_received(self) -> bool | None:
+        # the socket's transport closes itself when this returns: the held answers go first
+        self.transport.flush()
+        return super().eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport.lost()
+        super().connection_lost(exc)

@@ -780,6 +780,19 @@ def test_uvicorn_writes_the_answers_to_pipelined_requests_at_once(tmp_path, worl
             assert reads == 1
 
 
+def test_uvicorn_answers_a_client_that_half_closes_after_its_request(tmp_path, world, serve):
+    """Held answers still go out when the client half-closes (granian's hyper does not answer
+    it, service/README.md): the request is answered, then the connection closed."""
+    _, url = serve(write_config(tmp_path, world, engine="uvicorn"))
+    body = b'{"track": 3, "time": 0.5}'
+    with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=30) as connection:
+        connection.sendall(b"POST /next/9 HTTP/1.1\r\nhost: botify\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+        connection.shutdown(socket.SHUT_WR)
+        (status, answer), = read_answers(connection, 1)[0]
+        assert connection.recv(4096) == b""
+    assert status == 200 and answer["user"] == 9
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_the_real_server_answers_100_continue_before_the_body(tmp_path, world, serve, engine):
     """An interim answer is written at once, not held for the final one: the client waits for
