@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 # (first row, end row) of a block -> (rows within the block, item columns) never to recommend.
@@ -74,9 +73,9 @@ def top_k(queries: np.ndarray, items: np.ndarray, k: int, ordered: bool = True,
 
     starts = range(0, len(queries), batch)
     # numpy releases the GIL in matmul, partition and sort: threads keep both cores busy. Each
-    # block's matmul runs on its own thread's one BLAS thread: BLAS's own threads on top of the
-    # pool's cost time (jobs/README.md, "Ranking").
-    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
+    # block's matmul keeps BLAS's own threads: on some CPUs OpenBLAS's float32 product differs
+    # in its last bits with its thread count, and so would the tables (jobs/README.md, "Ranking").
+    with ThreadPoolExecutor(threads) as pool:
         blocks = list(tqdm(pool.map(block, starts), total=len(starts), desc=desc, unit="block",
                            mininterval=2))
     return [row for rows in blocks for row in rows]

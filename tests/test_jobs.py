@@ -190,6 +190,22 @@ def test_top_k_is_strictly_ordered_and_excludes():
     assert [len(r) for r in ranking.top_k(queries[:2], items[:4], 100, exclude=exclude)] == [3, 3]
 
 
+def test_top_k_scores_are_numpys_own_block_products():
+    """Each block is scored by numpy's float32 product at BLAS's own thread count: the code the
+    speed issue measured (e61dc4b) did so, and on some CPUs OpenBLAS's product differs in its
+    last bits with the thread count (one thread changed the seed plan's tables here), which
+    reorders the unordered top-k."""
+    rng = np.random.default_rng(3)
+    # scores all near 100, apart by about their rounding: the top 100 hang on the last bits
+    queries = (1 + 1e-6 * rng.normal(size=(1024, 100))).astype(np.float32)
+    items = (1 + 1e-6 * rng.normal(size=(4000, 100))).astype(np.float32)
+    got = ranking.top_k(queries, items, 100, ordered=False, batch=512)
+    items_t = np.ascontiguousarray(items.T)
+    expected = [row for start in (0, 512)
+                for row in np.argpartition(-(queries[start:start + 512] @ items_t), 100, axis=1)[:, :100]]
+    assert all(g.tolist() == e.tolist() for g, e in zip(got, expected))
+
+
 @pytest.mark.parametrize("n_items", [150, 1_000, 4_321])
 def test_ordered_top_k_is_a_full_sort_cut_at_k_even_with_many_ties(n_items):
     """The bound on each row's k-th best score never drops an item of its k best."""
