@@ -2,8 +2,8 @@
 
 uvicorn writes each answer's head and body to the socket as two writes, each a system call
 that may wake the client. The simulator sends a round of pipelined requests and reads all of
-their answers: written one by one, the answers woke it once per answer, and the writes were
-about a third of the service's CPU (py-spy, service/README.md, Speed). Here a connection's
+their answers: written one by one, the answers woke it once per answer, and the writes took
+about a third of py-spy's samples of the service (service/README.md, Speed). Here a connection's
 writes are held while requests read behind the current one are still to be answered (uvicorn
 answers pipelined requests in order), and the rest are written together at the end of the
 event loop's turn: one write for a round of pipelined answers, one per answer otherwise.
