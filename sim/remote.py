@@ -45,9 +45,9 @@ class RequestFailed(Exception):
     """No complete HTTP answer: timeout, refused or reset connection, unparseable reply."""
 
 
-class _Responses:
+class Responses:
     """httptools parser callbacks for a stream of answers: each one's status, keep-alive and
-    body, in order."""
+    body, in order (fed with `parser.feed_data`)."""
 
     def __init__(self):
         self.parser = httptools.HttpResponseParser(self)
@@ -116,7 +116,7 @@ class KeepAliveClient:
         (status, body) each, or None for a request left without a complete answer (timeout,
         refused or reset connection, unparseable reply, or an earlier answer that closed the
         connection)."""
-        responses, self.failure = _Responses(), ""
+        responses, self.failure = Responses(), ""
         try:
             if self._socket is None:
                 self._socket = self._connect()

@@ -13,7 +13,6 @@ import time
 import warnings
 from pathlib import Path
 
-import httptools
 import httpx
 import numpy as np
 import orjson
@@ -33,6 +32,7 @@ from service.config import ConfigError, load_config
 from service.eventlog import EventLog
 from service.events import validation_error
 from service.tables import TableError, read_keyed
+from sim.remote import Responses
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "test-token"
@@ -741,25 +741,14 @@ def test_the_real_server_neither_answers_nor_logs_a_request_whose_client_left(tm
 
 def read_answers(connection: socket.socket, count: int) -> tuple[list[tuple[int, dict]], int]:
     """`count` HTTP answers read from the connection: (status, JSON body) each, in order, and
-    how many reads they took."""
-    class Answers:
-        def __init__(self):
-            self.parser, self.done, self.body = httptools.HttpResponseParser(self), [], b""
-
-        def on_body(self, chunk: bytes) -> None:
-            self.body += chunk
-
-        def on_message_complete(self) -> None:
-            self.done.append((self.parser.get_status_code(), orjson.loads(self.body)))
-            self.body = b""
-
-    answers, reads = Answers(), 0
+    how many reads they took (parsed by the simulator's client, sim/remote.py)."""
+    answers, reads = Responses(), 0
     while len(answers.done) < count:
         data = connection.recv(65536)
         assert data, "the service closed the connection"
         answers.parser.feed_data(data)
         reads += 1
-    return answers.done, reads
+    return [(status, orjson.loads(body)) for status, body in answers.done], reads
 
 
 def test_uvicorn_writes_the_answers_to_pipelined_requests_at_once(tmp_path, world, serve):
