@@ -40,7 +40,7 @@ from sim.days import Schedule, episode_users
 from sim.play import AnswerAll, Lane, answer_each, play_lanes, requests
 from sim.remote import RemoteAgent, ServiceUnreachable, check_service
 from sim.trending import trending_boosts
-from sim.user import UserModel
+from sim.user import Session, UserModel
 from sim.world import World, ensure_world, load_world
 
 AGENTS = ("remote", "console", "dummy", "oracle")
@@ -114,6 +114,15 @@ def lanes_of(items: list, users: list[int], width: int, processes: int) -> list[
     return [lane for lane in lanes if lane]
 
 
+def counted(session: Session, stats: RunStats) -> Lane:
+    """Play the session to its end, adding its steps and whether it was truncated to `stats`."""
+    # not `stats.steps += yield from ...`: that would read stats.steps before the other lanes'
+    # sessions of this round added theirs
+    steps = yield from requests(session)
+    stats.steps += steps
+    stats.truncated += session.truncated
+
+
 def episode_lane(spec: RunSpec, model: UserModel, episodes: list[tuple[int, int]], remote: bool,
                  progress, results: list[dict], stats: RunStats) -> Lane:
     """The one-day run's `episodes` in order, stamped by the service's own clock."""
@@ -128,13 +137,9 @@ def episode_lane(spec: RunSpec, model: UserModel, episodes: list[tuple[int, int]
         while remote and time.time_ns() // 1_000_000 <= ended_ms.get(user, -1):
             yield None
         session = model.start_session(user, *streams[user])
-        # not `stats.steps += yield from ...`: that would read stats.steps before the other
-        # lanes' sessions of this round added theirs
-        steps = yield from requests(session)
-        stats.steps += steps
+        yield from counted(session, stats)
         if remote:
             ended_ms[user] = time.time_ns() // 1_000_000
-        stats.truncated += session.truncated
         results.append(session.result(episode))
         progress(1)
 
@@ -154,10 +159,8 @@ def day_lane(spec: RunSpec, model: UserModel, schedule: Schedule, day: int,
         for hours in starts:
             start = clock.begin(hours)
             session = model.start_session(user, *streams[user], clock, boost)
-            steps = yield from requests(session)
-            stats.steps += steps
+            yield from counted(session, stats)
             clock.close(session)
-            stats.truncated += session.truncated
             schedule.after_session(user, session.session_time)
             row = session.result(-1)
             row["day"], row["start"] = day, start
