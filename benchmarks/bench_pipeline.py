@@ -1,15 +1,23 @@
-"""`./run.sh` side by side: this tree's pipeline against another source tree's (the anchor), as a
-user waits (HDFS, Redis, every JVM and the simulator included; set-up of .venv excluded).
+"""`./run.sh` side by side, as a user waits (HDFS, Redis, every JVM and the simulator included;
+set-up of .venv excluded): this tree's pipeline against another source tree's (the anchor), or
+this tree's full scale against its small one.
 
     git worktree add /tmp/anchor e61dc4b          # e.g. the code before one Spark application per run
     .venv/bin/python benchmarks/bench_pipeline.py --anchor /tmp/anchor [--seed 42] [--scale small] [--rounds 1]
+    .venv/bin/python benchmarks/bench_pipeline.py --scales small full [--seed 42] [--rounds 3]
 
 Each round runs both, one after the other (the order alternates between rounds), each as
-`python -m pipeline --seed S --scale X` in its own tree with this interpreter (its runs go to the
-tree's own runs/). Prints each run's wall seconds and its steps' seconds (from the manifest),
-the anchor / this ratio of each round, and whether the two runs' tables are byte-identical and
+`python -m pipeline --seed S --scale X` in its tree with this interpreter (its runs go to the
+tree's own runs/). Prints each run's wall seconds and its steps' seconds (from the manifest) and
+the round's ratio.
+
+Against an anchor, each round also says whether the two runs' tables are byte-identical and
 their A/B results equal (every report row of a metric both report, by its bootstrap estimate;
-mean_request_time, the service's wall-clock time, left out).
+mean_request_time, the service's wall-clock time, left out). Between scales, each round says
+whether each scale's run has the first round's tables and results (the same seed must give the
+same ones), and how day 0's seconds compare: day 0 is the same work at every scale, so a ratio
+far from 1 says the machine's speed changed between the two runs, and the round's ratio with
+it. The last line gives the median and the largest of the rounds' ratios.
 """
 from __future__ import annotations
 
@@ -18,6 +26,7 @@ import csv
 import hashlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -48,6 +57,10 @@ def run_pipeline(tree: Path, seed: int, scale: str, log: Path) -> tuple[float, P
 def steps(run: Path) -> str:
     manifest = json.loads((run / "manifest.json").read_text())
     return ", ".join(f"{name} {step['seconds']:.0f} s" for name, step in manifest["steps"].items())
+
+
+def step_seconds(run: Path, step: str) -> float:
+    return json.loads((run / "manifest.json").read_text())["steps"][step]["seconds"]
 
 
 def tables(run: Path) -> dict[str, str]:
@@ -83,30 +96,73 @@ def same_outputs(anchor: Path, this: Path) -> list[str]:
     return differences
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--anchor", type=Path, required=True, help="the other source tree")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--scale", default="small")
-    parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--logs", type=Path, default=REPO / "benchmarks" / "out" / "pipeline")
-    args = parser.parse_args()
-    args.logs.mkdir(parents=True, exist_ok=True)
-    trees = {"anchor": args.anchor.resolve(), "this": REPO}
-    for number in range(args.rounds):
+def compare_trees(anchor: Path, seed: int, scale: str, rounds: int, logs: Path) -> list[float]:
+    """Rounds of the anchor's run against this tree's; the anchor / this ratio of each."""
+    trees = {"anchor": anchor, "this": REPO}
+    ratios = []
+    for number in range(rounds):
         order = ["anchor", "this"] if number % 2 == 0 else ["this", "anchor"]
         walls, runs = {}, {}
         for name in order:
-            print(f"round {number + 1}: {name} ({trees[name]}), load average "
-                  f"{os.getloadavg()[0]:.1f} ...", flush=True)
-            walls[name], runs[name] = run_pipeline(trees[name], args.seed, args.scale,
-                                                   args.logs / f"round{number + 1}-{name}.log")
-            print(f"  {walls[name]:.1f} s wall ({steps(runs[name])}); run {runs[name]}", flush=True)
-        print(f"round {number + 1}: anchor / this = {walls['anchor'] / walls['this']:.2f}x", flush=True)
+            walls[name], runs[name] = timed_run(number, name, trees[name], seed, scale, logs)
+        ratios.append(walls["anchor"] / walls["this"])
+        print(f"round {number + 1}: anchor / this = {ratios[-1]:.2f}x", flush=True)
         differences = same_outputs(runs["anchor"], runs["this"])
         print(f"round {number + 1}: tables and results "
               + ("identical" if not differences else "DIFFER:\n  " + "\n  ".join(differences)),
               flush=True)
+    return ratios
+
+
+def compare_scales(small: str, large: str, seed: int, rounds: int, logs: Path) -> list[float]:
+    """Rounds of this tree at scale `large` against `small`; the large / small ratio of each."""
+    ratios, first = [], {}
+    for number in range(rounds):
+        order = [small, large] if number % 2 == 0 else [large, small]
+        walls, runs = {}, {}
+        for scale in order:
+            walls[scale], runs[scale] = timed_run(number, scale, REPO, seed, scale, logs)
+            first.setdefault(scale, runs[scale])
+        ratios.append(walls[large] / walls[small])
+        day0 = step_seconds(runs[large], "day0") / step_seconds(runs[small], "day0")
+        print(f"round {number + 1}: {large} / {small} = {ratios[-1]:.2f}x "
+              f"(day 0, the same work in both: {day0:.2f}x)", flush=True)
+        for scale in order:
+            differences = same_outputs(first[scale], runs[scale])
+            print(f"round {number + 1}: {scale}: tables and results "
+                  + ("as in round 1" if not differences else "DIFFER from round 1:\n  "
+                     + "\n  ".join(differences)), flush=True)
+    return ratios
+
+
+def timed_run(number: int, name: str, tree: Path, seed: int, scale: str, logs: Path) -> tuple[float, Path]:
+    print(f"round {number + 1}: {name} ({tree}, --scale {scale}), load average "
+          f"{os.getloadavg()[0]:.1f} ...", flush=True)
+    wall, run = run_pipeline(tree, seed, scale, logs / f"round{number + 1}-{name}.log")
+    print(f"  {wall:.1f} s wall ({steps(run)}); run {run}", flush=True)
+    return wall, run
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    against = parser.add_mutually_exclusive_group(required=True)
+    against.add_argument("--anchor", type=Path, help="the other source tree")
+    against.add_argument("--scales", nargs=2, metavar=("SMALL", "LARGE"),
+                         help="this tree at scale LARGE against SMALL (e.g. small full)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--scale", default="small", help="with --anchor: the scale both run")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--logs", type=Path, default=REPO / "benchmarks" / "out" / "pipeline")
+    args = parser.parse_args()
+    args.logs.mkdir(parents=True, exist_ok=True)
+    if args.anchor:
+        ratios = compare_trees(args.anchor.resolve(), args.seed, args.scale, args.rounds, args.logs)
+        what = "anchor / this"
+    else:
+        ratios = compare_scales(*args.scales, args.seed, args.rounds, args.logs)
+        what = " / ".join(reversed(args.scales))
+    print(f"{what}: median {statistics.median(ratios):.2f}x, largest {max(ratios):.2f}x "
+          f"over {len(ratios)} round(s)")
     return 0
 
 
