@@ -154,6 +154,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--logs", type=Path, default=REPO / "benchmarks" / "out" / "pipeline")
     args = parser.parse_args()
+    if args.scales and args.scales[0] == args.scales[1]:
+        parser.error("--scales needs two different scales")
     args.logs.mkdir(parents=True, exist_ok=True)
     if args.anchor:
         ratios = compare_trees(args.anchor.resolve(), args.seed, args.scale, args.rounds, args.logs)
