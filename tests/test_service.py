@@ -715,13 +715,23 @@ def test_the_real_server_serves_on_a_unix_socket_and_stops_cleanly(tmp_path, wor
     assert sorted(e["user"] for e in event_lines(tmp_path / "logs" / "r0")) == list(range(20))
 
 
+def raw_connection(url: str) -> socket.socket:
+    """A plain TCP connection to the service at `url`, for requests written byte by byte."""
+    return socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=30)
+
+
+def next_request(user: int) -> bytes:
+    """A whole POST /next/<user> request, as raw bytes."""
+    body = b'{"track": 3, "time": 0.5}'
+    return b"POST /next/%d HTTP/1.1\r\nhost: botify\r\ncontent-length: %d\r\n\r\n%s" % (user, len(body), body)
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_the_real_server_neither_answers_nor_logs_a_request_whose_client_left(tmp_path, world,
                                                                              serve, engine):
     """A client that leaves before its whole body arrived (by Content-Length or before the last
     chunk), even with a complete JSON document sent: no event. Whole requests are logged."""
     process, url = serve(write_config(tmp_path, world, engine=engine))
-    port = int(url.rsplit(":", 1)[1])
     body = b'{"track": 3, "time": 0.5}'
     head = b"POST /next/%d HTTP/1.1\r\nhost: botify\r\n"
     requests = {  # user -> what the client sends, then leaves (the last two are whole)
@@ -731,7 +741,7 @@ def test_the_real_server_neither_answers_nor_logs_a_request_whose_client_left(tm
         14: head % 14 + b"transfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(body), body),
     }
     for user, sent in requests.items():
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        with raw_connection(url) as connection:
             connection.sendall(sent)
             if user in (13, 14):
                 assert connection.recv(4096).startswith(b"HTTP/1.1 200 OK\r\n")
@@ -755,12 +765,9 @@ def test_uvicorn_writes_the_answers_to_pipelined_requests_at_once(tmp_path, worl
     """Requests read in one go are answered in order in one write (service/batched_writes.py):
     the simulator, which pipelines a round of requests, is woken once per round."""
     _, url = serve(write_config(tmp_path, world, engine="uvicorn"))
-    port = int(url.rsplit(":", 1)[1])
-    body = b'{"track": 3, "time": 0.5}'
-    requests = [b"POST /next/%d HTTP/1.1\r\nhost: botify\r\ncontent-length: %d\r\n\r\n%s" % (user, len(body), body)
-                for user in range(16)]
+    requests = [next_request(user) for user in range(16)]
     requests[5] = b"GET /nowhere HTTP/1.1\r\nhost: botify\r\n\r\n"   # an error answer among them
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+    with raw_connection(url) as connection:
         for _ in range(3):
             connection.sendall(b"".join(requests))
             answers, reads = read_answers(connection, len(requests))
@@ -773,9 +780,8 @@ def test_uvicorn_answers_a_client_that_half_closes_after_its_request(tmp_path, w
     """Held answers still go out when the client half-closes (granian's hyper does not answer
     it, service/README.md): the request is answered, then the connection closed."""
     _, url = serve(write_config(tmp_path, world, engine="uvicorn"))
-    body = b'{"track": 3, "time": 0.5}'
-    with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=30) as connection:
-        connection.sendall(b"POST /next/9 HTTP/1.1\r\nhost: botify\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+    with raw_connection(url) as connection:
+        connection.sendall(next_request(9))
         connection.shutdown(socket.SHUT_WR)
         (status, answer), = read_answers(connection, 1)[0]
         assert connection.recv(4096) == b""
@@ -787,9 +793,8 @@ def test_the_real_server_answers_100_continue_before_the_body(tmp_path, world, s
     """An interim answer is written at once, not held for the final one: the client waits for
     it before sending the body."""
     _, url = serve(write_config(tmp_path, world, engine=engine))
-    port = int(url.rsplit(":", 1)[1])
     body = b'{"track": 3, "time": 0.5}'
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+    with raw_connection(url) as connection:
         connection.sendall(b"POST /next/7 HTTP/1.1\r\nhost: botify\r\nexpect: 100-continue\r\n"
                            b"content-length: %d\r\n\r\n" % len(body))
         assert connection.recv(4096).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
