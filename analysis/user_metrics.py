@@ -25,7 +25,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.events import MESSAGES, REQUIRED_FIELDS, spark_schema
+from contract.events import MESSAGES, REQUIRED_FIELDS, spark_schema
 
 from analysis.errors import AnalysisError
 

@@ -1,7 +1,7 @@
 """Seeded fake service logs in the service's layout, for dataclient tests and the benchmark.
 
 `root/<replica>/events.jsonl` (active) plus `events.jsonl.1`, `.2`, ... (rotated); every line
-is a contract-valid event built with service.events.make_event. Same seed -> same bytes.
+is a contract-valid event built with contract.events.make_event. Same seed -> same bytes.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from service.events import make_event
+from contract.events import make_event
 
 EVENTS_PER_BATCH = 20_000
 

@@ -44,6 +44,7 @@ from pydantic import Field
 from infra import class_archive
 from infra.java import java_binary
 from infra.lifetime import die_with_parent, exit_on_signals
+from infra.logtail import tail
 from infra.ports import free_port, is_free
 from infra.unix_socket import new_socket_path
 from settings import Strict, load, read_yaml
@@ -593,13 +594,6 @@ class Stack:
 
     def status(self) -> dict[str, bool]:
         return {name: process_alive(pid) for name, pid in self.pids.items()}
-
-
-def tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log)"
 
 
 def serve_default(stack: Stack, config: StackConfig) -> None:

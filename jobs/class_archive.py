@@ -208,7 +208,7 @@ def build_logged(path: Path) -> bool:
     """Build the archive at `path` in a child process, its output to a log beside it; False
     (with a warning) when that failed."""
     from infra.lifetime import die_with_parent
-    from infra.stack import tail
+    from infra.logtail import tail
 
     log = path.with_suffix(".log")
     print(f"building Spark's class archive (once for this Java and pyspark; log {log}) ...", flush=True)

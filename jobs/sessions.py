@@ -1,7 +1,7 @@
 """sessions: event logs -> Parquet `sessions/` and `users/`, corrupt lines -> `quarantine/`.
 
 A user's events ordered by timestamp form sessions cut after each "last" event (docs/DESIGN.md).
-Every line is checked against the event contract (service/events.py); lines that break it are
+Every line is checked against the event contract (contract/events.py); lines that break it are
 counted, kept in `quarantine/` with the reason `validation_error` gives, and the job fails when
 their share passes --max-corrupt-share (the quarantine is written first, nothing is lost).
 """
@@ -15,7 +15,7 @@ from pyspark.sql import types as T
 
 from jobs import common
 from jobs.config import JobsConfig
-from service.events import FIELDS, MESSAGES, OPTIONAL_FIELDS, spark_schema, validation_error
+from contract.events import FIELDS, MESSAGES, OPTIONAL_FIELDS, spark_schema, validation_error
 
 NAME = "sessions"
 
@@ -49,7 +49,7 @@ _READ_OPTIONS = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT,
 
 
 def check_schema() -> T.StructType:
-    """The contract's fields (service/events.py FIELDS and OPTIONAL_FIELDS) as Spark reads them."""
+    """The contract's fields (contract/events.py FIELDS and OPTIONAL_FIELDS) as Spark reads them."""
     fields = [T.StructField(name, _SPARK_TYPES[types], True)
               for name, (types, _) in (FIELDS | OPTIONAL_FIELDS).items()]
     return T.StructType([*fields, T.StructField(CORRUPT, T.StringType(), True)])
@@ -94,7 +94,7 @@ def check_lines(lines: DataFrame) -> DataFrame:
 
 
 def parse_valid(checked: DataFrame) -> DataFrame:
-    """Valid lines -> typed events. The schema is the contract's (service/events.py)."""
+    """Valid lines -> typed events. The schema is the contract's (contract/events.py)."""
     return (checked.where(F.col("error").isNull())
             .select(F.from_json("value", spark_schema()).alias("e")).select("e.*"))
 

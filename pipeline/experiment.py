@@ -24,7 +24,8 @@ import yaml
 
 from infra import stack as stack_module
 from infra.lifetime import die_with_parent
-from infra.stack import Stack, StackError, tail
+from infra.logtail import tail
+from infra.stack import Stack, StackError
 from pipeline import tracking
 from pipeline.job_server import JobServer, JobServerFailed
 from pipeline.plan import PLACEHOLDER, DayPlan, JobPlan, Plan

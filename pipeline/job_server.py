@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from infra.lifetime import die_with_parent
-from infra.stack import tail
+from infra.logtail import tail
 from infra.unix_socket import new_socket_path
 from jobs import server
 from jobs.class_archive import driver_java_home, driver_java_options

@@ -1,4 +1,4 @@
-"""The event log: one JSON line per answered request (schema: service/events.py), written by
+"""The event log: one JSON line per answered request (schema: contract/events.py), written by
 a background thread so that a request only appends a tuple to a queue.
 
 Files, in the replica's folder:
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import orjson
 
-from service.events import make_event
+from contract.events import make_event
 
 ACTIVE = "events.jsonl"
 _ROTATED = re.compile(r"^events\.jsonl\.(\d+)$")

@@ -20,7 +20,7 @@ import pytest
 
 from infra.ports import free_port
 from dataclient.synthetic_logs import event_lines, write_replica_logs
-from service.events import validation_error
+from contract.events import validation_error
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMP_SUFFIX = ".dataclient-partial"  # conf/dataclient.yml temp_suffix

@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 from jobs import common, driver, fetch, nn, offline, ranking, server, sessions, svd, toppop
 from jobs.config import spark_config
 from pipeline.job_server import serve_command
-from service.events import make_event, spark_schema
+from contract.events import make_event, spark_schema
 from test_jobs_synth import synthetic_sessions, write_event_log
 
 REPO = Path(__file__).resolve().parent.parent

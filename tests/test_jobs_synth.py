@@ -18,7 +18,7 @@ import numpy as np
 import orjson
 from scipy.special import expit
 
-from service.events import make_event, validation_error
+from contract.events import make_event, validation_error
 
 
 def nearest(emb: np.ndarray, rows: np.ndarray, n: int, batch: int = 2048) -> np.ndarray:

@@ -30,7 +30,7 @@ from service.app import create_app
 from service.jsonapp import HttpError, JsonApp, Router
 from service.config import ConfigError, load_config
 from service.eventlog import EventLog
-from service.events import validation_error
+from contract.events import validation_error
 from service.tables import TableError, read_keyed
 from sim.remote import Responses
 

@@ -114,7 +114,7 @@ def test_events_carry_the_simulated_time_of_their_day(multi_day_run):
 
 def test_sessions_job_cuts_the_multi_day_log_into_the_simulators_sessions(multi_day_run, spark):
     from jobs.sessions import sessionize
-    from service.events import spark_schema
+    from contract.events import spark_schema
 
     sessions, events = multi_day_run
     frame = spark.createDataFrame(

@@ -1,0 +1,1 @@
+"""Contracts shared by the service (writer) and the dataclient, jobs and analysis (readers)."""
