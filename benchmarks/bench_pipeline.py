@@ -189,7 +189,7 @@ def main() -> int:
 
 def write_docs(args: argparse.Namespace, rows: list[list[object]], summary: str) -> None:
     """This run's rounds as the benchmark's section of docs/SPEED.md."""
-    command = " ".join(["benchmarks/bench_pipeline.py"] + [a for a in sys.argv[1:] if a != "--write-docs"])
+    command = " ".join([".venv/bin/python benchmarks/bench_pipeline.py"] + [a for a in sys.argv[1:] if a != "--write-docs"])
     if args.anchor:
         speed_doc.write(
             "pipeline-anchor", title="The seed plan against the anchor",
