@@ -49,8 +49,8 @@ def _import_in_background() -> None:
 
 
 def preload() -> None:
-    """Import MLflow and its SQL store (1.4 s, then 1.3 s) on a background thread while a run
-    works, so that recording the run at its end does not wait for them."""
+    """Import MLflow and its SQL store on a background thread while a run works, so that
+    recording the run at its end does not wait for them."""
     threading.Thread(target=_import_in_background, name="mlflow-import", daemon=True).start()
 
 
