@@ -28,7 +28,7 @@ from infra.logtail import tail
 from infra.stack import Stack, StackError
 from pipeline import tracking
 from pipeline.job_server import JobServer, JobServerFailed
-from pipeline.plan import PLACEHOLDER, DayPlan, JobPlan, Plan
+from pipeline.plan import PLACEHOLDER, DayPlan, JobPlan, Plan, user_table
 from pipeline.record import RunRecord
 from pipeline.config import PipelineConfig
 from settings import REPO_ROOT as REPO
@@ -167,7 +167,12 @@ class Experiment:
         return path
 
     def arm(self, arm) -> dict:
-        tables = {slot: str(self.folder("tables") / ref) for slot, ref in arm.tables.items()}
+        tables = {}
+        for slot, ref in arm.tables.items():
+            own = user_table(ref)
+            if own is not None:
+                self.record.add_table("user", own)
+            tables[slot] = str(own or self.folder("tables") / ref)
         for table in tables.values():
             if not Path(table).exists():
                 raise StepFailed(f"table {table} is missing: run the earlier day first "
