@@ -49,6 +49,7 @@ class Taste(Strict):
 
 
 class Item2Vec(Strict):
+    min_time: float = Field(0.3, ge=0, le=1)
     dim: int = Field(64, ge=1)
     window: int = Field(5, ge=1)
     min_count: int = Field(2, ge=1)

@@ -86,4 +86,4 @@ def test_the_same_seed_gives_the_same_table(spark, planted_sessions, tmp_path, j
 
 def test_no_well_listened_pairs_is_a_clear_error(spark, planted_sessions, tmp_path):
     with pytest.raises(common.JobError, match="nothing to learn from"):
-        run_job(spark, item2vec, planted_sessions, tmp_path, ["--good-time", "1.5"])
+        run_job(spark, item2vec, planted_sessions, tmp_path, ["--min-time", "1.5"])
