@@ -28,7 +28,6 @@ from pathlib import Path
 
 import orjson
 import uvicorn
-from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -106,11 +105,10 @@ def measure(world, config, agent: str, episodes: int, processes: int, url: str,
         users = episode_users(1, episodes, world.n_users)
         spec = RunSpec(agent, 1, url, config, [(e, int(u)) for e, u in enumerate(users)])
     started, started_cpu = time.perf_counter(), time.process_time()
-    with tqdm(total=episodes, disable=True) as bar:
-        if processes == 1:
-            _, stats = run_episodes(world, spec, bar.update)
-        else:
-            _, stats = run_parallel(world, spec, processes, bar)
+    if processes == 1:
+        _, stats = run_episodes(world, spec, lambda count: None)
+    else:
+        _, stats = run_parallel(world, spec, processes, lambda count: None)
     wall = time.perf_counter() - started
     cpu = time.process_time() - started_cpu
     return {"steps": stats.steps, "wall_s": wall, "steps_per_s": stats.steps / wall,
