@@ -64,7 +64,7 @@ class Clock:
                    + int(self.track_ms * (1.0 + session.session_time)), self.limit)
 
     def stamp(self, session: SessionCounters) -> int:
-        """The timestamp of the request `session` sends now (at least 1 ms after the last)."""
+        """The timestamp of the request `session` sends now (strictly after the last one)."""
         self.last = max(self._now(session), self.last + 1)
         return self.last
 
