@@ -28,7 +28,8 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
-from tqdm import tqdm
+
+from infra.progress import tracked
 
 REPO = Path(__file__).resolve().parents[1]
 CHUNK_USERS = 100_000  # users generated (and written as one file) at a time
@@ -45,8 +46,8 @@ def event_logs(users: int, seed: int, data_dir: Path) -> tuple[Path, int]:
         return folder, json.loads(stamp.read_text())["events"]
     shutil.rmtree(folder, ignore_errors=True)
     lines = 0
-    for chunk, first in enumerate(tqdm(range(0, users, CHUNK_USERS), desc=f"logs {users} users",
-                                       unit="chunk", file=sys.stderr)):
+    for chunk, first in enumerate(tracked(range(0, users, CHUNK_USERS), f"logs {users} users",
+                                          "chunk")):
         events = synthetic_events(min(CHUNK_USERS, users - first), seed=[seed, chunk],
                                   time_lift={"T1": 0.05}, latency_lift={"T1": 0.1},
                                   first_user=first, session_end=SESSION_END)
