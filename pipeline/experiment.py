@@ -177,6 +177,8 @@ class Experiment:
             if not Path(table).exists():
                 raise StepFailed(f"table {table} is missing: run the earlier day first "
                                  f"(./run.sh --run {self.record.folder} --step <day>)")
+        if arm.interleave is not None:
+            return {"name": arm.name, "weight": arm.weight, "interleave": arm.interleave.model_dump()}
         return {"name": arm.name, "weight": arm.weight, "recommender": arm.recommender,
                 "tables": tables, "params": arm.params}
 

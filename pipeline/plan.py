@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from service.config import Interleave, check_interleaved, recommender_or_interleave
 from service.recommenders.registry import check_arm
 from service.tables import TableError, read_keyed, read_list
 from settings import CONF, ConfigError, Strict, read_yaml, resolve, validate
@@ -61,9 +62,14 @@ class Scale(Strict):
 class ArmPlan(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     weight: float = Field(1, ge=0)
-    recommender: str
+    recommender: str | None = None
     params: dict[str, Any] = {}
     tables: dict[str, str] = {}   # slot -> "<day>/<file>" or "file:<path>"
+    interleave: Interleave | None = None   # two other arms of the day drafted into each session
+
+    @model_validator(mode="after")
+    def _recommender_or_interleave(self) -> "ArmPlan":
+        return recommender_or_interleave(self)
 
 
 class JobPlan(Strict):
@@ -106,7 +112,14 @@ class DayPlan(Strict):
             raise ValueError(f"control {self.control!r} is not one of the day's arms {names}")
         if self.control is not None and len(names) < 2:
             raise ValueError("an A/B day (with a control) needs at least two arms")
+        check_interleaved(self.arms)
+        if self.control is not None and self.control in {a.name for a in self.arms if a.interleave}:
+            raise ValueError(f"control {self.control!r} is an interleaved arm: compare plain arms")
         return self
+
+    @property
+    def interleaved(self) -> bool:
+        return any(arm.interleave is not None for arm in self.arms)
 
 
 class Plan(Strict):
@@ -172,6 +185,8 @@ def _check_against_registry_and_days(plan: Plan, path: Path) -> None:
     for i, day in enumerate(plan.days):
         for j, arm in enumerate(day.arms):
             where = f"days[{i}].arms[{j}]"
+            if arm.interleave is not None:
+                continue
             spec, _ = check_arm(arm.recommender, arm.params, arm.tables, path, where, "<day>/<file>")
             for slot, ref in arm.tables.items():
                 own = user_table(ref, path.parent)

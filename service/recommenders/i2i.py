@@ -21,7 +21,7 @@ from pydantic import Field
 
 from service.catalog import Catalog
 from service.randomness import pick_weighted
-from service.recommenders import Listen, Recommender
+from service.recommenders import Listen, Recommender, unplayed_track
 from service.recommenders.registry import BuildContext, Params, Slot, register
 from service.stores import KeyedTable
 
@@ -68,14 +68,4 @@ class I2I:
         answer = self._fallback.recommend(listen)
         if answer is not None and answer not in played:
             return answer
-        return self._unplayed(listen, played)
-
-    def _unplayed(self, listen: Listen, played: set[int]) -> int:
-        """A random catalog track outside the session (a few salted draws, as sessions are far
-        shorter than the catalog; the whole catalog filtered if they all hit)."""
-        for attempt in range(8):
-            track = listen.pick(self._tracks, self._seed, f"i2i-unplayed-{attempt}")
-            if track not in played:
-                return track
-        fresh = [track for track in self._tracks if track not in played]
-        return listen.pick(fresh or self._tracks, self._seed, "i2i-unplayed")
+        return unplayed_track(listen, self._tracks, self._seed, "i2i-unplayed")
