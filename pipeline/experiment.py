@@ -245,6 +245,12 @@ class Experiment:
                 "--primary", self.plan.primary_metric, "--out", str(self.folder("report")),
                 "--seed", str(self.seed)]
 
+    def interleaving_args(self, day: DayPlan) -> list[str]:
+        pairs = [f"{arm.name}={arm.interleave.a}:{arm.interleave.b}" for arm in day.arms if arm.interleave]
+        return ["--events", self.day_uri(day.name, "events"), "--experiment", self.plan.experiment,
+                *[arg for pair in pairs for arg in ("--pair", pair)],
+                "--out", str(self.folder("report")), "--seed", str(self.seed)]
+
     def step_day(self, index: int, day: DayPlan, timings: dict) -> None:
         logs = self.serve_and_simulate(day, self.seed + index, timings)
         self.upload(day, logs, timings)
@@ -254,6 +260,8 @@ class Experiment:
             invocations.append(("fetch", [self.day_uri(day.name, "tables"), str(self.folder("tables", day.name))]))
         if day.control is not None:  # the A/B analysis runs in the same Spark application
             invocations.append(("analysis.ab_test", self.analysis_args(index, day)))
+        if day.interleaved:
+            invocations.append(("analysis.interleaving", self.interleaving_args(day)))
         if invocations:
             self.run_jobs(day, invocations, timings)
         if writes:
@@ -261,6 +269,9 @@ class Experiment:
         if day.control is not None:
             report = self.record.folder / "report" / "results.json"
             self.record.set("results", json.loads(report.read_text()))
+        if day.interleaved:
+            report = self.record.folder / "report" / "interleaving.json"
+            self.record.set("interleaving", json.loads(report.read_text()))
 
     def run_steps(self, steps: tuple[str, ...]) -> None:
         for step in steps:
@@ -275,11 +286,12 @@ class Experiment:
 
 def print_results(record: RunRecord) -> None:
     report = record.folder / "report"
-    table = report / "ab_report.md"
-    if table.exists():
-        print(table.read_text())
-    for name in ("ab_report.png", "ab_report.md", "results.json"):
-        print(f"{name}: {report / name}")
+    for name in ("interleaving.md", "ab_report.md"):
+        if (report / name).exists():
+            print((report / name).read_text())
+    for name in tracking.REPORT_FILES:
+        if (report / name).exists():
+            print(f"{name}: {report / name}")
     print(f"manifest: {record.path}")
 
 
