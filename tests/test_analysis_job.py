@@ -23,6 +23,8 @@ from analysis.user_metrics import (CONFLICT, INVALID, METRICS, OUTSIDE, RATIOS,
                                    RETENTION_METRICS, Period, metric_table, per_user,
                                    read_events, summarize, with_covariates)
 
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("spark"), pytest.mark.heavy(8)]
+
 REPO = Path(__file__).resolve().parents[1]
 _BASE = load_config().settings
 # One-day logs (no retention metrics), one partition, every method but CUPED.

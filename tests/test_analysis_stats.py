@@ -17,6 +17,8 @@ from analysis.effects import bootstrap_p_value, percentile_interval, sample_rati
 from analysis.synthetic import per_user_metrics, synthetic_events
 from analysis.user_metrics import METRICS
 
+pytestmark = pytest.mark.heavy(7)
+
 
 def one_day_settings(**changes):
     """The defaults of conf/analysis.yml (B = 1000, 95%, ...) for one-day logs (no retention

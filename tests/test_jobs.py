@@ -20,6 +20,8 @@ from pipeline.job_server import serve_command
 from contract.events import make_event, spark_schema
 from test_jobs_synth import synthetic_sessions, write_event_log
 
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("spark"), pytest.mark.heavy(8)]
+
 REPO = Path(__file__).resolve().parent.parent
 
 

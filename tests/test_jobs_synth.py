@@ -16,9 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+import pytest
 from scipy.special import expit
 
 from contract.events import make_event, validation_error
+
+pytestmark = pytest.mark.slow
 
 
 def nearest(emb: np.ndarray, rows: np.ndarray, n: int, batch: int = 2048) -> np.ndarray:

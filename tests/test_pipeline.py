@@ -18,6 +18,8 @@ import yaml
 from jobs.config import spark_config
 from pipeline.config import load_pipeline_config
 
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("runs"), pytest.mark.heavy(9)]
+
 REPO = Path(__file__).resolve().parent.parent
 METRICS = {"mean_session_time", "mean_session_length", "mean_request_time"}
 

@@ -11,6 +11,8 @@ import pytest
 
 from test_sim_support import DEFAULT_CONFIG, read_sessions, run_module
 
+pytestmark = pytest.mark.heavy(1)
+
 
 @pytest.fixture(scope="module")
 def default_world(tmp_path_factory):

@@ -30,6 +30,8 @@ from sim.world import load_world
 from test_sim_support import REPO, generate_small_world, read_sessions, run_module, write_config
 from test_sim_user import tiny_world
 
+pytestmark = pytest.mark.heavy(2)
+
 # sha256 of `sim.run --output` on the small world (tests/test_sim_support.py, world seed 5),
 # run seed 5, --processes 1, produced by the simulator at commit 61a06f1 (before simulated days
 # existed): `--recommender dummy --episodes 400` and `--recommender oracle --episodes 60`.
