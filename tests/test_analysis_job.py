@@ -18,7 +18,8 @@ from analysis import ab_test
 from analysis.compare import compare_numpy, compare_spark
 from analysis.config import load_config
 from analysis.decisions import COLUMNS, holm
-from analysis.synthetic import BASE_TIMESTAMP_MS, per_user_metrics, synthetic_events, write_events
+from dataclient.synthetic_logs import BASE_TIMESTAMP_MS, synthetic_events, write_events
+from support.user_metrics import per_user_metrics
 from analysis.user_metrics import (CONFLICT, INVALID, METRICS, OUTSIDE, RATIOS,
                                    RETENTION_METRICS, Period, metric_table, per_user,
                                    read_events, summarize, with_covariates)

@@ -27,12 +27,11 @@ from sim.returns import Listener
 from sim.trending import trending_boosts
 from sim.user import UserModel
 from sim.world import load_world
-from test_sim_support import REPO, generate_small_world, read_sessions, run_module, write_config
-from test_sim_user import tiny_world
+from support.sim import REPO, generate_small_world, read_sessions, run_module, tiny_world, write_config
 
 pytestmark = pytest.mark.heavy(2)
 
-# sha256 of `sim.run --output` on the small world (tests/test_sim_support.py, world seed 5),
+# sha256 of `sim.run --output` on the small world (tests/support/sim.py, world seed 5),
 # run seed 5, --processes 1, produced by the simulator at commit 61a06f1 (before simulated days
 # existed): `--recommender dummy --episodes 400` and `--recommender oracle --episodes 60`.
 BEFORE_LONG_TERM = {

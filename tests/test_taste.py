@@ -14,7 +14,7 @@ from service.recommenders.registry import lookup
 from service.recommenders.taste import Taste, row_key
 from service.stores.memory import MemoryKeyedTable
 from service.tables import read_keyed
-from test_jobs_synth import synthetic_sessions, write_event_log
+from dataclient.synthetic_logs import synthetic_sessions, write_event_log
 
 pytestmark = [pytest.mark.xdist_group("spark"), pytest.mark.heavy(8)]
 
