@@ -26,12 +26,18 @@ from pathlib import Path
 import pytest
 
 from jobs.config import spark_config
+from support.golden import golden_value
 
 # Before any test starts a driver: conf/spark.yml's options for the suite's Spark drivers (once:
 # xdist's workers inherit the controller's environment and read this file again).
 _submit_opts = os.environ.get("SPARK_SUBMIT_OPTS", "").split()
 os.environ["SPARK_SUBMIT_OPTS"] = " ".join(
     [*_submit_opts, *(o for o in spark_config().test_driver_java_options if o not in _submit_opts)])
+
+def pytest_addoption(parser):
+    parser.addoption("--regenerate-golden", action="store_true",
+                     help="write the tests' golden files (tests/golden/) from this run's outputs")
+
 
 STACK_FIXTURES = {"stack_env", "spark"}   # every HDFS, Redis and Spark fixture below needs one
 
@@ -100,6 +106,13 @@ def make_java_trap() -> Path:
 
 
 JAVA_TRAP = make_java_trap()
+
+
+@pytest.fixture
+def golden(request):
+    """golden(name, actual): the expected value in tests/golden/<name> (tests/support/golden.py)."""
+    regenerate = request.config.getoption("--regenerate-golden")
+    return lambda name, actual: golden_value(name, actual, regenerate)
 
 
 @pytest.fixture(scope="session")
