@@ -26,7 +26,8 @@ METRICS = {"mean_session_time", "mean_session_length", "mean_request_time"}
 
 def pipeline(*args: str, runs_dir: Path, env: dict | None = None, timeout: float = 1500):
     config = runs_dir.parent / f"{runs_dir.name}-pipeline.yml"
-    config.write_text(yaml.safe_dump({"runs_dir": str(runs_dir)}))
+    shipped = yaml.safe_load((REPO / "conf" / "pipeline.yml").read_text())
+    config.write_text(yaml.safe_dump({**shipped, "runs_dir": str(runs_dir)}))
     return subprocess.run([sys.executable, "-m", "pipeline", *args, "--config", str(config)],
                           cwd=REPO, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
