@@ -42,8 +42,7 @@ EVENTS_PER_BATCH = 20_000
 
 
 def event_lines(rng: np.random.Generator, start_ms: int, n: int) -> tuple[bytes, int]:
-    """n JSON lines (about 155 bytes each) with timestamps increasing from start_ms, and the
-    last timestamp."""
+    """n JSON lines with timestamps increasing from start_ms, and the last timestamp."""
     users = rng.integers(0, 10_000, n)
     tracks = rng.integers(0, 50_000, n)
     recs = rng.integers(0, 50_000, n)
