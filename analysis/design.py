@@ -24,6 +24,7 @@ import sys
 from dataclasses import dataclass
 from statistics import NormalDist
 
+from analysis.config import load_config
 from analysis.errors import AnalysisError
 
 
@@ -97,14 +98,15 @@ def population(spark, events_path: str, metric: str, cuped_events: str | None) -
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    config = load_config()   # conf/analysis.yml: the report's alpha and power
     parser = argparse.ArgumentParser(prog="python -m analysis.design",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", required=True, help="logs the design is based on")
     parser.add_argument("--metric", default="mean_session_time")
     parser.add_argument("--mde", type=float, required=True,
                         help="relative effect to detect, e.g. 0.05 for +5%%")
-    parser.add_argument("--alpha", type=float, default=0.05)
-    parser.add_argument("--power", type=float, default=0.8)
+    parser.add_argument("--alpha", type=float, default=config.alpha)
+    parser.add_argument("--power", type=float, default=config.power)
     parser.add_argument("--arms", type=int, default=2, help="arms including the control")
     parser.add_argument("--users", type=int,
                         help="users per arm for the MDE line (default: the logs' users / arms)")

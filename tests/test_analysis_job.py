@@ -18,10 +18,13 @@ from analysis import ab_test
 from analysis.compare import compare_numpy, compare_spark
 from analysis.config import load_config
 from analysis.decisions import COLUMNS, holm
-from analysis.synthetic import BASE_TIMESTAMP_MS, per_user_metrics, synthetic_events, write_events
+from dataclient.synthetic_logs import BASE_TIMESTAMP_MS, synthetic_events, write_events
+from support.user_metrics import per_user_metrics
 from analysis.user_metrics import (CONFLICT, INVALID, METRICS, OUTSIDE, RATIOS,
                                    RETENTION_METRICS, Period, metric_table, per_user,
                                    read_events, summarize, with_covariates)
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("spark"), pytest.mark.heavy(8)]
 
 REPO = Path(__file__).resolve().parents[1]
 _BASE = load_config().settings

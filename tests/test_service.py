@@ -34,6 +34,8 @@ from contract.events import validation_error
 from service.tables import TableError, read_keyed
 from sim.remote import Responses
 
+pytestmark = pytest.mark.heavy(5)
+
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "test-token"
 ENGINES = ["granian", "uvicorn"]  # server.engine: service/server.py
@@ -394,6 +396,7 @@ def test_same_traffic_gives_the_same_recommendations_whatever_the_interleaving(t
     assert len({track for picks in results[0].values() for track in picks}) > 20  # and random
 
 
+@pytest.mark.slow
 def test_two_redis_replicas_share_sessions_and_answer_like_one_memory_replica(tmp_path, world, redis_url):
     """A user's requests alternate between two replicas on one Redis: the session history
     (which ContextualUpdated reads) is shared, so the answers equal one memory replica's."""
