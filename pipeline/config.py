@@ -10,7 +10,6 @@ from settings import CONF, Strict, load
 
 class ServiceSettings(Strict):
     store: Literal["memory", "redis"] = "memory"
-    engine: Literal["granian", "uvicorn"] = "uvicorn"
     unix_socket: bool = True
     replicas: int = Field(default=2, ge=1)
 
