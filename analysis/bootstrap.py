@@ -35,8 +35,8 @@ from threadpoolctl import threadpool_limits
 
 # Poisson(1) by inverse CDF over 32-bit uniforms: every probability is exact to 2**-32
 # (P(k > 12) < 1e-10 lands on 12). The high 16 bits decide k through a lookup table except in
-# the 8 of 65,536 buckets that hold a threshold; only those draw their low 16 bits. 6-8x faster
-# than Generator.poisson here (benchmarks/bench_analysis.py prints both).
+# the 8 of 65,536 buckets that hold a threshold; only those draw their low 16 bits. Faster than
+# Generator.poisson (benchmarks/bench_analysis.py prints both; docs/SPEED.md).
 _POISSON_CDF = np.cumsum([math.exp(-1.0) / math.factorial(k) for k in range(12)])
 _POISSON_THRESHOLDS = np.minimum(np.round(_POISSON_CDF * 2.0**32), 2.0**32 - 1).astype(np.uint32)
 _BUCKET_START = np.arange(2**16, dtype=np.uint64) << 16

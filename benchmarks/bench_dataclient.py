@@ -7,7 +7,9 @@ then, against the same HDFS in the same run:
   dataclient `python -m dataclient log2hdfs` in-process (plan, temp+rename, size check, mtime),
              timed from the call to its return, with --threads 1 and with conf's threads;
   re-run     the same command again, nothing to upload (the cost of a safe re-run).
-Targets (for conf's threads): dataclient >= 100 MB/s and >= 80% of plain. Everything on HDFS is removed afterwards.
+It ends with whether conf's threads meet the targets on throughput and on the share of the
+plain PUT's rate. Everything on HDFS is removed afterwards. The latest figures are in
+docs/SPEED.md.
 
     .venv/bin/python benchmarks/bench_dataclient.py                # 1 GB
     .venv/bin/python benchmarks/bench_dataclient.py --mb 128       # quick check

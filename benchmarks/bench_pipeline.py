@@ -6,6 +6,9 @@ this tree's full scale against its small one.
     .venv/bin/python benchmarks/bench_pipeline.py --anchor /tmp/anchor [--seed 42] [--scale small] [--rounds 1]
     .venv/bin/python benchmarks/bench_pipeline.py --scales small full [--seed 42] [--rounds 3]
 
+With --write-docs, the rounds' figures replace this benchmark's section of docs/SPEED.md
+(`pipeline-anchor` or `pipeline-scales`, benchmarks/speed_doc.py).
+
 Each round runs both, one after the other (the order alternates between rounds), each as
 `python -m pipeline --seed S --scale X` in its tree with this interpreter (its runs go to the
 tree's own runs/). Prints each run's wall seconds and its steps' seconds (from the manifest) and
@@ -31,6 +34,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import speed_doc
 
 REPO = Path(__file__).resolve().parents[1]
 COMPARED = ("control", "treatment_value", "effect", "lower", "upper")  # this tree's results.csv names
@@ -96,10 +101,11 @@ def same_outputs(anchor: Path, this: Path) -> list[str]:
     return differences
 
 
-def compare_trees(anchor: Path, seed: int, scale: str, rounds: int, logs: Path) -> list[float]:
-    """Rounds of the anchor's run against this tree's; the anchor / this ratio of each."""
+def compare_trees(anchor: Path, seed: int, scale: str, rounds: int, logs: Path) -> list[list[object]]:
+    """Rounds of the anchor's run against this tree's: per round, this tree's and the anchor's
+    wall seconds, their ratio and whether tables and results were identical."""
     trees = {"anchor": anchor, "this": REPO}
-    ratios = []
+    ratios, rows = [], []
     for number in range(rounds):
         order = ["anchor", "this"] if number % 2 == 0 else ["this", "anchor"]
         walls, runs = {}, {}
@@ -111,12 +117,15 @@ def compare_trees(anchor: Path, seed: int, scale: str, rounds: int, logs: Path) 
         print(f"round {number + 1}: tables and results "
               + ("identical" if not differences else "DIFFER:\n  " + "\n  ".join(differences)),
               flush=True)
-    return ratios
+        rows.append([number + 1, f"{walls['this']:.1f}", f"{walls['anchor']:.1f}", f"{ratios[-1]:.2f}x",
+                     "identical" if not differences else f"{len(differences)} differ"])
+    return rows
 
 
-def compare_scales(small: str, large: str, seed: int, rounds: int, logs: Path) -> list[float]:
-    """Rounds of this tree at scale `large` against `small`; the large / small ratio of each."""
-    ratios, first = [], {}
+def compare_scales(small: str, large: str, seed: int, rounds: int, logs: Path) -> list[list[object]]:
+    """Rounds of this tree at scale `large` against `small`: per round, both wall seconds, their
+    ratio, day 0's ratio and whether each scale's outputs were round 1's."""
+    ratios, first, rows = [], {}, []
     for number in range(rounds):
         order = [small, large] if number % 2 == 0 else [large, small]
         walls, runs = {}, {}
@@ -127,12 +136,16 @@ def compare_scales(small: str, large: str, seed: int, rounds: int, logs: Path) -
         day0 = step_seconds(runs[large], "day0") / step_seconds(runs[small], "day0")
         print(f"round {number + 1}: {large} / {small} = {ratios[-1]:.2f}x "
               f"(day 0, the same work in both: {day0:.2f}x)", flush=True)
+        differ = []
         for scale in order:
             differences = same_outputs(first[scale], runs[scale])
             print(f"round {number + 1}: {scale}: tables and results "
                   + ("as in round 1" if not differences else "DIFFER from round 1:\n  "
                      + "\n  ".join(differences)), flush=True)
-    return ratios
+            differ += [scale] * bool(differences)
+        rows.append([number + 1, f"{walls[small]:.1f}", f"{walls[large]:.1f}", f"{ratios[-1]:.2f}x",
+                     f"{day0:.2f}x", "as in round 1" if not differ else "differ: " + ", ".join(differ)])
+    return rows
 
 
 def timed_run(number: int, name: str, tree: Path, seed: int, scale: str, logs: Path) -> tuple[float, Path]:
@@ -153,19 +166,51 @@ def main() -> int:
     parser.add_argument("--scale", default="small", help="with --anchor: the scale both run")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--logs", type=Path, default=REPO / "benchmarks" / "out" / "pipeline")
+    parser.add_argument("--write-docs", action="store_true",
+                        help="replace this benchmark's section of docs/SPEED.md with the figures")
     args = parser.parse_args()
     if args.scales and args.scales[0] == args.scales[1]:
         parser.error("--scales needs two different scales")
     args.logs.mkdir(parents=True, exist_ok=True)
     if args.anchor:
-        ratios = compare_trees(args.anchor.resolve(), args.seed, args.scale, args.rounds, args.logs)
+        rows = compare_trees(args.anchor.resolve(), args.seed, args.scale, args.rounds, args.logs)
         what = "anchor / this"
     else:
-        ratios = compare_scales(*args.scales, args.seed, args.rounds, args.logs)
+        rows = compare_scales(*args.scales, args.seed, args.rounds, args.logs)
         what = " / ".join(reversed(args.scales))
-    print(f"{what}: median {statistics.median(ratios):.2f}x, largest {max(ratios):.2f}x "
-          f"over {len(ratios)} round(s)")
+    ratios = [float(row[3].rstrip("x")) for row in rows]
+    summary = (f"{what}: median {statistics.median(ratios):.2f}x, largest {max(ratios):.2f}x "
+               f"over {len(ratios)} round(s)")
+    print(summary)
+    if args.write_docs:
+        write_docs(args, rows, summary)
     return 0
+
+
+def write_docs(args: argparse.Namespace, rows: list[list[object]], summary: str) -> None:
+    """This run's rounds as the benchmark's section of docs/SPEED.md."""
+    command = " ".join([".venv/bin/python benchmarks/bench_pipeline.py"] + [a for a in sys.argv[1:] if a != "--write-docs"])
+    if args.anchor:
+        speed_doc.write(
+            "pipeline-anchor", title="The seed plan against the anchor",
+            measures=f"`./run.sh --seed {args.seed} --scale {args.scale}` from start to finish, as a user "
+                     f"waits (HDFS, Redis, every JVM and the simulator included; the set-up of .venv "
+                     f"excluded), this tree against the anchor tree (commit {speed_doc.commit(args.anchor)}), "
+                     f"one after the other, the order alternating between rounds; and whether the "
+                     f"two runs' tables and report rows (all but mean_request_time) are identical.",
+            command=command, header=["round", "this tree, s", "anchor, s", "anchor / this", "tables and results"],
+            rows=rows, summary=summary + ".")
+    else:
+        small, large = args.scales
+        speed_doc.write(
+            "pipeline-scales", title=f"The {large} scale against the {small}",
+            measures=f"`./run.sh --seed {args.seed} --scale {large}` against `--scale {small}` from start to "
+                     f"finish, one after the other, the order alternating between rounds. Day 0 is the "
+                     f"same work at both scales: its ratio far from 1 means the machine's speed changed "
+                     f"between the two runs.",
+            command=command, header=["round", f"{small}, s", f"{large}, s", f"{large} / {small}",
+                                     "day 0", "tables and results"],
+            rows=rows, summary=summary + ".")
 
 
 if __name__ == "__main__":

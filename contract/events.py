@@ -24,21 +24,28 @@ REQUIRED_FIELDS = tuple(FIELDS)
 # `position`: index of the track in the user's open session (0 = the session's first request),
 # on "next" events. Timestamps are milliseconds and a user's requests can come faster than that;
 # the position keeps such events in the order they happened.
+# `team`: on a "next" event of an interleaved session, which of the two interleaved
+# recommenders ("a" or "b") answered (service/interleaving.py).
 OPTIONAL_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "position": ((int,), True),
+    "team": ((str,), True),
 }
+TEAMS = ("a", "b")
 MESSAGES = ("next", "last")
 
 
 def make_event(message: str, timestamp: int, user: int, track: int, time: float,
                latency: float, recommendation: int | None,
-               experiments: dict[str, str], position: int | None = None) -> dict[str, Any]:
+               experiments: dict[str, str], position: int | None = None,
+               team: str | None = None) -> dict[str, Any]:
     """One log record, fields in contract order, then the extra fields that are set."""
     event = {"message": message, "timestamp": timestamp, "user": user, "track": track,
              "time": time, "latency": latency, "recommendation": recommendation,
              "experiments": experiments}
     if position is not None:
         event["position"] = position
+    if team is not None:
+        event["team"] = team
     return event
 
 
@@ -63,6 +70,8 @@ def validation_error(record: Any) -> str | None:
         return f"message {record['message']!r} is not one of {MESSAGES}"
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in record["experiments"].items()):
         return "experiments must map strings to strings"
+    if record.get("team") is not None and record["team"] not in TEAMS:
+        return f"team {record['team']!r} is not one of {TEAMS}"
     return None
 
 
@@ -80,4 +89,5 @@ def spark_schema():
         T.StructField("recommendation", T.LongType(), True),
         T.StructField("experiments", T.MapType(T.StringType(), T.StringType()), False),
         T.StructField("position", T.LongType(), True),
+        T.StructField("team", T.StringType(), True),
     ])

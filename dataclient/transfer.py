@@ -1,4 +1,4 @@
-"""Plan a run (what to remove, upload, leave alone) and carry it out with a progress bar.
+"""Plan a run (what to remove, upload, leave alone) and carry it out, reporting progress.
 
 Re-run safety comes from three rules:
 - a file becomes visible only by an atomic rename of a size-verified temp file;
@@ -13,10 +13,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
-from tqdm import tqdm
-
 from dataclient.logfiles import LocalFileChanged, LogFile
 from dataclient.target import Target
+from infra.progress import progress_meter
 
 
 @dataclass
@@ -82,8 +81,7 @@ def execute(plan: Plan, target: Target, threads: int, label: str) -> Summary:
     for name in plan.remove:
         target.remove(name)
     summary.removed = len(plan.remove)
-    with tqdm(total=plan.upload_bytes, unit="B", unit_scale=True, unit_divisor=1024,
-              desc=label, disable=None) as bar, \
+    with progress_meter(plan.upload_bytes, label, "B", unit_scale=True, unit_divisor=1024) as bar, \
             ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         futures = {pool.submit(target.put, lf, bar.update): lf for lf in plan.upload}
         for future in as_completed(futures):

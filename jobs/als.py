@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy.sparse import csr_matrix
-from tqdm import tqdm
+
+from infra.progress import tracked
 
 CHUNK_BYTES = 64 << 20   # gathered vectors per batched solve
 
@@ -85,7 +86,7 @@ def fit(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int
     by_col = by_row.T.tocsr()
     q = initial_vectors(shape[1], rank, seed)
     p = np.zeros((shape[0], rank), dtype=np.float32)
-    for _ in tqdm(range(iterations), desc="ALS", unit="iteration"):
+    for _ in tracked(range(iterations), "ALS", "iteration"):
         p = solve_side(q, by_row, reg)
         q = solve_side(p, by_col, reg)
     return p, q

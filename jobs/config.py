@@ -48,6 +48,27 @@ class Taste(Strict):
     top_k: int = Field(100, ge=1)
 
 
+class Item2Vec(Strict):
+    min_time: float = Field(0.3, ge=0, le=1)
+    dim: int = Field(64, ge=1)
+    window: int = Field(5, ge=1)
+    min_count: int = Field(2, ge=1)
+    iterations: int = Field(5, ge=1)
+    step_size: float = Field(0.025, gt=0)
+    partitions: int = Field(8, ge=1)
+    top_k: int = Field(100, ge=1)
+
+
+class ImplicitALS(Strict):
+    rank: int = Field(64, ge=1)
+    iterations: int = Field(10, ge=1)
+    reg: float = Field(0.1, ge=0)
+    alpha: float = Field(10.0, gt=0)
+    blocks: int = Field(2, ge=1)
+    partitions: int = Field(8, ge=1)
+    top_k: int = Field(100, ge=1)
+
+
 class Offline(Strict):
     good_time: float = 0.8
     k: int = 100
@@ -59,6 +80,8 @@ class Tables(Strict):
     nn_unordered: str = "tracks_with_recs.json"
     svd: str = "recommendations_svd.json"
     taste: str = "tracks_taste.json"
+    item2vec: str = "tracks_item2vec.json"
+    implicit_als: str = "tracks_implicit_als.json"
 
 
 class JobsConfig(Strict):
@@ -69,6 +92,8 @@ class JobsConfig(Strict):
     nn: NN = NN()
     svd: SVD = SVD()
     taste: Taste = Taste()
+    item2vec: Item2Vec = Item2Vec()
+    implicit_als: ImplicitALS = ImplicitALS()
     offline: Offline = Offline()
     tables: Tables = Tables()
 

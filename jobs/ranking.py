@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
-from tqdm import tqdm
+
+from infra.progress import tracked
 
 # (first row, end row) of a block -> (rows within the block, item columns) never to recommend.
 Exclude = Callable[[int, int], tuple[np.ndarray, np.ndarray]]
@@ -76,6 +77,5 @@ def top_k(queries: np.ndarray, items: np.ndarray, k: int, ordered: bool = True,
     # block's matmul keeps BLAS's own threads: on some CPUs OpenBLAS's float32 product differs
     # in its last bits with its thread count, and so would the tables (jobs/README.md, "Ranking").
     with ThreadPoolExecutor(threads) as pool:
-        blocks = list(tqdm(pool.map(block, starts), total=len(starts), desc=desc, unit="block",
-                           mininterval=2))
+        blocks = list(tracked(pool.map(block, starts), desc, "block", total=len(starts)))
     return [row for rows in blocks for row in rows]

@@ -127,8 +127,10 @@ def sessionize(events: DataFrame) -> DataFrame:
     """Events -> one row per session: user's events by timestamp, cut after each "last".
 
     Columns: user, session (0, 1, ... per user), start_ts, end_ts, first_track, tracks, times
-    (listen time of each track, same order), total_time, total_latency, events, closed (ended by
-    "last"; false for a session still open at the end of the log), experiments (first event's).
+    (listen time of each track, same order), teams (in an interleaved session, the team that
+    recommended each track, null for the first track and outside interleaving), total_time,
+    total_latency, events, closed (ended by "last"; false for a session still open at the end
+    of the log), experiments (first event's).
     """
     is_last = (F.col("message") == "last").cast("int")
     # Ties in timestamp (a user's requests can come faster than a millisecond): the "next" comes
@@ -139,7 +141,9 @@ def sessionize(events: DataFrame) -> DataFrame:
     before = by_time.rowsBetween(Window.unboundedPreceding, -1)
     numbered = (events.withColumn("is_last", is_last)
                 .withColumn("session", F.coalesce(F.sum("is_last").over(before), F.lit(0))))
-    ordered = F.sort_array(F.collect_list(F.struct(*order, "time")))
+    ordered = F.sort_array(F.collect_list(F.struct(*order, "time", "team")))
+    # Event k's team recommended track k + 1: the first track is the user's own.
+    teams = F.concat(F.array(F.lit(None).cast("string")), F.slice("evs.team", 1, F.size("evs") - 1))
     return (numbered.groupBy("user", "session")
             .agg(ordered.alias("evs"),
                  F.min("timestamp").alias("start_ts"),
@@ -152,7 +156,7 @@ def sessionize(events: DataFrame) -> DataFrame:
             .select("user", F.col("session").cast("int"), "start_ts", "end_ts",
                     F.col("evs")[0]["track"].alias("first_track"),
                     F.col("evs.track").alias("tracks"), F.col("evs.time").alias("times"),
-                    "total_time", "total_latency", "events", "closed", "experiments"))
+                    teams.alias("teams"), "total_time", "total_latency", "events", "closed", "experiments"))
 
 
 def user_aggregates(sessions: DataFrame) -> DataFrame:

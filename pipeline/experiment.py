@@ -28,7 +28,7 @@ from infra.logtail import tail
 from infra.stack import Stack, StackError
 from pipeline import tracking
 from pipeline.job_server import JobServer, JobServerFailed
-from pipeline.plan import PLACEHOLDER, DayPlan, JobPlan, Plan
+from pipeline.plan import PLACEHOLDER, DayPlan, JobPlan, Plan, user_table
 from pipeline.record import RunRecord
 from pipeline.config import PipelineConfig
 from settings import REPO_ROOT as REPO
@@ -165,11 +165,18 @@ class Experiment:
         return path
 
     def arm(self, arm) -> dict:
-        tables = {slot: str(self.folder("tables") / ref) for slot, ref in arm.tables.items()}
+        tables = {}
+        for slot, ref in arm.tables.items():
+            own = user_table(ref)
+            if own is not None:
+                self.record.add_table("user", own)
+            tables[slot] = str(own or self.folder("tables") / ref)
         for table in tables.values():
             if not Path(table).exists():
                 raise StepFailed(f"table {table} is missing: run the earlier day first "
                                  f"(./run.sh --run {self.record.folder} --step <day>)")
+        if arm.interleave is not None:
+            return {"name": arm.name, "weight": arm.weight, "interleave": arm.interleave.model_dump()}
         return {"name": arm.name, "weight": arm.weight, "recommender": arm.recommender,
                 "tables": tables, "params": arm.params}
 
@@ -236,6 +243,12 @@ class Experiment:
                 "--primary", self.plan.primary_metric, "--out", str(self.folder("report")),
                 "--seed", str(self.seed)]
 
+    def interleaving_args(self, day: DayPlan) -> list[str]:
+        pairs = [f"{arm.name}={arm.interleave.a}:{arm.interleave.b}" for arm in day.arms if arm.interleave]
+        return ["--events", self.day_uri(day.name, "events"), "--experiment", self.plan.experiment,
+                *[arg for pair in pairs for arg in ("--pair", pair)],
+                "--out", str(self.folder("report")), "--seed", str(self.seed)]
+
     def step_day(self, index: int, day: DayPlan, timings: dict) -> None:
         logs = self.serve_and_simulate(day, self.seed + index, timings)
         self.upload(day, logs, timings)
@@ -245,6 +258,8 @@ class Experiment:
             invocations.append(("fetch", [self.day_uri(day.name, "tables"), str(self.folder("tables", day.name))]))
         if day.control is not None:  # the A/B analysis runs in the same Spark application
             invocations.append(("analysis.ab_test", self.analysis_args(index, day)))
+        if day.interleaved:
+            invocations.append(("analysis.interleaving", self.interleaving_args(day)))
         if invocations:
             self.run_jobs(day, invocations, timings)
         if writes:
@@ -252,6 +267,9 @@ class Experiment:
         if day.control is not None:
             report = self.record.folder / "report" / "results.json"
             self.record.set("results", json.loads(report.read_text()))
+        if day.interleaved:
+            report = self.record.folder / "report" / "interleaving.json"
+            self.record.set("interleaving", json.loads(report.read_text()))
 
     def run_steps(self, steps: tuple[str, ...]) -> None:
         for step in steps:
@@ -266,11 +284,12 @@ class Experiment:
 
 def print_results(record: RunRecord) -> None:
     report = record.folder / "report"
-    table = report / "ab_report.md"
-    if table.exists():
-        print(table.read_text())
-    for name in ("ab_report.png", "ab_report.md", "results.json"):
-        print(f"{name}: {report / name}")
+    for name in ("interleaving.md", "ab_report.md"):
+        if (report / name).exists():
+            print((report / name).read_text())
+    for name in tracking.REPORT_FILES:
+        if (report / name).exists():
+            print(f"{name}: {report / name}")
     print(f"manifest: {record.path}")
 
 

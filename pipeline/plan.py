@@ -1,7 +1,8 @@
 """A plan: one experiment end to end, declared in conf/plans/<name>.yml (docs/DESIGN.md, "Plans").
 
 A plan names the world's seed source, its scales, and its days in order. Each day has its
-arms (name, weight, recommender, params, tables as `<day>/<file>` outputs of earlier days),
+arms (name, weight, recommender, params, tables as `<day>/<file>` outputs of earlier days, or
+`file:<path>` for a table of the user's own, relative to the plan's folder),
 its session count per scale, and the jobs that run on its logs afterwards (job, arguments,
 table files written). A day with a `control` arm is an A/B day: its logs are analysed, every
 other arm against the control, on the plan's primary metric.
@@ -19,7 +20,9 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from service.config import Interleave, check_interleaved, recommender_or_interleave
 from service.recommenders.registry import check_arm
+from service.tables import TableError, read_keyed, read_list
 from settings import CONF, ConfigError, Strict, read_yaml, resolve, validate
 
 PLANS = CONF / "plans"
@@ -27,6 +30,29 @@ PLANS = CONF / "plans"
 PLACEHOLDER = re.compile(r"\{(\w+)(?::(\w+))?\}")
 DAY_PATHS = ("events", "aggregates", "sessions", "tables")
 PLACEHOLDERS = (*DAY_PATHS, "seed", "catalog")   # catalog: the world's public tracks.jsonl
+USER_FILE = "file:"  # an arm's table from a file of the user's own, e.g. their own model's neighbours
+
+
+def user_table(ref: str, folder: Path = Path.cwd()) -> Path | None:
+    """The file a `file:<path>` table reference names (relative to `folder`, the plan's: a
+    loaded plan holds absolute ones); None for a `<day>/<file>` reference."""
+    if not ref.startswith(USER_FILE):
+        return None
+    return (folder / Path(ref[len(USER_FILE):]).expanduser()).resolve()
+
+
+def _check_user_table(path: Path, kind: str, where: str, plan_file: Path) -> None:
+    """A table of the user's own is read as the service reads it: a format error stops the plan
+    before anything starts (ids against the catalog are checked when the service loads it)."""
+    if not path.is_file():
+        raise ConfigError(f"{plan_file}: {where}: {path} does not exist")
+    try:
+        if kind == "toppop":
+            read_list(path)
+        else:
+            read_keyed(path, kind)
+    except TableError as error:
+        raise ConfigError(f"{plan_file}: {where}: {error}") from None
 
 
 class Scale(Strict):
@@ -36,9 +62,14 @@ class Scale(Strict):
 class ArmPlan(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     weight: float = Field(1, ge=0)
-    recommender: str
+    recommender: str | None = None
     params: dict[str, Any] = {}
-    tables: dict[str, str] = {}   # slot -> "<day>/<file>"
+    tables: dict[str, str] = {}   # slot -> "<day>/<file>" or "file:<path>"
+    interleave: Interleave | None = None   # two other arms of the day drafted into each session
+
+    @model_validator(mode="after")
+    def _recommender_or_interleave(self) -> "ArmPlan":
+        return recommender_or_interleave(self)
 
 
 class JobPlan(Strict):
@@ -81,7 +112,14 @@ class DayPlan(Strict):
             raise ValueError(f"control {self.control!r} is not one of the day's arms {names}")
         if self.control is not None and len(names) < 2:
             raise ValueError("an A/B day (with a control) needs at least two arms")
+        check_interleaved(self.arms)
+        if self.control is not None and self.control in {a.name for a in self.arms if a.interleave}:
+            raise ValueError(f"control {self.control!r} is an interleaved arm: compare plain arms")
         return self
+
+    @property
+    def interleaved(self) -> bool:
+        return any(arm.interleave is not None for arm in self.arms)
 
 
 class Plan(Strict):
@@ -147,8 +185,15 @@ def _check_against_registry_and_days(plan: Plan, path: Path) -> None:
     for i, day in enumerate(plan.days):
         for j, arm in enumerate(day.arms):
             where = f"days[{i}].arms[{j}]"
-            check_arm(arm.recommender, arm.params, arm.tables, path, where, "<day>/<file>")
+            if arm.interleave is not None:
+                continue
+            spec, _ = check_arm(arm.recommender, arm.params, arm.tables, path, where, "<day>/<file>")
             for slot, ref in arm.tables.items():
+                own = user_table(ref, path.parent)
+                if own is not None:
+                    _check_user_table(own, spec.tables[slot].kind, f"{where}.tables.{slot}", path)
+                    arm.tables[slot] = f"{USER_FILE}{own}"
+                    continue
                 source_day, _, file = ref.partition("/")
                 if source_day not in written or file not in written[source_day]:
                     later = source_day in {d.name for d in plan.days[i:]}

@@ -23,6 +23,9 @@ from pathlib import Path
 from pipeline.plan import Plan
 
 RESULT_FIELDS = ("effect", "lower", "upper", "p_adjusted")
+# The report files a run may have: the A/B report and, on an interleaved day, the interleaving one.
+REPORT_FILES = ("ab_report.png", "ab_report.md", "results.json", "results.csv",
+                "interleaving.png", "interleaving.md", "interleaving.json")
 
 
 def tracking_uri(runs_dir: Path) -> str:
@@ -49,8 +52,8 @@ def _import_in_background() -> None:
 
 
 def preload() -> None:
-    """Import MLflow and its SQL store (1.4 s, then 1.3 s) on a background thread while a run
-    works, so that recording the run at its end does not wait for them."""
+    """Import MLflow and its SQL store on a background thread while a run works, so that
+    recording the run at its end does not wait for them."""
     threading.Thread(target=_import_in_background, name="mlflow-import", daemon=True).start()
 
 
@@ -92,6 +95,15 @@ def result_metrics(results: dict) -> dict[str, float]:
     return metrics
 
 
+def interleaving_metrics(interleaving: dict) -> dict[str, float]:
+    """`interleaving.<arm>.<field>` of every interleaved pair: b's share of the credit and the
+    per-session difference with their intervals, the sign test's adjusted p."""
+    fields = ("share", "share_lower", "share_upper", "difference", "difference_lower",
+              "difference_upper", "p_adjusted", "users")
+    return {f"interleaving.{pair['arm']}.{field}": float(pair[field])
+            for pair in interleaving.get("pairs", []) for field in fields}
+
+
 def step_metrics(manifest: dict) -> dict[str, float]:
     metrics = {}
     for step, entry in manifest.get("steps", {}).items():
@@ -126,7 +138,8 @@ def record_run(runs_dir: Path, plan_name: str, run_folder: Path, params: dict[st
     with mlflow.start_run(run_name=run_folder.name) as run:
         mlflow.log_params(params)
         metrics = {**step_metrics(manifest), **offline_metrics(manifest),
-                   **result_metrics(manifest.get("results") or {})}
+                   **result_metrics(manifest.get("results") or {}),
+                   **interleaving_metrics(manifest.get("interleaving") or {})}
         if metrics:
             mlflow.log_metrics(metrics)
         mlflow.set_tag("run_folder", str(run_folder))
@@ -135,7 +148,7 @@ def record_run(runs_dir: Path, plan_name: str, run_folder: Path, params: dict[st
                             for table, entry in sorted(manifest.get("tables", {}).items()))
         mlflow.log_text(checksums, "tables.sha256")
         report = run_folder / "report"
-        for name in ("ab_report.png", "ab_report.md", "results.json", "results.csv"):
+        for name in REPORT_FILES:
             if (report / name).exists():
                 mlflow.log_artifact(str(report / name), "report")
         mlflow.end_run("FINISHED" if succeeded else "FAILED")

@@ -24,6 +24,7 @@ import redis
 from service.jsonapp import HttpError, JsonApp, Request, Router
 from service.config import ConfigError, ServiceConfig
 from service.eventlog import EventLog
+from service.interleaving import Interleaved
 from service.openapi import DOCUMENT
 from service.recommenders import Listen
 from service.serving import Serving, build_serving
@@ -118,10 +119,14 @@ def create_app(config: ServiceConfig, reload_config: Callable[[], ServiceConfig]
         started, user, track_id, listened_time, serving = listened(request)
         history = await service.store.sessions.listen(user, track_id, listened_time)
         recommender, arms = serving.split.assign(user)
-        recommendation = recommender.recommend(Listen(user, track_id, listened_time, history))
+        listen = Listen(user, track_id, listened_time, history)
+        if type(recommender) is Interleaved:   # an interleaved arm: log which team answered
+            recommendation, team = recommender.draft(listen)
+        else:
+            recommendation, team = recommender.recommend(listen), None
         body = orjson.dumps({"user": user, "track": recommendation})
         service.events.append("next", event_timestamp(request), user, track_id, listened_time,
-                              perf_counter() - started, recommendation, arms, len(history) - 1)
+                              perf_counter() - started, recommendation, arms, len(history) - 1, team)
         return body
 
     async def last_track(request: Request) -> bytes:

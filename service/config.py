@@ -26,10 +26,11 @@ __all__ = ["Arm", "ConfigError", "Experiment", "ServiceConfig", "load_config", "
 class Arm:
     name: str
     weight: float
-    recommender: str
+    recommender: str | None     # None for an interleaved arm
     tables: dict[str, Path]
     params: Params = field(default_factory=Params)
-    spec: Spec | None = None   # None only for arms made by hand (tests of the split)
+    spec: Spec | None = None   # None for an interleaved arm and arms made by hand (tests of the split)
+    interleave: tuple[str, str] | None = None   # the arms (teams a, b) an interleaved arm drafts
 
 
 @dataclass(frozen=True)
@@ -101,12 +102,48 @@ def _named_once(names: list[str], what: str) -> None:
         raise ValueError(f"{what} name(s) {twice} used twice")
 
 
+class Interleave(Strict):
+    a: str
+    b: str
+
+
 class ArmFile(Strict):
     name: str
     weight: float = Field(1, ge=0, le=1e9, strict=True)
-    recommender: str
+    recommender: str | None = None
     tables: dict[str, str] = {}
     params: dict[str, Any] = {}
+    interleave: Interleave | None = None   # two other arms drafted into each session
+
+    @model_validator(mode="after")
+    def _recommender_or_interleave(self) -> "ArmFile":
+        return recommender_or_interleave(self)
+
+
+def recommender_or_interleave(arm):
+    """An arm (of a service config or a plan) names a recommender or interleaves two arms."""
+    if (arm.recommender is None) == (arm.interleave is None):
+        raise ValueError("an arm names a recommender or interleaves two arms "
+                         "(interleave: {a: <arm>, b: <arm>}), not both or neither")
+    if arm.interleave is not None and (arm.tables or arm.params):
+        raise ValueError("an interleaved arm has no tables or params: its two arms have them")
+    return arm
+
+
+def check_interleaved(arms: list) -> None:
+    """Each interleaved arm drafts two different arms of the same experiment that are not
+    interleaved themselves (they may have weight 0: then they serve only inside the pairs)."""
+    plain = {arm.name for arm in arms if arm.interleave is None}
+    for arm in arms:
+        if arm.interleave is None:
+            continue
+        pair = (arm.interleave.a, arm.interleave.b)
+        for team in pair:
+            if team not in plain:
+                raise ValueError(f"arm {arm.name!r} interleaves {team!r}, which is not an arm of "
+                                 f"the same day with a recommender (use one of {sorted(plain)})")
+        if pair[0] == pair[1]:
+            raise ValueError(f"arm {arm.name!r} interleaves {pair[0]!r} with itself")
 
 
 class ExperimentFile(Strict):
@@ -119,6 +156,7 @@ class ExperimentFile(Strict):
         _named_once([arm.name for arm in arms], "arm")
         if sum(arm.weight for arm in arms) <= 0:
             raise ValueError("must have at least one arm with a positive weight")
+        check_interleaved(arms)
         return arms
 
 
@@ -183,6 +221,8 @@ def load_config(path: str | Path, experiments: str | Path | None = None,
 
 def _arm(arm: ArmFile, where: str, source: Path) -> Arm:
     """An arm checked against its recommender's registration: slots and parameters."""
+    if arm.interleave is not None:
+        return Arm(arm.name, float(arm.weight), None, {}, interleave=(arm.interleave.a, arm.interleave.b))
     spec, params = check_arm(arm.recommender, arm.params, arm.tables, source, where,
                              "<path of the table file>")
     tables = {slot: resolve(table) for slot, table in arm.tables.items()}

@@ -19,3 +19,16 @@ def pick(items: Sequence[T], seed: int, salt: str, user: int, track: int, positi
     "<salt>:<user>:<track>:<position>" seeded with `seed`, modulo the length."""
     key = f"{salt}:{user}:{track}:{position}"
     return items[mmh3.hash64(key, seed & 0xFFFFFFFF, signed=False)[0] % len(items)]
+
+
+def pick_weighted(items: Sequence[T], weights: Sequence[float], seed: int, salt: str, user: int,
+                  track: int, position: int) -> T:
+    """One element drawn with probability proportional to its (non-negative, not all zero)
+    weight, from the same request-derived hash as `pick`."""
+    key = f"{salt}:{user}:{track}:{position}"
+    point = mmh3.hash64(key, seed & 0xFFFFFFFF, signed=False)[0] / 2**64 * sum(weights)
+    for item, weight in zip(items, weights):
+        point -= weight
+        if point < 0:
+            return item
+    return next(item for item, weight in zip(reversed(items), reversed(weights)) if weight > 0)

@@ -10,6 +10,7 @@ from pathlib import Path
 from service.catalog import Catalog, load_catalog
 from service.config import ServiceConfig
 from service.experiments import Split
+from service.interleaving import Interleaved
 from service.stores import KeyedTable, ListTable, Store
 from service.tables import TableError, read_keyed, read_list
 
@@ -56,10 +57,16 @@ def build_serving(config: ServiceConfig, store: Store) -> Serving:
     recommenders = {}
     for exp in config.experiments:
         for arm in exp.arms:
+            if arm.interleave is not None:
+                continue  # built below, from its two arms
             try:
                 recommenders[(exp.name, arm.name)] = arm.spec.build(arm.params, arm.tables, catalog,
                                                                     config.seed, tables.load)
             except TableError as e:
                 raise TableError(f"experiment {exp.name!r}, arm {arm.name!r}: {e}") from None
+        for arm in exp.arms:
+            if arm.interleave is not None:
+                a, b = (recommenders[(exp.name, team)] for team in arm.interleave)
+                recommenders[(exp.name, arm.name)] = Interleaved(a, b, catalog, config.seed)
     return Serving(catalog, Split(config.experiments, recommenders), tables.paths, tables.keyed_tables,
                    time.perf_counter() - started, time.process_time() - started_cpu)

@@ -16,16 +16,21 @@ simulated days, and a user's sessions on different days can never share a millis
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sim.config import CalendarConfig
-
-if TYPE_CHECKING:
-    from sim.user import Session
 
 DAY_MS = 86_400_000
 # the last part of a day where the clock only moves 1 ms per request (see the module docstring)
 _SQUEEZE_MS = 600_000
+
+
+class SessionCounters(Protocol):
+    """What the clock reads of a session (sim/user.py's Session has them): the clock depends on
+    these counters only, and the session on the clock."""
+    tracks: int             # recommended tracks listened
+    failed_steps: int       # requests that got no usable answer
+    session_time: float     # time listened to the recommended tracks
 
 
 def day_start_ms(start_date: date, day: int) -> int:
@@ -54,15 +59,15 @@ class Clock:
         self.last = self.start
         return self.start
 
-    def _now(self, session: Session) -> int:
+    def _now(self, session: SessionCounters) -> int:
         return min(self.start + self.step_ms * (1 + session.tracks + session.failed_steps)
                    + int(self.track_ms * (1.0 + session.session_time)), self.limit)
 
-    def stamp(self, session: Session) -> int:
-        """The timestamp of the request `session` sends now (at least 1 ms after the last)."""
+    def stamp(self, session: SessionCounters) -> int:
+        """The timestamp of the request `session` sends now (strictly after the last one)."""
         self.last = max(self._now(session), self.last + 1)
         return self.last
 
-    def close(self, session: Session) -> None:
+    def close(self, session: SessionCounters) -> None:
         """`session` is over: the user's next session starts after its end."""
         self.last = max(self._now(session), self.last)

@@ -9,16 +9,16 @@
 In multi-day runs every /next and /last also carries `X-Simulated-Time: <ms since the epoch>`,
 the simulated time of the request (sim/calendar.py); the service logs the event with it.
 
-Speed matters here: the simulator shares the machine with the service, so every microsecond
-of client CPU is taken from the service. A worker plays several sessions at once (of different
-users, `run.sessions_in_flight`) and sends one request of each in a single write, HTTP/1.1
-pipelining: the service reads them in one go and answers them in order, and both sides make
-one system call and one wake-up where they made one per request (sim/README.md, Speed). The
-socket is TCP_NODELAY (no Nagle stall: the course simulator lost 44 ms per request to it), or a
-Unix socket, where the kernel does less per request than on loopback TCP; answers are parsed
-with httptools, the HTTP parser uvicorn uses. A timeout, a broken connection, an HTTP error or
-an answer that is not a valid track id is a failed step: the session goes on, the connection
-is reopened.
+The client is small because the simulator shares the machine with the service: its CPU is
+the service's loss. A worker plays several sessions at once (of different users,
+`run.sessions_in_flight`) and sends one request of each in a single write, HTTP/1.1
+pipelining: the service reads them in one go and answers them in order, so both sides make one
+system call and one wake-up per round instead of one per request. The socket is TCP_NODELAY
+(Nagle's algorithm would hold each small request back until the previous one is acknowledged),
+or a Unix socket, where the kernel does less per request than on loopback TCP; answers are
+parsed with httptools, the HTTP parser uvicorn uses. A timeout, a broken connection, an HTTP
+error or an answer that is not a valid track id is a failed step: the session goes on, the
+connection is reopened.
 """
 from __future__ import annotations
 

@@ -30,9 +30,8 @@ import numpy as np
 import orjson
 from rich.console import Console
 from rich.table import Table
-from tqdm import tqdm
-
 from infra.lifetime import die_with_parent
+from infra.progress import progress_meter
 from sim.agents import Agent, ConsoleAgent, DummyAgent, OracleAgent
 from sim.calendar import Clock, day_start_ms
 from sim.config import ConfigError, SimConfig, load_config
@@ -238,8 +237,9 @@ def _worker(world: World, spec: RunSpec, messages) -> None:
 
 
 def run_parallel(world: World, spec: RunSpec, processes: int,
-                 bar: tqdm) -> tuple[list[dict], RunStats]:
-    """Partition users across `processes` forked workers (user % processes)."""
+                 progress) -> tuple[list[dict], RunStats]:
+    """Partition users across `processes` forked workers (user % processes); `progress(n)` as
+    the workers report finished sessions."""
     context = multiprocessing.get_context("fork")  # workers share the world copy-on-write
     messages = context.Queue()
     workers = []
@@ -266,7 +266,7 @@ def run_parallel(world: World, spec: RunSpec, processes: int,
                 raise RuntimeError(f"a simulator worker died with exit code {dead[0].exitcode}")
             continue
         if message[0] == "progress":
-            bar.update(message[1])
+            progress(message[1])
         elif message[0] == "done":
             results.extend(message[1])
             stats.add(message[2])
@@ -423,12 +423,12 @@ def main(argv: list[str] | None = None) -> int:
                        [(episode, int(user)) for episode, user in enumerate(users)])
     started = time.perf_counter()
     expected = args.episodes * (args.days if calendar else 1)
-    with tqdm(total=expected, unit="session", desc=f"sim {args.recommender}",
-              disable=args.recommender == "console") as bar:
+    with progress_meter(expected, f"sim {args.recommender}", "session",
+                        disable=args.recommender == "console") as bar:
         if args.processes == 1:
             results, stats = run_episodes(world, spec, bar.update)
         else:
-            results, stats = run_parallel(world, spec, args.processes, bar)
+            results, stats = run_parallel(world, spec, args.processes, bar.update)
     wall_s = time.perf_counter() - started
 
     if calendar:

@@ -67,6 +67,16 @@ def test_log2local_rerun_is_a_no_op_and_refreshes_a_grown_file(log_dirs, tmp_pat
         (log_dirs[1] / "events.jsonl").read_bytes()
 
 
+def test_log2local_progress_off_a_terminal_is_plain_lines(log_dirs, tmp_path):
+    flags = [arg for d in log_dirs for arg in ("--log-dir", str(d))]
+    # bytes: text mode would turn the carriage returns we look for into newlines
+    result = subprocess.run([sys.executable, "-m", "dataclient", "log2local", *flags,
+                             str(tmp_path / "out")], cwd=ROOT, capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert b"\r" not in result.stderr
+    lines = [line for line in result.stderr.decode().splitlines() if "%" in line]
+    assert 1 <= len(lines) <= 10 and " 100% " in lines[-1]
+
 def test_log2local_removes_a_killed_runs_temp_file(log_dirs, tmp_path):
     out = tmp_path / "out"
     out.mkdir()

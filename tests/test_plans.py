@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from pipeline.plan import PLANS, available, load_plan
+from settings import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -75,3 +76,21 @@ def test_run_sh_plans_lists_each_plan_on_a_line():
     assert result.returncode == 0
     names = [line.split()[0] for line in result.stdout.splitlines()]
     assert sorted(names) == sorted(p.stem for p in PLANS.glob("*.yml"))
+
+
+def test_an_arm_may_serve_a_table_of_the_users_own_checked_like_any_table(tmp_path):
+    plan = seed_plan()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "neighbours.jsonl").write_text('{"track": 1, "recommendations": [2, 3]}\n')
+    arm(plan, 2, 1).update(recommender="i2i", params={}, tables={"neighbours": "file:mine/neighbours.jsonl"})
+    path = tmp_path / "own.yml"
+    path.write_text(yaml.safe_dump(plan, sort_keys=False))
+    loaded = load_plan(path)
+    assert loaded.days[2].arms[1].tables == {"neighbours": f"file:{tmp_path / 'mine' / 'neighbours.jsonl'}"}
+
+    (tmp_path / "mine" / "neighbours.jsonl").write_text('{"track": 1, "recs": [2, 3]}\n')
+    with pytest.raises(ConfigError, match=r"days\[2\]\.arms\[1\]\.tables\.neighbours: .*neighbours.jsonl"):
+        load_plan(path)
+    (tmp_path / "mine" / "neighbours.jsonl").unlink()
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_plan(path)

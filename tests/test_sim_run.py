@@ -1,11 +1,14 @@
 """sim.run with the in-process agents: output, summary, determinism across processes."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from sim.world import load_world
-from test_sim_support import read_sessions, run_module, write_config
+from test_sim_support import REPO, read_sessions, run_module, write_config
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +87,23 @@ def test_bad_arguments_are_refused(setup):
     result = run_module("sim.run", "--config", str(config), "--recommender", "dummy",
                         "--episodes", "0")
     assert result.returncode == 2 and "--episodes must be at least 1" in result.stderr
+
+
+def test_progress_off_a_terminal_is_about_ten_plain_lines(setup):
+    folder, config = setup
+    simulate(setup, "warm", "--recommender", "dummy", "--episodes", "1")  # world exists
+    command = [sys.executable, "-m", "sim.run", "--config", str(config), "--world",
+               str(folder / "world"), "--recommender", "dummy", "--episodes", "600"]
+    for processes in ("1", "2"):
+        # bytes: text mode would turn the carriage returns we look for into newlines
+        result = subprocess.run([*command, "--processes", processes], cwd=REPO,
+                                capture_output=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert b"\r" not in result.stderr
+        lines = [line for line in result.stderr.decode().splitlines()
+                 if line.startswith("sim dummy:")]
+        assert lines[-1].startswith("sim dummy: 100% 600/600")
+        # one process reports every session, so each tenth gets its line; workers report in
+        # batches, which may jump over several tenths
+        assert len(lines) == 10 if processes == "1" else 1 <= len(lines) <= 10
+

@@ -32,3 +32,16 @@ class Listen:
 
 class Recommender(Protocol):
     def recommend(self, listen: Listen) -> int | None: ...
+
+
+def unplayed_track(listen: Listen, tracks: Sequence[int], seed: int, salt: str) -> int:
+    """A random track of `tracks` not played in the session (a replayed track is listened for
+    time 0): a few salted draws, as sessions are far shorter than the catalog, then the whole
+    list filtered if they all hit."""
+    played = {track for track, _ in listen.history}
+    for attempt in range(8):
+        track = listen.pick(tracks, seed, f"{salt}-{attempt}")
+        if track not in played:
+            return track
+    fresh = [track for track in tracks if track not in played]
+    return listen.pick(fresh or tracks, seed, salt)

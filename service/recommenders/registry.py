@@ -9,6 +9,8 @@ A recommender is one class, registered by its module:
             ...
         @classmethod
         def build(cls, ctx: BuildContext) -> "Contextual": ...
+        @classmethod                                   # optional: tables the params require
+        def check_tables(cls, params, slots: set[str]) -> str | None: ...
         def recommend(self, listen: Listen) -> int | None: ...
 
 Built-in recommenders are every module of this package (found by `pkgutil`, so adding one
@@ -165,7 +167,13 @@ def check_arm(recommender: str, params: dict[str, Any], tables: dict[str, Any], 
             raise ConfigError(f"{source}: {where}.tables.{slot} is required: write `{slot}: "
                               f"{table_form}` naming a {table.kind} table "
                               f"({TABLE_KINDS[table.kind]}) for {recommender}")
-    return spec, validate(params, spec.params, source, f"{where}.params")
+    validated = validate(params, spec.params, source, f"{where}.params")
+    # A recommender whose parameters decide which optional tables it needs says so here.
+    check_tables = getattr(spec.cls, "check_tables", None)
+    problem = check_tables(validated, set(tables)) if check_tables else None
+    if problem:
+        raise ConfigError(f"{source}: {where}.tables: {problem}")
+    return spec, validated
 
 
 __all__ = ["BuildContext", "Params", "RegistryError", "Slot", "Spec", "TABLE_KINDS", "built_in",
