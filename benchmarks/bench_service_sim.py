@@ -13,7 +13,8 @@ simulated world (benchmarks/out/world-seed<seed>, made by sim.world when missing
 socket, and `python -m sim.run --recommender remote` (this checkout's) plays `--episodes`
 sessions against them with `--processes` workers, as conf/pipeline.yml's days do. Prints the
 simulator's wall seconds, the services' CPU seconds and their CPU time per request, and each
-tree's median wall time over this checkout's.
+tree's median wall time over this checkout's. With --write-docs, the rounds replace this
+benchmark's section of docs/SPEED.md (`service-sim`, benchmarks/speed_doc.py).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import httpx
 
+import speed_doc
 from bench_service import OUT, REPO, cpu_seconds, python_of, stop
 from infra.unix_socket import new_socket_path
 
@@ -97,13 +99,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--also", type=Path, action="append", default=[], metavar="TREE",
                         help="also serve from another source tree in every round; repeatable")
+    parser.add_argument("--write-docs", action="store_true",
+                        help="replace this benchmark's section of docs/SPEED.md with the rounds")
     args = parser.parse_args()
     trees = {"this": REPO, **{tree.name: tree.resolve() for tree in args.also}}
     world = make_world(args.seed)
     print(f"{args.episodes} sessions, {args.processes} simulator workers, {args.replicas} replicas "
           f"on Unix sockets, world {world}")
     print("round tree                  sim wall s  service CPU s  CPU us/request")
-    walls = {name: [] for name in trees}
+    walls, rows = {name: [] for name in trees}, []
     for round_number in range(1, args.rounds + 1):
         for name in trees if round_number % 2 else list(trees)[::-1]:
             folder = OUT / f"service-sim-{name}"
@@ -122,9 +126,25 @@ def main() -> None:
             served = requests_served(folder / "logs")
             print(f"{round_number:5d} {name:20s} {wall:11.1f} {cpu:14.1f} {cpu / served * 1e6:15.1f}",
                   flush=True)
-    for name in list(trees)[1:]:
-        print(f"{name}: median sim wall {statistics.median(walls[name]):.1f} s, "
-              f"{statistics.median(walls[name]) / statistics.median(walls['this']):.2f} x this checkout's")
+            rows.append([round_number, f"{name} ({speed_doc.commit(trees[name])})", f"{wall:.1f}",
+                         f"{cpu:.1f}", f"{cpu / served * 1e6:.1f}"])
+    summary = "; ".join(f"{name}: median sim wall {statistics.median(walls[name]):.1f} s, "
+                        f"{statistics.median(walls[name]) / statistics.median(walls['this']):.2f} x this checkout's"
+                        for name in list(trees)[1:])
+    if summary:
+        print(summary)
+    if args.write_docs:
+        speed_doc.write(
+            "service-sim", title="The service under the simulator",
+            measures=f"`python -m sim.run --recommender remote` playing {args.episodes} sessions with "
+                     f"{args.processes} workers against {args.replicas} `python -m service` replicas on "
+                     f"Unix sockets (a Random arm), as the pipeline's days run; each tree in turn, the "
+                     f"order alternating between rounds: the simulator's wall seconds and the services' "
+                     f"CPU time.",
+            command=" ".join([".venv/bin/python benchmarks/bench_service_sim.py"]
+                             + [a for a in sys.argv[1:] if a != "--write-docs"]),
+            header=["round", "tree", "sim wall s", "service CPU s", "CPU us per request"], rows=rows,
+            summary=summary)
 
 
 if __name__ == "__main__":
