@@ -11,7 +11,6 @@ from settings import CONF, Strict, load
 
 class ServiceSettings(Strict):
     store: Literal["memory", "redis"]
-    engine: Literal["granian", "uvicorn"]
     unix_socket: bool
     replicas: int = Field(ge=1)
 

@@ -16,7 +16,6 @@ import pytest
 import yaml
 
 from jobs.config import spark_config
-from pipeline.config import load_pipeline_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("runs"), pytest.mark.heavy(9)]
 
@@ -57,9 +56,6 @@ def test_every_artefact_exists_and_is_well_formed(seed_runs):
     assert [manifest["steps"][s]["status"] for s in ("world", "day0", "day1", "ab")] == ["ok"] * 4
     assert manifest["settings"]["seed"] == 7 and manifest["settings"]["plan"] == "seed"
     assert manifest["versions"]["pyspark"]
-    # The days are served by the engine conf/pipeline.yml names (the simulator's load: uvicorn).
-    day0_service = yaml.safe_load((run / "conf" / "service-day0.yml").read_text())
-    assert day0_service["server"]["engine"] == load_pipeline_config().service.engine == "uvicorn"
     # Every table the plan's jobs write is checksummed.
     for table in ("day0/tracks_with_recs.json", "day0/top_tracks.json", "day1/tracks_nn.json",
                   "day1/recommendations_svd.json", "day1/top_tracks.json"):
