@@ -120,3 +120,15 @@ def test_bad_input_is_refused():
         mixing_rho2(1.5, 100)
     with pytest.raises(ValueError):
         monitor("T1", [(ArmMoments(10, 1.0, 1.0), ArmMoments(10, 1.0, 1.0))], [1, 2], ALPHA)
+
+
+def test_designer_expected_stop():
+    """No effect: an early stop at most alpha of the time and (almost) the whole experiment
+    run; a larger effect stops sooner."""
+    from analysis.design import Population, expected_stop
+
+    pop = Population(mean=10.0, sd=8.0, users=10_000, sessions_per_user=1.3)
+    early, share = expected_stop(pop, 5000, 0.0)
+    assert early <= ALPHA and share > 0.95
+    shares = [expected_stop(pop, 5000, effect)[1] for effect in (0.03, 0.06, 0.12)]
+    assert shares[0] > shares[1] > shares[2] and shares[2] < 0.5
