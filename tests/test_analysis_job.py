@@ -199,8 +199,7 @@ def test_job_writes_report_and_detects_effect(event_dir, tmp_path, capsys):
     assert last["effect"] == pytest.approx(rows["mean_session_time", "bootstrap"]["effect"],
                                            rel=1e-9)
     assert last["lower"] < rows["mean_session_time", "bootstrap"]["lower"]  # wider: always valid
-    assert "Sequential monitoring of mean_session_time" in (tmp_path / "out" /
-                                                            "ab_report.md").read_text()
+    assert "Sequential monitoring of mean_session_time" in (out / "ab_report.md").read_text()
     assert 0 < results["decision"]["treatments"]["T1"]["mde"] < 0.1
     csv = pd.read_csv(out / "results.csv")
     assert list(csv.columns) == COLUMNS and len(csv) == len(rows)
