@@ -4,7 +4,7 @@
     PYTHONPATH=$PWD python benchmarks/bench_jobs.py scale [--events 1300000,13000000]
 
 The logs go to a stack's HDFS: the one exported in the environment (`./run.sh up`, or under
-`python -m infra.stack run --ephemeral --`), else an ephemeral one the benchmark starts and stops.
+`python -m infra run --`), else an ephemeral one the benchmark starts and stops.
 
 `submits`: one day's four jobs (sessions, toppop, nn --dim 200, svd) the old way, four
 `spark-submit`s (with the job files of --old-code, e.g. `git archive <commit> | tar -x -C TREE`;
@@ -48,10 +48,11 @@ def hdfs_environment():
     if os.environ.get("BOTIFY_HDFS_FS"):
         yield
         return
-    from infra import stack as stack_module
+    from infra.config import load_config
+    from infra.stack import new_stack
 
-    config = stack_module.load_config()
-    started = stack_module.new_stack(config, ephemeral=True)
+    config = load_config()
+    started = new_stack(config, ephemeral=True)
     try:
         started.up(config)
         os.environ.update(started.env())
