@@ -26,7 +26,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from jobs.config import spark_config  # noqa: E402
+from sparkapp.config import spark_config  # noqa: E402
 
 BIN = Path(sys.executable).parent
 TABLES = ("top_tracks.json", "tracks_nn.json", "tracks_with_recs.json", "recommendations_svd.json")

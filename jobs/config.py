@@ -1,5 +1,5 @@
-"""The jobs' configuration: conf/jobs.yml (defaults of every job's flags) and conf/spark.yml
-(the SparkSession), as `settings` models. Defaults here match the shipped files."""
+"""The jobs' configuration: conf/jobs.yml (the defaults of every job's flags) as a `settings`
+model. Defaults here match the shipped file; the SparkSession's settings are sparkapp/config.py's."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,7 +10,6 @@ from pydantic import Field
 from settings import CONF, Strict, load
 
 JOBS_CONF = CONF / "jobs.yml"
-SPARK_CONF = CONF / "spark.yml"
 
 
 class Sessions(Strict):
@@ -73,17 +72,6 @@ class JobsConfig(Strict):
     tables: Tables = Tables()
 
 
-class SparkConfig(Strict):
-    master: str = "local[*]"
-    conf: dict[str, str] = {}
-    class_archive_dir: str = "~/.cache/botify"
-    driver_java_homes: list[str] = []
-    test_driver_java_options: list[str] = []
-
-
 def jobs_config(path: str | Path = JOBS_CONF) -> JobsConfig:
     return load(path, JobsConfig)
 
-
-def spark_config(path: str | Path = SPARK_CONF) -> SparkConfig:
-    return load(path, SparkConfig)

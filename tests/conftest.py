@@ -17,7 +17,7 @@ import os
 
 import pytest
 
-from jobs.config import spark_config
+from sparkapp.config import spark_config
 
 # Before any test starts a driver: conf/spark.yml's options for the suite's Spark drivers (once:
 # xdist's workers inherit the controller's environment and read this file again).
@@ -123,7 +123,7 @@ def spark(stack_env):
     """One local SparkSession for the whole suite: Spark's start-up is paid once. The jobs' own
     session (conf/spark.yml, the driver's Java and class archive), with fewer shuffle
     partitions for the tests' small frames."""
-    from jobs.common import spark_session
+    from sparkapp.session import spark_session
 
     session = spark_session("tests", "local[2]")
     session.conf.set("spark.sql.shuffle.partitions", "4")

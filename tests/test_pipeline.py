@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jobs.config import spark_config
+from sparkapp.config import spark_config
 from pipeline.config import load_pipeline_config
 
 REPO = Path(__file__).resolve().parent.parent
