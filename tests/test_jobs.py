@@ -14,8 +14,8 @@ import orjson
 import pytest
 from pyspark.sql import functions as F
 
-from jobs import common, driver, fetch, nn, offline, ranking, server, sessions, svd, toppop
-from jobs.config import spark_config
+from jobs import batch, common, driver, fetch, nn, offline, ranking, server, sessions, svd, toppop
+from sparkapp.config import spark_config
 from pipeline.job_server import serve_command
 from contract.events import make_event, spark_schema
 from test_jobs_synth import synthetic_sessions, write_event_log
@@ -383,18 +383,21 @@ def test_help(name):
     assert cli.returncode == 0 and "usage:" in cli.stdout
 
 
-# --- the driver: several jobs in one SparkSession ---------------------------------------------
+# --- a batch: several jobs in one SparkSession -------------------------------------------------
 
-def test_driver_runs_jobs_in_the_given_session_and_leaves_it_running(spark, tmp_path):
+def test_a_batch_runs_jobs_in_the_given_session_and_leaves_it_running(spark, tmp_path):
     events = tmp_path / "events"
     write_event_log(synthetic_sessions(200, n_tracks=150, n_users=30, seed=3), events, n_files=2)
     work, tables = str(tmp_path / "work"), str(tmp_path / "tables")
-    plan = driver.split_invocations(["sessions", "--events", str(events), "--out", work, ";",
-                                     "toppop", "--sessions", f"{work}/sessions", "--out", tables, "--size", "7"])
-    timings = {"jobs": []}
-    assert driver.run_jobs(spark, plan, timings) == 0
+    words = ["sessions", "--events", str(events), "--out", work, ";",
+             "toppop", "--sessions", f"{work}/sessions", "--out", tables, "--size", "7"]
+    plan = batch.split_invocations(words)
+    assert batch.join_invocations(plan) == words
+    assert batch.run_batch(spark, plan, tmp_path / "timings.json") == 0
+    timings = orjson.loads((tmp_path / "timings.json").read_bytes())
     assert [(t["job"], t["exit"]) for t in timings["jobs"]] == [("sessions", 0), ("toppop", 0)]
-    assert all(t["seconds"] > 0 for t in timings["jobs"])
+    assert all(t["seconds"] > 0 for t in timings["jobs"]) and timings["startup"] is None
+    assert timings["jobs"][0]["summary"]["sessions"] == 200
     assert len(orjson.loads((tmp_path / "tables" / "top_tracks.json").read_bytes())) == 7
     # The jobs ran in the test's session and left it running.
     assert spark.range(3).count() == 3
@@ -413,7 +416,7 @@ def test_driver_names_the_failing_job_and_stops(tmp_path):
         capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert cli.returncode == 2, cli.stderr[-3000:]
     assert "error: toppop: sessions table not found" in cli.stderr
-    assert "error: driver: job 1 of 2: toppop failed with exit status 2" in cli.stderr
+    assert "error: batch: job 1 of 2: toppop failed with exit status 2" in cli.stderr
     recorded = orjson.loads(timings.read_bytes())
     assert [(t["job"], t["exit"]) for t in recorded["jobs"]] == [("toppop", 2)]
     assert recorded["startup"] > 0 and recorded["total"] >= sum(t["seconds"] for t in recorded["jobs"])
@@ -441,10 +444,9 @@ def test_job_server_runs_batch_after_batch_in_one_spark_application(tmp_path):
     not_yet = run("toppop", "--sessions", work, "--out", work)
     assert not_yet.returncode == 2 and "no job server on" in not_yet.stderr
     server_log = open(tmp_path / "server.log", "w")
-    argv, env = serve_command("local[1]", socket_path,   # as a run starts it
-                              {**os.environ, "PYSPARK_PYTHON": sys.executable,
-                               "PYSPARK_DRIVER_PYTHON": sys.executable})
-    process = subprocess.Popen(argv, cwd=REPO, stdout=server_log, stderr=subprocess.STDOUT, env=env)
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    process = subprocess.Popen(serve_command("local[1]", socket_path),   # as a run starts it
+                               cwd=REPO, stdout=server_log, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 600
         while not server.ready(socket_path):
@@ -459,7 +461,7 @@ def test_job_server_runs_batch_after_batch_in_one_spark_application(tmp_path):
         # The jobs' output (stderr included) reaches the client that asked, as it comes.
         assert "[sessions] done in" in failed.stdout
         assert "error: toppop: sessions table not found" in failed.stdout
-        assert "error: driver: job 2 of 3: toppop failed with exit status 2" in failed.stdout
+        assert "error: batch: job 2 of 3: toppop failed with exit status 2" in failed.stdout
         recorded = orjson.loads((tmp_path / "failed.json").read_bytes())
         assert [(t["job"], t["exit"]) for t in recorded["jobs"]] == [("sessions", 0), ("toppop", 2)]
         # What the jobs before the failure wrote stays; the job after it never ran.
@@ -483,7 +485,7 @@ def test_job_server_runs_batch_after_batch_in_one_spark_application(tmp_path):
     (["sessions", "--out", "x", ";", "nope", "--flag"], "unknown job 'nope' (job 2): no module jobs.nope"),
     (["toppop", ";", ";", "svd"], "empty job invocation (job 2)"),
     ([], "empty job invocation (job 1)")])
-def test_driver_refuses_a_bad_plan_before_starting_spark(words, message, capsys):
+def test_driver_refuses_a_bad_batch_before_starting_spark(words, message, capsys):
     assert driver.main(["--", *words]) == 2
     assert message in capsys.readouterr().err
 
