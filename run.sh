@@ -7,8 +7,7 @@
 #   ./run.sh test [pytest args]    the test suite against a private HDFS + Redis on free ports
 #                                  (./run.sh test -m "not slow": the quick part, no JVM)
 #   ./run.sh up | down | status    the local stack for a person at the keyboard (HDFS, Redis, service)
-# Every command first sets itself up: .venv with the project, Hadoop jars (Maven), redis-server (apt),
-# Spark's class archive (jobs/class_archive.py).
+# Every command first sets itself up: .venv with the project, Hadoop jars (Maven), redis-server (apt).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -55,7 +54,6 @@ setup() {
     setup_venv
     setup_redis
     .venv/bin/python -m infra.stack fetch >/dev/null
-    .venv/bin/python -m jobs.class_archive   # once per Java and pyspark: Spark's JVMs start faster
 }
 
 command=${1:-experiment}
