@@ -35,8 +35,6 @@ class NN(Strict):
 
 class SVD(Strict):
     rank: int = 64
-    driver_max_cells: int = 3_000_000
-    partitions: int = 8
     top_k: int = 100
     batch: int = 512
 

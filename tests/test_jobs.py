@@ -304,15 +304,14 @@ def test_numpy_als_on_executors_matches_the_driver(spark, synthetic_run):
 
 @pytest.fixture(scope="module")
 def executor_run(spark, synthetic_run):
-    """nn and svd with every step on the executors, beside synthetic_run's driver-path tables."""
+    """nn with every step on the executors, beside synthetic_run's driver-path tables."""
     root = synthetic_run["root"]
     tables = root / "tables_executors"
     day = ["--sessions", str(root / "work" / "sessions"), "--out", str(tables)]
     return {"tables": tables,
             "nn": nn.run(spark, args_for(nn, day + ["--dim", "32", "--iterations", "5",
                                                     "--driver-max-ratings", "0", "--partitions", "3"])),
-            "svd": svd.run(spark, args_for(svd, day + ["--rank", "16", "--driver-max-cells", "0",
-                                                       "--partitions", "3"]))}
+}
 
 
 def overlap(a: list[dict], b: list[dict], key: str, values: str) -> float:
@@ -332,22 +331,6 @@ def test_nn_on_executors_writes_the_driver_paths_table(synthetic_run, executor_r
     assert overlap(rows, driver_rows, "track", "recommendations") > 0.98
     assert executor_run["nn"]["mse"]["model"] == pytest.approx(synthetic_run["nn"]["mse"]["model"], rel=1e-3)
     assert executor_run["nn"]["mse"]["pairs"] == synthetic_run["nn"]["mse"]["pairs"]
-
-
-def test_svd_on_executors_recommends_unplayed_tracks_like_the_driver(spark, synthetic_run, executor_run):
-    assert executor_run["svd"]["on_executors"] and not synthetic_run["svd"]["on_executors"]
-    driver_rows = read_jsonl(synthetic_run["root"] / "tables" / "recommendations_svd.json")
-    rows = read_jsonl(executor_run["tables"] / "recommendations_svd.json")
-    assert [r["user"] for r in rows] == [r["user"] for r in driver_rows]
-    train = (spark.read.parquet(str(synthetic_run["root"] / "work" / "sessions"))
-             .where(~common.holdout_flag(42, 0.1)))
-    played = {}
-    for r in train.select("user", "tracks").collect():
-        played.setdefault(r.user, set()).update(r.tracks)
-    for r in rows:
-        assert len(r["tracks"]) == 100 and not played[r["user"]] & set(r["tracks"])
-    # MLlib's ARPACK and scipy's find the same rank-16 subspace up to float error.
-    assert overlap(rows, driver_rows, "user", "tracks") > 0.95
 
 
 def test_offline_check_on_executors_counts_like_the_driver(spark, synthetic_run, executor_run):
