@@ -6,8 +6,7 @@ row u is a ridge regression on its n_u ratings: p_u = (G^T G + reg n_u I)^-1 G^T
 rank matrix of the other side's vectors. Spark solves the rank x rank system (rank^3 per row);
 when n_u < rank the identical solution is p_u = G^T (G G^T + reg n_u I)^-1 y, an n_u x n_u
 system. Logged sessions give a context a few dozen ratings, so at rank 200 this dual form is
-what makes the NN affordable (measured: jobs/README.md, "Solver choice"). Rows with more ratings than
-the rank use the primal form.
+what makes the NN affordable. Rows with more ratings than the rank use the primal form.
 """
 from __future__ import annotations
 
@@ -80,7 +79,7 @@ def initial_vectors(n: int, rank: int, seed: int) -> np.ndarray:
 def fit(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int], rank: int,
         reg: float, iterations: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Factor vectors (P, Q) with values ~ P[rows] . Q[cols]; one (row, col) pair per rating."""
-    # float32 like Spark's ALS: half the memory traffic of float64, same tables (measured).
+    # float32 like Spark's ALS: half the memory traffic of float64.
     by_row = csr_matrix((values, (rows, cols)), shape=shape, dtype=np.float32)
     by_col = by_row.T.tocsr()
     q = initial_vectors(shape[1], rank, seed)
