@@ -27,8 +27,6 @@ class NN(Strict):
     reg: float = 0.1
     solver: Literal["numpy", "spark"] = "numpy"
     blocks: int = 2
-    driver_max_ratings: int = 3_000_000
-    partitions: int = 8
     top_k: int = 100
     batch: int = 512
 
