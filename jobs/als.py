@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy.sparse import csr_matrix
-from tqdm import tqdm
 
 CHUNK_BYTES = 64 << 20   # gathered vectors per batched solve
 
@@ -75,16 +74,3 @@ def initial_vectors(n: int, rank: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return (rng.normal(size=(n, rank)) / np.sqrt(rank)).astype(np.float32)
 
-
-def fit(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int], rank: int,
-        reg: float, iterations: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Factor vectors (P, Q) with values ~ P[rows] . Q[cols]; one (row, col) pair per rating."""
-    # float32 like Spark's ALS: half the memory traffic of float64.
-    by_row = csr_matrix((values, (rows, cols)), shape=shape, dtype=np.float32)
-    by_col = by_row.T.tocsr()
-    q = initial_vectors(shape[1], rank, seed)
-    p = np.zeros((shape[0], rank), dtype=np.float32)
-    for _ in tqdm(range(iterations), desc="ALS", unit="iteration"):
-        p = solve_side(q, by_row, reg)
-        q = solve_side(p, by_col, reg)
-    return p, q

@@ -27,6 +27,7 @@ class NN(Strict):
     reg: float = 0.1
     solver: Literal["numpy", "spark"] = "numpy"
     blocks: int = 2
+    partitions: int = 8
     top_k: int = 100
     batch: int = 512
 

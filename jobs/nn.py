@@ -4,9 +4,9 @@ Training pairs: a session's first track (the context) and each later track of th
 its listen time; a track already played earlier in the session is left out (its time is 0 by
 the repeat rule, not by taste). Duplicate (context, track) pairs are averaged into one rating.
 Model: time ~ mean + context_embedding . track_embedding, squared loss, L2 regularisation,
-fitted by alternating least squares: by default numpy's dual-form solver on the driver
-(jobs/als.py; the ratings are collected, one row per distinct pair), with `--solver spark`
-Spark ML's explicit-feedback ALS on the same objective. Held-out sessions give the MSE against the mean
+fitted by alternating least squares: by default numpy's dual-form solver (jobs/als.py) with each
+side's rows solved on the executors, with `--solver spark` Spark ML's explicit-feedback ALS on
+the same objective. Only catalog-sized factor matrices pass the driver. Held-out sessions give the MSE against the mean
 baseline and the offline hit rate / NDCG next to top-pop. Output: per context track the top-k
 tracks by score without the context itself, strictly ordered; `--unordered` keeps
 argpartition's order (with --dim 100, the course-style table for the Contextual control).
@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from scipy.sparse import csr_matrix
 
 from jobs import als, common, offline, ranking
 from jobs.config import JobsConfig
@@ -68,18 +69,53 @@ def index_of(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.where(ids[pos] == values, pos, -1)
 
 
-def fit_numpy(ratings: pd.DataFrame, dim: int, iterations: int, reg: float, seed: int) -> Embeddings:
-    """ALS on the driver in the dual form (jobs/als.py), on ratings centred at their mean
-    (regularisation then pulls unknown parts to the mean time, not to 0)."""
-    # Spark hands rows over in no promised order; sorting makes the float sums, and so the
-    # table, the same in every run.
-    ratings = ratings.sort_values(["context", "track"], kind="stable", ignore_index=True)
-    mean = float(ratings["rating"].mean())
-    context_ids, rows = np.unique(ratings["context"].to_numpy(), return_inverse=True)
-    track_ids, cols = np.unique(ratings["track"].to_numpy(), return_inverse=True)
-    p, q = als.fit(rows, cols, ratings["rating"].to_numpy() - mean, (len(context_ids), len(track_ids)),
-                   dim, reg, iterations, seed)
-    return Embeddings(mean, context_ids, p.astype(np.float32), track_ids, q.astype(np.float32))
+def fit_executors(ratings: DataFrame, dim: int, iterations: int, reg: float, seed: int,
+                  partitions: int) -> Embeddings:
+    """ALS on ratings centred at their mean (regularisation then pulls unknown parts to the mean
+    time, not to 0), each side's rows solved on the executors (jobs/als.py on each partition's
+    rows): the ratings stay there; only the factor matrices (catalog x dim) pass the driver."""
+    mean = ratings.agg(F.avg("rating")).first()[0]
+    centred = ratings.select("context", "track", (F.col("rating") - mean).alias("rating"))
+    by_context = centred.repartition(partitions, "context").persist()
+    by_track = centred.repartition(partitions, "track").persist()
+    try:
+        context_ids, track_ids = distinct_ids(by_context, "context"), distinct_ids(by_track, "track")
+        q, p = als.initial_vectors(len(track_ids), dim, seed), None
+        for _ in range(iterations):
+            p = solve_on_executors(by_context, "context", "track", track_ids, q, reg)
+            q = solve_on_executors(by_track, "track", "context", context_ids, p, reg)
+    finally:
+        by_context.unpersist()
+        by_track.unpersist()
+    return Embeddings(mean, context_ids, p, track_ids, q)
+
+
+def distinct_ids(ratings: DataFrame, column: str) -> np.ndarray:
+    return np.sort(ratings.select(column).distinct().toPandas()[column].to_numpy(np.int64))
+
+
+def solve_on_executors(ratings: DataFrame, row: str, other: str, other_ids: np.ndarray,
+                       other_vectors: np.ndarray, reg: float) -> np.ndarray:
+    """als.solve_side for the rows of `ratings` (partitioned by `row`: each partition holds all of
+    its rows' ratings) given the other side's vectors; rows sorted by id, like distinct_ids."""
+    shared = ratings.sparkSession.sparkContext.broadcast((other_ids, other_vectors))
+
+    def solve(batches):
+        batches = list(batches)
+        if not batches:   # a partition that no row id hashed to
+            return
+        part = pd.concat(batches, ignore_index=True)
+        ids, rows = np.unique(part[row].to_numpy(), return_inverse=True)
+        known_ids, vectors = shared.value
+        cols = np.searchsorted(known_ids, part[other].to_numpy())
+        matrix = csr_matrix((part["rating"].to_numpy(), (rows, cols)), shape=(len(ids), len(known_ids)),
+                            dtype=np.float32)
+        solved = als.solve_side(vectors, matrix, reg)
+        yield pd.DataFrame({"id": ids, "vector": [v.tobytes() for v in solved]})
+
+    solved = ratings.mapInPandas(solve, "id long, vector binary").toPandas().sort_values("id")
+    shared.unpersist()
+    return np.frombuffer(b"".join(solved["vector"]), dtype=np.float32).reshape(len(solved), -1)
 
 
 def fit_spark(ratings: DataFrame, dim: int, iterations: int, reg: float, blocks: int,
@@ -103,6 +139,9 @@ def factors(frame: DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return pdf["id"].to_numpy(np.int64), np.asarray(pdf["features"].tolist(), dtype=np.float32).reshape(len(pdf), -1)
 
 
+MSE_SUMS = ("pairs", "known", "model", "baseline", "model_known", "baseline_known")
+
+
 def mse_sums(model: Embeddings, pairs: pd.DataFrame) -> dict[str, float]:
     """Squared errors of the model and of the mean alone on (context, track, time) listens, summed;
     also over the listens whose context and track both have embeddings (where the model can act)."""
@@ -115,7 +154,7 @@ def mse_sums(model: Embeddings, pairs: pd.DataFrame) -> dict[str, float]:
 
 
 def mse(sums: dict[str, float]) -> dict[str, float]:
-    """mse_sums -> the MSEs and the share covered."""
+    """mse_sums (of one frame or added over partitions) -> the MSEs and the share covered."""
     n, known = sums["pairs"], sums["known"]
 
     def per(total: float, count: float) -> float:
@@ -128,8 +167,18 @@ def mse(sums: dict[str, float]) -> dict[str, float]:
 
 
 def heldout_mse(model: Embeddings, pairs: DataFrame) -> dict[str, float]:
-    """MSE of the model and of the mean alone on held-out (context, track, time) listens."""
-    return mse(mse_sums(model, pairs.toPandas()))
+    """MSE of the model and of the mean alone on held-out (context, track, time) listens, summed
+    per partition with the model broadcast."""
+    shared = pairs.sparkSession.sparkContext.broadcast(model)
+
+    def sums(batches):
+        for batch in batches:
+            yield pd.DataFrame([mse_sums(shared.value, batch)])
+
+    totals = (pairs.mapInPandas(sums, ", ".join(f"{c} double" for c in MSE_SUMS))
+              .agg(*[F.sum(c).alias(c) for c in MSE_SUMS]).first())
+    shared.unpersist()
+    return mse({c: totals[c] or 0.0 for c in MSE_SUMS})
 
 
 def recommend(model: Embeddings, k: int, ordered: bool, batch: int) -> dict[int, list[int]]:
@@ -145,6 +194,27 @@ def recommend(model: Embeddings, k: int, ordered: bool, batch: int) -> dict[int,
     return {int(c): model.track_ids[b].tolist() for c, b in zip(model.context_ids, best)}
 
 
+def recommend_on_executors(spark: SparkSession, model: Embeddings, k: int, ordered: bool, batch: int,
+                           partitions: int) -> DataFrame:
+    """`recommend` split over executors by context rows (the model broadcast): track, recs
+    (persisted: the caller unpersists)."""
+    shared = spark.sparkContext.broadcast(model)
+
+    def rank(batches):
+        m = shared.value
+        for rows in batches:
+            rows = rows["id"].to_numpy()
+            part = Embeddings(m.mean, m.context_ids[rows], m.contexts[rows], m.track_ids, m.tracks)
+            recs = recommend(part, k, ordered, batch)
+            yield pd.DataFrame({"track": list(recs), "recs": list(recs.values())})
+
+    recs = (spark.range(len(model.context_ids), numPartitions=partitions)
+            .mapInPandas(rank, "track long, recs array<long>").persist())
+    recs.count()
+    shared.unpersist()
+    return recs
+
+
 def add_arguments(parser: argparse.ArgumentParser, cfg: JobsConfig) -> None:
     c = cfg.nn
     common.add_table_job_arguments(parser, "table")
@@ -154,8 +224,10 @@ def add_arguments(parser: argparse.ArgumentParser, cfg: JobsConfig) -> None:
     parser.add_argument("--iterations", type=int, default=c.iterations, help="ALS iterations")
     parser.add_argument("--reg", type=float, default=c.reg, help="ALS L2 regularisation")
     parser.add_argument("--solver", choices=["numpy", "spark"], default=c.solver,
-                        help="ALS on the driver in the dual form (fast at high rank) or Spark ML's ALS")
+                        help="numpy's dual-form ALS on the executors (fast at high rank) or Spark ML's ALS")
     parser.add_argument("--blocks", type=int, default=c.blocks, help="Spark ALS user and item blocks")
+    parser.add_argument("--partitions", type=int, default=c.partitions,
+                        help="partitions of the ratings and of the contexts")
     parser.add_argument("--top-k", type=int, default=c.top_k, help="recommendations per context")
     parser.add_argument("--batch", type=int, default=c.batch, help="context rows per ranking block")
     parser.add_argument("--table", default=None,
@@ -182,8 +254,7 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
             if args.solver == "spark":
                 model = fit_spark(ratings, args.dim, args.iterations, args.reg, args.blocks, args.seed)
             else:
-                model = fit_numpy(ratings.select("context", "track", "rating").toPandas(),
-                                  args.dim, args.iterations, args.reg, args.seed)
+                model = fit_executors(ratings, args.dim, args.iterations, args.reg, args.seed, args.partitions)
         with common.stage(NAME, "held-out MSE"):
             mse = heldout_mse(model, training_pairs(heldout_sessions).select("context", "track", "time"))
         print(f"[{NAME}] held-out MSE {mse['model']:.5f} vs mean baseline {mse['baseline']:.5f} "
@@ -193,16 +264,19 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
         top_pop = top_tracks(train_sessions, args.eval_k)
         order = "unordered" if args.unordered else "ordered"
         with common.stage(NAME, f"top-{args.top_k} per context ({order})"):
-            recs = recommend(model, args.top_k, not args.unordered, args.batch)
-        common.write_jsonl(spark, ({"track": c, "recommendations": r} for c, r in sorted(recs.items())), uri)
-        common.log(NAME, f"{len(recs)} contexts -> {uri}")
+            recs = recommend_on_executors(spark, model, args.top_k, not args.unordered, args.batch,
+                                          args.partitions)
+            contexts = common.write_ranked(spark, recs, "track", "recommendations", uri)
+        common.log(NAME, f"{contexts} contexts -> {uri}")
         with common.stage(NAME, "offline check"):
-            results = offline.compare(NAME, table, recs.get, heldout_sessions, "context",
-                                      top_pop, args.good_time, args.eval_k)
+            results = offline.compare_on_executors(NAME, table, recs.withColumnRenamed("track", "context"),
+                                                   heldout_sessions, "context", top_pop,
+                                                   args.good_time, args.eval_k)
+        recs.unpersist()
         ratings.unpersist()
     finally:
         split.unpersist()
-    return {"mse": mse, "offline": results, "contexts": len(recs), "ratings": bounds["n"]}
+    return {"mse": mse, "offline": results, "contexts": contexts, "ratings": bounds["n"]}
 
 
 def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import numpy as np
+import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -29,7 +30,7 @@ def heldout_queries(sessions: DataFrame, good_time: float) -> DataFrame:
 def hit_counts(lookup: Callable[[int], Sequence[int] | None], keys: Sequence[int],
                targets: Sequence[int], k: int) -> np.ndarray:
     """[queries, covered, hits, gains]; `lookup(key)` is the table's list for a key, None when the
-    table has no such key."""
+    table has no such key. Counts of several parts add up (compare_on_executors)."""
     hits, gains, covered = 0, 0.0, 0
     for key, target in zip(keys, targets):
         recs = lookup(key)
@@ -73,5 +74,30 @@ def compare(job: str, table_name: str, lookup: Callable[[int], Sequence[int] | N
     keys, targets = queries[key].tolist(), queries["target"].tolist()
     results = {table_name: hit_rate_ndcg(lookup, keys, targets, k),
                "top-pop": hit_rate_ndcg(lambda _: top_pop, keys, targets, k)}
+    report(job, k, results)
+    return results
+
+
+def compare_on_executors(job: str, table_name: str, table: DataFrame, heldout_sessions: DataFrame,
+                         key: str, top_pop: Sequence[int], good_time: float,
+                         k: int) -> dict[str, dict[str, float]]:
+    """`compare` for a table left on the executors (`table`: columns `key` and `recs`): the held-out
+    queries meet it in a join and each partition counts its hits; only the counts reach the driver."""
+    columns = [f"{name}_{count}" for name in ("table", "top") for count in ("queries", "covered", "hits", "gains")]
+
+    def count(batches):
+        for batch in batches:
+            recs, targets = batch["recs"].tolist(), batch["target"].tolist()
+            positions = range(len(batch))
+            yield pd.DataFrame([np.concatenate([hit_counts(recs.__getitem__, positions, targets, k),
+                                                hit_counts(lambda _: top_pop, positions, targets, k)])],
+                               columns=columns)
+
+    queries = heldout_queries(heldout_sessions, good_time).select(key, "target")
+    joined = queries.join(table.select(key, "recs"), key, "left")
+    totals = (joined.mapInPandas(count, ", ".join(f"{c} double" for c in columns))
+              .agg(*[F.sum(c).alias(c) for c in columns]).first())
+    totals = [0.0 if totals[c] is None else totals[c] for c in columns]
+    results = {table_name: rates(totals[:4]), "top-pop": rates(totals[4:])}
     report(job, k, results)
     return results
