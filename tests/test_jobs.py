@@ -286,6 +286,24 @@ def test_jobs_are_deterministic(spark, synthetic_run, tmp_path):
     assert (tmp_path / "tracks_with_recs.json").read_bytes() == (root / "tables" / "tracks_with_recs.json").read_bytes()
 
 
+def test_offline_check_on_executors_counts_like_the_driver(spark, synthetic_run):
+    """compare_on_executors (nn's) on a table gives compare's (svd's) figures for the same table."""
+    sessions_path = str(synthetic_run["root"] / "work" / "sessions")
+    heldout = spark.read.parquet(sessions_path).where(common.holdout_flag(42, 0.1))
+    rows = read_jsonl(synthetic_run["root"] / "tables" / "tracks_nn.json")[::2]   # half the contexts: misses too
+    table = spark.createDataFrame([(r["track"], r["recommendations"]) for r in rows], "context long, recs array<long>")
+    top = synthetic_run["toppop"][:100]
+    on_driver = offline.compare("t", "t", {r["track"]: r["recommendations"] for r in rows}.get, heldout,
+                                "context", top, 0.8, 100)
+    on_executors = offline.compare_on_executors("t", "t", table, heldout, "context", top, 0.8, 100)
+    assert on_executors.keys() == on_driver.keys()
+    for name, figures in on_driver.items():
+        assert on_executors[name]["queries"] == figures["queries"]
+        for metric in ("coverage", "hit_rate", "ndcg"):
+            assert on_executors[name][metric] == pytest.approx(figures[metric], rel=1e-12)
+    assert 0.3 < on_driver["t"]["coverage"] < 0.7
+
+
 def test_missing_input_is_a_clear_error(spark, tmp_path):
     with pytest.raises(common.JobError, match="sessions table not found"):
         toppop.run(spark, args_for(toppop, ["--sessions", str(tmp_path / "nope"), "--out", str(tmp_path)]))
