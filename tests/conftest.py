@@ -28,8 +28,7 @@ os.environ["SPARK_SUBMIT_OPTS"] = " ".join(
 STACK_FIXTURES = {"stack_env", "spark"}
 # Modules whose tests start Spark or a stack of their own, without the fixtures above.
 JVM_MODULES = {"test_analysis_job", "test_jobs", "test_jobs_cluster", "test_jobs_synth",
-               "test_sim_service_days", "test_stack", "test_lifetime", "test_pipeline",
-               "test_class_archive"}
+               "test_sim_service_days", "test_stack", "test_lifetime", "test_pipeline"}
 
 
 def pytest_configure(config):
