@@ -139,7 +139,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "analysis")
     args = parser.parse_args()
 
-    from jobs.common import spark_session
+    from sparkapp.session import spark_session
 
     weight_draw_speed(args.seed)
     logs = {n: event_logs(n, args.seed, args.data_dir) for n in sorted(args.users)}

@@ -13,7 +13,7 @@ SparkSession; same logs, both on hdfs://. Prints each submit's seconds, both tot
 
 `scale`: for each size, the four jobs in one driver submit; prints each job's seconds (from the
 driver's --timings), the submit's wall time, and the growth of each against the first size
-(x10 for 10x the events: linear), and which of nn/svd ran on the executors (jobs/README.md).
+(x10 for 10x the events: linear).
 
 Logs: dataclient/synthetic_logs.py (seeded; 10,000 users, 50,000 tracks, random tracks, one
 "last" in ten events), generated once into benchmarks/out/ and uploaded to the stack's HDFS.
@@ -139,9 +139,6 @@ def scale(args) -> None:
         recorded = json.loads(timings.read_text())
         runs[lines] = {"wall": wall, "startup": recorded["startup"],
                        **{t["job"]: t["seconds"] for t in recorded["jobs"]}}
-        where = {t["job"]: "executors" if t["summary"].get("on_executors") else "driver"
-                 for t in recorded["jobs"] if t["job"] in ("nn", "svd")}
-        print(f"  nn on the {where['nn']}, svd on the {where['svd']}", flush=True)
     print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     names = ["sessions", "toppop", "nn", "svd", "startup", "wall"]
     sizes = list(runs)

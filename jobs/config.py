@@ -1,5 +1,5 @@
-"""The jobs' configuration: conf/jobs.yml (defaults of every job's flags) and conf/spark.yml
-(the SparkSession), as `settings` models. Defaults here match the shipped files."""
+"""The jobs' configuration: conf/jobs.yml (the defaults of every job's flags) as a `settings`
+model. Defaults here match the shipped file; the SparkSession's settings are sparkapp/config.py's."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,7 +10,6 @@ from pydantic import Field
 from settings import CONF, Strict, load
 
 JOBS_CONF = CONF / "jobs.yml"
-SPARK_CONF = CONF / "spark.yml"
 
 
 class Sessions(Strict):
@@ -28,7 +27,6 @@ class NN(Strict):
     reg: float = 0.1
     solver: Literal["numpy", "spark"] = "numpy"
     blocks: int = 2
-    driver_max_ratings: int = 3_000_000
     partitions: int = 8
     top_k: int = 100
     batch: int = 512
@@ -36,8 +34,6 @@ class NN(Strict):
 
 class SVD(Strict):
     rank: int = 64
-    driver_max_cells: int = 3_000_000
-    partitions: int = 8
     top_k: int = 100
     batch: int = 512
 
@@ -98,17 +94,6 @@ class JobsConfig(Strict):
     tables: Tables = Tables()
 
 
-class SparkConfig(Strict):
-    master: str = "local[*]"
-    conf: dict[str, str] = {}
-    class_archive_dir: str = "~/.cache/botify"
-    driver_java_homes: list[str] = []
-    test_driver_java_options: list[str] = []
-
-
 def jobs_config(path: str | Path = JOBS_CONF) -> JobsConfig:
     return load(path, JobsConfig)
 
-
-def spark_config(path: str | Path = SPARK_CONF) -> SparkConfig:
-    return load(path, SparkConfig)

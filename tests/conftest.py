@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.config import spark_config
+from sparkapp.config import spark_config
 from support.golden import golden_value
 
 # Before any test starts a driver: conf/spark.yml's options for the suite's Spark drivers (once:
@@ -176,7 +176,7 @@ def redis_url(stack_env) -> str:
 def spark(stack_env):
     """One local SparkSession for the whole suite: Spark's start-up is paid once. The jobs' own
     session (conf/spark.yml), with fewer shuffle partitions for the tests' small frames."""
-    from jobs.common import spark_session
+    from sparkapp.session import spark_session
 
     session = spark_session("tests", "local[2]")
     session.conf.set("spark.sql.shuffle.partitions", "4")
