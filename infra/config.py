@@ -1,5 +1,6 @@
 """conf/stack.yml: the local stack's ports, runtime folder and the settings of its HDFS, Redis
-and service, read through `settings/` like every conf file."""
+and service, read through `settings/` like every conf file. Every key is required: the file is
+the one place of the defaults."""
 from __future__ import annotations
 
 import os
@@ -19,30 +20,30 @@ class HadoopSettings(Strict):
     pom: str
     conf_dir: str
     cache_dir: str
-    heap: str = "512m"
-    java_opts: list[str] = []
-    settings: dict[str, Any] = {}          # extra Hadoop properties, -Dkey=value to both daemons
-    start_timeout_s: float = Field(120, gt=0)
+    heap: str
+    java_opts: list[str]
+    settings: dict[str, Any]               # extra Hadoop properties, -Dkey=value to both daemons
+    start_timeout_s: float = Field(gt=0)
 
 
 class ServiceSettings(Strict):
-    config: str = "conf/service.yml"
-    log_dir: str = "runtime/logs"
-    start_timeout_s: float = Field(30, gt=0)
+    config: str
+    log_dir: str
+    start_timeout_s: float = Field(gt=0)
 
 
 class RedisSettings(Strict):
-    binary: str = "redis-server"
-    start_timeout_s: float = Field(20, gt=0)
+    binary: str
+    start_timeout_s: float = Field(gt=0)
 
 
 class StackConfig(Strict):
-    runtime_dir: str = "runtime"
-    host: str = "127.0.0.1"
+    runtime_dir: str
+    host: str
     ports: dict[Literal[PORT_NAMES], int]
     hadoop: HadoopSettings
-    service: ServiceSettings = ServiceSettings()
-    redis: RedisSettings = RedisSettings()
+    service: ServiceSettings
+    redis: RedisSettings
 
 
 def load_config(path: Path = CONFIG) -> StackConfig:
