@@ -68,6 +68,13 @@ class ImplicitALS(Strict):
     top_k: int = Field(100, ge=1)
 
 
+class Scenes(Strict):
+    max_tail: float = Field(0.1, gt=0, le=1)
+    dim: int = Field(64, ge=2)
+    top_k: int = Field(200, ge=1)
+    min_similarity: float = Field(0.0, ge=-1, le=1)
+
+
 class Offline(Strict):
     good_time: float = 0.8
     k: int = 100
@@ -81,6 +88,7 @@ class Tables(Strict):
     taste: str = "tracks_taste.json"
     item2vec: str = "tracks_item2vec.json"
     implicit_als: str = "tracks_implicit_als.json"
+    scenes: str = "tracks_scenes.json"
 
 
 class JobsConfig(Strict):
@@ -93,6 +101,7 @@ class JobsConfig(Strict):
     taste: Taste = Taste()
     item2vec: Item2Vec = Item2Vec()
     implicit_als: ImplicitALS = ImplicitALS()
+    scenes: Scenes = Scenes()
     offline: Offline = Offline()
     tables: Tables = Tables()
 
