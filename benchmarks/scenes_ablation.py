@@ -35,7 +35,7 @@ TABLES = {"scenes": {"scenes": "tracks_scenes.json"},
 # label -> (recommender, params); the first is the reference the others are paired with
 VARIANTS = {
     "scenes (defaults)": ("scenes", {}),
-    "no first replay (replay_first false)": ("scenes", {"replay_first": False}),
+    "fresh artists valued 1 until one is heard: no first replay (fresh_prior 1)": ("scenes", {"fresh_prior": 1.0}),
     "no session anchors: the first artist's row only (anchors 0)": ("scenes", {"anchors": 0}),
     "no rotation: replays valued without the discount (repeat_factor 1)": ("scenes", {"repeat_factor": 1.0}),
     "never replay while a fresh artist is left (repeat_factor 0)": ("scenes", {"repeat_factor": 0.0}),
@@ -63,9 +63,9 @@ def genre_purity(path: Path, catalog, world, k: int) -> float:
     """Share of the first k listed tracks whose artist's hidden genre is the row artist's."""
     table = read_keyed(path, "tracks", catalog.id_array)
     same = total = 0
-    for key, recs in table.items():
-        recs = np.asarray(recs[:k])
-        same += int((world.track_genre[recs] == world.track_genre[key]).sum())
+    for key, start, end in zip(table.keys, table.offsets[:-1], table.offsets[1:]):
+        recs = table.flat[start:min(end, start + k)]
+        same += int((world.track_genre[recs] == world.track_genre[int(key)]).sum())
         total += len(recs)
     return same / max(total, 1)
 

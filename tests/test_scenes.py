@@ -45,8 +45,8 @@ def ask(rec, history):
 def test_choice_rule(world):
     rec = recommender(world, fresh_prior=0.5)
     assert ask(rec, [(1, 1.0)]) == 0                      # first: the first track's artist again
-    # else A's row (C, by its row track) once a fresh artist is valued above a replay of A (0.8)
-    assert ask(recommender(world, replay_first=False, fresh_prior=0.9), [(1, 1.0)]) == 8
+    # A's row (C, by its row track) once a fresh artist is valued above a replay of A (0.8)
+    assert ask(recommender(world, fresh_prior=0.9), [(1, 1.0)]) == 8
     # A's track was listened 0.9: replaying A (0.9 x 0.8 = 0.72) beats a fresh artist (prior 0.5)
     assert ask(rec, [(1, 1.0), (0, 0.9)]) == 2
     # listened 0.5: 0.5 x 0.8 < 0.5, so the first fresh artist of A's row, C, by its row track
@@ -68,7 +68,7 @@ def test_anchors_off_follow_the_first_artists_row_only(world):
 def test_never_a_track_already_played(world):
     rng = np.random.default_rng(0)
     for params in ({}, {"anchors": 0}, {"repeat_factor": 1.0}, {"repeat_factor": 0.0},
-                   {"replay_first": False}):
+                   {"fresh_prior": 1.0}):
         rec = recommender(world, **params)
         for _ in range(300):
             length = int(rng.integers(1, 13))   # at least one track left

@@ -6,7 +6,6 @@ the one listened long most often), keyed by the artist's first catalog track (`r
 session is one taste: its first track was chosen by the user, and the times of what followed say
 which scene that taste is. Each request looks at the whole session so far:
 
-- the first recommendation replays the first track's artist (`replay_first`): the user chose it;
 - candidate artists, fresh ones only (the user discounts an artist's every further track): an
   artist at rank r of an anchor's row gets weight / (1 + r / rank_scale), summed over anchors.
   The anchors are the first track's artist (weight `first_weight`) and the artists of the last
@@ -14,7 +13,8 @@ which scene that taste is. Each request looks at the whole session so far:
   a poorly placed first artist is corrected by what the user actually listened to;
 - artist rotation: replaying the artist listened longest is valued at its last time times
   `repeat_factor`, a fresh artist at the session's mean time on fresh artists (`fresh_prior`
-  before any); the better wins;
+  before any); the better wins. The first track counts as listened in full, so the first
+  recommendation replays its artist (the user chose it) unless `fresh_prior` > `repeat_factor`;
 - never a track already played in the session; a fresh artist plays its row track, else its
   first unplayed one; with no candidate left, the best replay, else a random unplayed track.
 """
@@ -34,7 +34,6 @@ class Scenes:
     tables = {"scenes": Slot("tracks")}
 
     class Params(Params):
-        replay_first: bool = Field(True, description="the first recommendation replays the first track's artist")
         first_weight: float = Field(1.0, ge=0, description="weight of the first track's artist as an anchor")
         anchors: int = Field(6, ge=0, le=50, description="recent recommended tracks that may join as anchors")
         rank_scale: float = Field(20.0, gt=0, description="an artist at rank r of a row weighs 1 / (1 + r / rank_scale)")
@@ -62,10 +61,6 @@ class Scenes:
             if i and artist not in last_time:
                 fresh_times.append(time)
             last_time[artist] = time
-        if len(history) == 1 and p.replay_first and first is not None:
-            replay = self._unplayed(first, played)
-            if replay is not None:
-                return replay
         fresh = self._best_fresh(history, first, last_time)
         fresh_value = sum(fresh_times) / len(fresh_times) if fresh_times else p.fresh_prior
         for artist, time in sorted(last_time.items(), key=lambda item: -item[1]):
