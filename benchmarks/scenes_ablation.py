@@ -39,6 +39,7 @@ VARIANTS = {
     "no session anchors: the first artist's row only (anchors 0)": ("scenes", {"anchors": 0}),
     "no rotation: replays valued without the discount (repeat_factor 1)": ("scenes", {"repeat_factor": 1.0}),
     "never replay while a fresh artist is left (repeat_factor 0)": ("scenes", {"repeat_factor": 0.0}),
+    "no spectral step: Scenes' rule over Taste's table (its raw links)": ("scenes", {"table": "tracks_taste.json"}),
     "Taste's rule over the scenes table": ("taste", {"table": "tracks_scenes.json"}),
     "Taste (its own table)": ("taste", {}),
     "ContextualUpdated": ("contextual_updated", {}),
