@@ -66,6 +66,13 @@ class ImplicitALS(Strict):
     top_k: int = Field(ge=1)
 
 
+class Scenes(Strict):
+    max_tail: float = Field(gt=0, le=1)
+    dim: int = Field(ge=2)
+    top_k: int = Field(ge=1)
+    min_similarity: float = Field(ge=-1, le=1)
+
+
 class Offline(Strict):
     good_time: float
     k: int
@@ -79,6 +86,7 @@ class Tables(Strict):
     taste: str
     item2vec: str
     implicit_als: str
+    scenes: str
 
 
 class JobsConfig(Strict):
@@ -91,6 +99,7 @@ class JobsConfig(Strict):
     taste: Taste
     item2vec: Item2Vec
     implicit_als: ImplicitALS
+    scenes: Scenes
     offline: Offline
     tables: Tables
 

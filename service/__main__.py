@@ -19,7 +19,7 @@ import redis
 import uvicorn
 
 from service.config import ConfigError, load_config
-from service.tables import TableError
+from contract.tables import TableError
 
 BACKLOG = 2048  # connections waiting to be accepted: a simulator opens many at once
 GRACE_S = 10    # how long in-flight requests may take to finish after SIGTERM

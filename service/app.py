@@ -29,7 +29,7 @@ from service.openapi import DOCUMENT
 from service.recommenders import Listen
 from service.serving import Serving, build_serving
 from service.stores import open_store
-from service.tables import TableError
+from contract.tables import TableError
 from service.validation import MAX_BODY_BYTES, parse_id, parse_listen
 
 log = logging.getLogger("service")

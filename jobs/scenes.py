@@ -1,0 +1,178 @@
+"""scenes: genre-like artist groups learned from co-listening -> track-keyed tracks_scenes.json.
+
+A session is one user listening with one taste in mind, so the artists of the tracks that user
+listened to *longer than they usually do* in one session share that taste. The job turns this
+into an artist graph and embeds it spectrally, which recovers groups of artists listened
+together (the catalog's scenes or genres) even where two artists were never listened together:
+
+- a recommended, not yet played track is *liked* when less than --max-tail of its user's
+  recommended listens were as long (jobs/taste.py `with_tail`: times mean something only
+  against the user's own); weight log(max_tail / tail);
+- links, weighted: each liked track's artist with the session's first track's artist (the user
+  chose it), and each pair of liked tracks' artists in one session (the lesser weight);
+- the degree-normalised graph D^-1/2 W D^-1/2 (+1 on each degree: artists with little evidence
+  stay weak) gives each artist its coordinates on the top --dim eigenvectors; artists of one
+  group share coordinates, so cosine similarity ranks an artist's group first;
+- each artist's row: its --top-k most similar artists (cosine > --min-similarity), one track
+  each (the neighbour's track liked most often, else its first catalog track), keyed
+  by the artist's first catalog track as Taste's table (service/recommenders/taste.py
+  `row_key`), so either recommender reads it.
+
+Listens, tails and the link weights are computed and summed on the executors; the driver
+receives the artist graph and the per-track like counts (artist- and catalog-sized).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.sparse.linalg import eigsh
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs import common
+from jobs.config import JobsConfig
+from jobs.taste import ArtistIndex, expanded, offline_check, recommended_listens, with_tail
+from contract.catalog import load_catalog
+from contract.tables import TableError
+
+NAME = "scenes"
+
+
+def liked_listens(sessions: DataFrame, artists: DataFrame, max_tail: float) -> DataFrame:
+    """user, session, pos, track, artist, first_artist, weight: the liked recommended listens."""
+    listened = with_tail(recommended_listens(sessions)).where(F.col("tail") < max_tail)
+    first = artists.select(F.col("track").alias("first"), F.col("artist").alias("first_artist"))
+    return (listened.join(F.broadcast(artists), "track").join(F.broadcast(first), "first")
+            .select("user", "session", "pos", "track", "artist", "first_artist",
+                    F.log(F.lit(max_tail) / F.col("tail")).alias("weight")))
+
+
+def artist_links(liked: DataFrame) -> DataFrame:
+    """a, b, weight: summed evidence that artists a and b share a taste, both directions, a != b."""
+    with_first = liked.select(F.col("first_artist").alias("a"), F.col("artist").alias("b"), "weight")
+    left = liked.select("user", "session", F.col("pos").alias("p1"), F.col("artist").alias("a"),
+                        F.col("weight").alias("w1"))
+    right = liked.select("user", "session", F.col("pos").alias("p2"), F.col("artist").alias("b"),
+                         F.col("weight").alias("w2"))
+    pairs = (left.join(right, ["user", "session"]).where(F.col("p1") < F.col("p2"))
+             .select("a", "b", F.least("w1", "w2").alias("weight")))
+    links = with_first.unionByName(pairs).where(F.col("a") != F.col("b"))
+    both = links.unionByName(links.select(F.col("b").alias("a"), F.col("a").alias("b"), "weight"))
+    return both.groupBy("a", "b").agg(F.sum("weight").alias("weight"))
+
+
+def spectral_coordinates(graph: sp.csr_matrix, dim: int, seed: int) -> np.ndarray:
+    """(artists, dim) unit rows: each artist on the top `dim` eigenvectors of the degree-normalised
+    graph, scaled by their eigenvalues; artists without links get a zero row."""
+    degree = np.asarray(graph.sum(axis=1)).ravel()
+    scale = sp.diags(1.0 / np.sqrt(degree + 1.0))
+    normalised = (scale @ graph @ scale).tocsr()
+    dim = min(dim, graph.shape[0] - 2)
+    start = np.random.default_rng(seed).standard_normal(graph.shape[0])
+    values, vectors = eigsh(normalised, k=dim, which="LA", v0=start)
+    coords = vectors * np.clip(values, 0, None)
+    norms = np.linalg.norm(coords, axis=1, keepdims=True)
+    coords = np.divide(coords, norms, out=np.zeros_like(coords), where=norms > 0)
+    coords[degree == 0] = 0
+    return coords
+
+
+def similar_artists(coords: np.ndarray, top_k: int, min_similarity: float) -> list[np.ndarray]:
+    """Each artist's top_k most similar artists by cosine (> min_similarity), itself excluded;
+    ties to the smaller artist number. An artist without links (a zero row) has none."""
+    out = []
+    for start in range(0, len(coords), 512):
+        sims = coords[start:start + 512] @ coords.T
+        for row, s in enumerate(sims):
+            s[start + row] = -np.inf
+            best = np.argpartition(-s, min(top_k, len(s) - 1))[:top_k]
+            best = best[np.lexsort((best, -s[best]))]
+            out.append(best[s[best] > min_similarity])
+    return out
+
+
+def best_tracks(index: ArtistIndex, likes: pd.DataFrame) -> np.ndarray:
+    """Each artist's representative track: its most often liked (ties to the smaller id), else
+    its first catalog track. `likes`: track, likes."""
+    best = index.first_track.copy()
+    if len(likes):
+        likes = likes.assign(artist=index.artists(likes["track"].to_numpy()))
+        likes = likes[likes["artist"] >= 0].sort_values(["artist", "likes", "track"],
+                                                        ascending=[True, False, True])
+        top = likes.drop_duplicates("artist")
+        best[top["artist"].to_numpy()] = top["track"].to_numpy()
+    return best
+
+
+def table_rows(index: ArtistIndex, lists: list[np.ndarray], best: np.ndarray) -> list[dict]:
+    """JSONL rows: the artist's first track -> its similar artists' representative tracks."""
+    return [{"track": int(index.first_track[a]), "recommendations": best[l].tolist()}
+            for a, l in enumerate(lists) if len(l)]
+
+
+def add_arguments(parser: argparse.ArgumentParser, cfg: JobsConfig) -> None:
+    c = cfg.scenes
+    common.add_table_job_arguments(parser, "table")
+    parser.add_argument("--catalog", required=True,
+                        help="the public catalog tracks.jsonl (track -> artist), a local file")
+    parser.add_argument("--max-tail", type=float, default=c.max_tail,
+                        help="a track counts as liked when less than this share of its user's "
+                             "recommended listens were as long")
+    parser.add_argument("--dim", type=int, default=c.dim, help="eigenvectors of the artist graph kept")
+    parser.add_argument("--top-k", type=int, default=c.top_k, help="similar artists per row")
+    parser.add_argument("--min-similarity", type=float, default=c.min_similarity,
+                        help="an artist is listed as similar only above this cosine")
+    parser.add_argument("--nn-table", default=None,
+                        help="the NN table (tracks_nn.json) to print next to this one in the offline check")
+    parser.add_argument("--table", default=cfg.tables.scenes, help="file name in --out")
+    common.add_split_arguments(parser, cfg)
+
+
+def run(spark: SparkSession, args: argparse.Namespace) -> dict:
+    try:
+        catalog = load_catalog(Path(args.catalog))
+    except TableError as e:
+        raise common.JobError(str(e)) from None
+    index = ArtistIndex(catalog)
+    known = np.flatnonzero(index.of_track >= 0)
+    artists = spark.createDataFrame(pd.DataFrame({"track": known, "artist": index.of_track[known]}))
+    sessions = common.read_sessions(spark, args.sessions)
+    split = sessions.withColumn("heldout", common.holdout_flag(args.seed, args.holdout_share)).persist()
+    train, heldout = split.where(~F.col("heldout")), split.where(F.col("heldout"))
+    try:
+        with common.stage(NAME, "liked listens and artist links (executors)"):
+            liked = liked_listens(train, artists, args.max_tail).persist()
+            links = artist_links(liked).toPandas()
+            likes = liked.groupBy("track").agg(F.count(F.lit(1)).alias("likes")).toPandas()
+            liked.unpersist()
+        if links.empty:
+            raise common.JobError(f"no two artists liked together in {args.sessions}: give more "
+                                  f"sessions (2+ tracks each) or raise --max-tail")
+        with common.stage(NAME, "spectral coordinates and similar artists"):
+            n = len(index)
+            graph = sp.csr_matrix((links["weight"].to_numpy(), (links["a"].to_numpy(), links["b"].to_numpy())),
+                                  shape=(n, n))
+            coords = spectral_coordinates(graph, args.dim, args.seed)
+            lists = similar_artists(coords, args.top_k, args.min_similarity)
+        rows = table_rows(index, lists, best_tracks(index, likes))
+        uri = common.join(args.out, args.table)
+        common.write_jsonl(spark, rows, uri)
+        common.log(NAME, f"{graph.nnz // 2} artist links, {len(rows)} of {n} artists with a row -> {uri}")
+        with common.stage(NAME, "offline check"):
+            results = offline_check(spark, args, heldout, train, expanded(catalog, index, lists, args.eval_k))
+    finally:
+        split.unpersist()
+    return {"offline": results, "rows": len(rows), "links": graph.nnz // 2}
+
+
+def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> int:
+    """Command line; with `spark` given, runs in that session and leaves it running."""
+    return common.job_main(NAME, __doc__.splitlines()[0], add_arguments, run, argv, spark)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
