@@ -59,9 +59,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"analysis config (default: {DEFAULT_CONFIG})")
     parser.add_argument("--pre-events", metavar="PATH",
                         help="pre-period logs (e.g. the previous day's): adds CUPED rows")
+    parser.add_argument("--weights", nargs="+", metavar="ARM=W", type=_weight, default=[],
+                        help="the split the experiment was configured with, for the sample-ratio "
+                             "check (default: srm.splits in the config, else equal arms)")
     args = parser.parse_args(argv)
     args.treatments = [*args.treatments, *args.treatment] or None
     return args
+
+
+def _weight(text: str) -> tuple[str, float]:
+    arm, _, weight = text.partition("=")
+    try:
+        value = float(weight)
+    except ValueError:
+        value = -1.0
+    if not arm or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: write ARM=WEIGHT, a weight >= 0")
+    return arm, value
 
 
 def spark_session():
@@ -147,7 +161,11 @@ def analyze(spark, args: argparse.Namespace, config: AnalysisConfig, console: Co
     rows = decide(comparison.rows, config.roles, directions, config.family_alpha, config.power)
     rows.sort(key=lambda r: (ROLE_ORDER[r.role], list(directions).index(r.metric),
                              arms.index(r.treatment), METHOD_ORDER[r.method]))
-    split = config.expected_split(args.experiment, arms)
+    weights = dict(args.weights)
+    missing = [arm for arm in arms if weights and arm not in weights]
+    if missing:
+        raise AnalysisError(f"--weights gives no weight for arm(s) {missing}")
+    split = {arm: weights[arm] for arm in arms} if weights else config.expected_split(args.experiment, arms)
     srm = sample_ratio_check(comparison.users, split, config.srm.alpha)
     decision_method = "cuped" if args.pre_events is not None else "bootstrap"
     results = {

@@ -236,13 +236,17 @@ class Experiment:
                 self.record.add_table(day.name, local / file)
 
     def analysis_args(self, index: int, day: DayPlan) -> list[str]:
-        treatments = [arm.name for arm in day.arms if arm.name != day.control]
+        # Arms that serve users on their own: an interleaved arm's users are the interleaving
+        # analysis's, and an arm of weight 0 serves only inside interleaved pairs.
+        served = [arm for arm in day.arms if arm.interleave is None and arm.weight > 0]
+        treatments = [arm.name for arm in served if arm.name != day.control]
         # The previous day's logs are the pre-period of CUPED (the same users, before the split).
         pre = ["--pre-events", self.day_uri(self.plan.days[index - 1].name, "events")] if index else []
         return ["--events", self.day_uri(day.name, "events"), "--experiment", self.plan.experiment,
                 "--control", day.control, "--treatments", *treatments, *pre,
                 "--primary", self.plan.primary_metric, "--out", str(self.folder("report")),
-                "--seed", str(self.seed)]
+                "--seed", str(self.seed),
+                "--weights", *[f"{arm.name}={arm.weight}" for arm in served]]
 
     def interleaving_args(self, day: DayPlan) -> list[str]:
         pairs = [f"{arm.name}={arm.interleave.a}:{arm.interleave.b}" for arm in day.arms if arm.interleave]

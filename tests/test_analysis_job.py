@@ -222,6 +222,10 @@ def test_sample_ratio_mismatch_is_flagged(event_dir, tmp_path):
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert not results["srm"]["passed"] and results["srm"]["p_value"] < 1e-6
     assert "SRM check FAILED" in (tmp_path / "out" / "ab_report.md").read_text()
+    # The split the run was configured with (the pipeline passes its plan's weights) wins.
+    assert run_job(event_dir, tmp_path / "weights", "--config", str(tmp_path / "analysis.yml"),
+                   "--bootstrap", "200", "--weights", "C=0.5", "T1=0.5") == 0
+    assert json.loads((tmp_path / "weights" / "results.json").read_text())["srm"]["passed"]
 
 
 def write_variant(events: pd.DataFrame, folder: Path, keep) -> Path:
