@@ -1,0 +1,153 @@
+"""The truth of a simulated day (analysis/truth.py) and the calibration's scoring
+(analysis/calibration.py), on synthetic numbers whose answers are known."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.calibration import bootstrap_mean, score, wilson
+from analysis.truth import covers, row_truth, true_values
+
+QUANTILES = {"median_session_time": 0.5}
+
+
+def outcomes(rng, n: int, draws: int, lift: float, noise: float):
+    """Per-user sums of two arms: a user's session time is their own level (times 1 + lift
+    in the treatment) plus simulator noise shared by the arms within a draw."""
+    sessions = rng.integers(1, 4, size=n)
+    level = rng.gamma(2.0, 2.0, size=n)
+    shared = rng.normal(0, noise, size=(draws, n))
+    own = rng.normal(0, noise, size=(2, draws, n))
+    per_session = np.stack([level + shared + own[0], level * (1 + lift) + shared + own[1]])
+    time_total = per_session * sessions
+    events = np.round(per_session * 3) * sessions + sessions
+    return sessions, time_total, events
+
+
+def test_the_truth_is_the_estimand_of_every_arm_serving_everyone():
+    rng = np.random.default_rng(1)
+    sessions, time_total, events = outcomes(rng, 500, 3, lift=0.2, noise=0.5)
+    truth = true_values(["C", "T"], sessions, time_total, events, QUANTILES)
+    per_user = time_total / sessions
+    for a, arm in enumerate(["C", "T"]):
+        values = truth["values"][arm]
+        assert values["mean_session_time"]["value"] == pytest.approx(per_user[a].mean())
+        assert values["mean_session_time:ratio"]["value"] == pytest.approx(
+            time_total[a].sum(axis=1).mean() / sessions.sum())
+        assert values["sessions"]["value"] == pytest.approx(sessions.mean())
+        assert values["mean_session_length"]["value"] == pytest.approx(
+            (events[a] / sessions).mean())
+        assert values["median_session_time"]["value"] == pytest.approx(
+            np.quantile(per_user[a], 0.5, axis=1).mean())
+    effect = truth["effects"]["T"]
+    assert effect["mean_session_time"]["effect"] == pytest.approx(
+        per_user[1].mean() / per_user[0].mean() - 1)
+    # the arms serve the same users the same sessions: no effect on sessions, and no MC error
+    assert effect["sessions"] == {"effect": 0.0, "mc_se": 0.0}
+
+
+def test_no_simulator_noise_no_mc_error_and_one_draw_says_it_is_unknown():
+    rng = np.random.default_rng(2)
+    sessions, time_total, events = outcomes(rng, 200, 1, lift=0.1, noise=0.0)
+    repeated = np.repeat(time_total, 3, axis=1), np.repeat(events, 3, axis=1)
+    truth = true_values(["C", "T"], sessions, *repeated, QUANTILES)
+    assert truth["effects"]["T"]["mean_session_time"]["mc_se"] == pytest.approx(0.0, abs=1e-12)
+    assert truth["effects"]["T"]["mean_session_time"]["effect"] == pytest.approx(0.1, rel=1e-9)
+    single = true_values(["C", "T"], sessions, time_total, events, QUANTILES)
+    assert math.isnan(single["effects"]["T"]["mean_session_time"]["mc_se"])
+
+
+def test_the_mc_error_is_the_spread_of_the_truth_over_independent_simulations():
+    """Recompute the truth from fresh simulator noise many times: the spread of the truth
+    across repeats matches the MC error each one states."""
+    base = np.random.default_rng(3)
+    sessions, _, _ = outcomes(base, 400, 1, 0.0, 0.0)
+    level = base.gamma(2.0, 2.0, size=400)
+    effects, errors = [], []
+    for repeat in range(300):
+        rng = np.random.default_rng([4, repeat])
+        noise = rng.normal(0, 1.0, size=(2, 4, 400))
+        per_session = np.stack([level + noise[0], level * 1.15 + noise[1]])
+        truth = true_values(["C", "T"], sessions, per_session * sessions,
+                            per_session * 0 + sessions * 2.0, {})
+        entry = truth["effects"]["T"]["mean_session_time"]
+        effects.append(entry["effect"])
+        errors.append(entry["mc_se"])
+    assert np.std(effects, ddof=1) == pytest.approx(np.mean(errors), rel=0.12)
+    assert np.mean(effects) == pytest.approx(0.15, abs=0.005)
+
+
+def test_a_report_row_finds_its_estimands_truth():
+    truth = {"effects": {"T": {"mean_session_time": {"effect": 0.1, "mc_se": 0.01},
+                               "mean_session_time:ratio": {"effect": 0.2, "mc_se": None}}}}
+    assert row_truth(truth, "T", "mean_session_time", "bootstrap") == (0.1, 0.01)
+    assert row_truth(truth, "T", "mean_session_time", "cuped") == (0.1, 0.01)
+    effect, se = row_truth(truth, "T", "mean_session_time", "delta")
+    assert effect == 0.2 and math.isnan(se)
+    assert row_truth(truth, "T", "mean_request_time", "bootstrap") is None
+    assert row_truth(truth, "T2", "mean_session_time", "bootstrap") is None
+    assert covers(0.05, 0.15, 0.1) and covers(0.11, 0.15, 0.1) is False
+    assert covers(float("nan"), 0.15, 0.1) is None
+
+
+def test_wilson_intervals_match_their_textbook_values():
+    # Newcombe (1998), table I: 81/263 -> [0.2553, 0.3662]; 0/10 -> [0, 0.2775]
+    share = wilson(81, 263)
+    assert (share.lower, share.upper) == pytest.approx((0.2553, 0.3662), abs=1e-4)
+    share = wilson(0, 10)
+    assert share.value == 0 and share.lower == pytest.approx(0, abs=1e-12)
+    assert share.upper == pytest.approx(0.2775, abs=1e-4)
+    assert wilson(10, 10).upper == 1.0
+
+
+def test_a_wilson_interval_covers_the_true_share_about_95_percent_of_the_time():
+    rng = np.random.default_rng(5)
+    hits = 0
+    for _ in range(2000):
+        share = wilson(int(rng.binomial(200, 0.05)), 200)
+        hits += share.lower <= 0.05 <= share.upper
+    assert 0.93 <= hits / 2000 <= 0.975
+
+
+def test_bootstrap_mean_interval():
+    rng = np.random.default_rng(6)
+    values = rng.normal(1.0, 2.0, size=400)
+    mean = bootstrap_mean(values, seed=1)
+    half = 1.96 * values.std(ddof=1) / math.sqrt(400)
+    assert mean.value == pytest.approx(values.mean())
+    assert mean.upper - mean.lower == pytest.approx(2 * half, rel=0.1)
+    assert math.isnan(bootstrap_mean(np.array([np.nan]), seed=1).value)
+
+
+def intervals(rng, n: int, truth: float, se: float, z: float) -> pd.DataFrame:
+    """n normal estimates around `truth` with +-z*se intervals."""
+    effect = rng.normal(truth, se, size=n)
+    return pd.DataFrame({"treatment": "T", "metric": "m", "method": "bootstrap",
+                         "effect": effect, "lower": effect - z * se, "upper": effect + z * se})
+
+
+def test_scores_of_a_calibrated_and_of_an_overconfident_method():
+    rng = np.random.default_rng(7)
+    truth = {("T", "m", "bootstrap"): 0.1}
+    good = score(intervals(rng, 4000, 0.1, 0.04, 1.96), intervals(rng, 4000, 0.0, 0.04, 1.96),
+                 truth)[0]
+    assert good.coverage.lower <= 0.95 <= good.coverage.upper
+    assert good.false_positive.lower <= 0.05 <= good.false_positive.upper
+    # power of a z-test at effect / se = 2.5: Phi(2.5 - 1.96)
+    assert good.power.lower <= 0.705 <= good.power.upper
+    assert good.bias.lower <= 0 <= good.bias.upper
+    assert good.width.value == pytest.approx(2 * 1.96 * 0.04)
+    narrow = score(intervals(rng, 4000, 0.1, 0.04, 1.0), intervals(rng, 4000, 0.0, 0.04, 1.0),
+                   truth)[0]
+    assert narrow.coverage.upper < 0.75 and narrow.false_positive.lower > 0.25
+    biased = score(intervals(rng, 4000, 0.13, 0.04, 1.96), intervals(rng, 4000, 0.0, 0.04, 1.96),
+                   truth)[0]
+    assert biased.bias.lower > 0.02 and biased.coverage.upper < 0.9
+    null = score(intervals(rng, 100, 0.0, 0.04, 1.96), intervals(rng, 100, 0.0, 0.04, 1.96),
+                 {("T", "m", "bootstrap"): 0.0})[0]
+    assert null.power is None
+    assert score(intervals(rng, 10, 0.0, 0.04, 1.96), intervals(rng, 10, 0.0, 0.04, 1.96),
+                 {}) == []
