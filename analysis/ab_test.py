@@ -4,7 +4,7 @@ Holm-adjusted verdicts per metric role, a sample-ratio check, and the report.
 
     spark-submit analysis/ab_test.py --events PATH --experiment NAME --control C \\
         [--treatments T1 T2 ...] --out DIR [--seed S] [--bootstrap B] [--primary METRIC] \\
-        [--config conf/analysis.yml] [--pre-events PATH]
+        [--config conf/analysis.yml] [--pre-events PATH] [--truth FILE]
 
 or `python analysis/ab_test.py ...` (Spark local[*]), or `main(argv, spark)` inside a running
 SparkSession. Writes ab_report.png, ab_report.md, results.json and results.csv into DIR and
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -57,6 +58,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"analysis config (default: {DEFAULT_CONFIG})")
     parser.add_argument("--pre-events", metavar="PATH",
                         help="pre-period logs (e.g. the previous day's): adds CUPED rows")
+    parser.add_argument("--truth", type=Path, metavar="FILE",
+                        help="truth.json of a simulated day (python -m pipeline.truth): the "
+                             "report shows each row's true effect and marks intervals that "
+                             "miss it")
     args = parser.parse_args(argv)
     args.treatments = [*args.treatments, *args.treatment] or None
     return args
@@ -104,6 +109,7 @@ def analyze(spark, args: argparse.Namespace, config: AnalysisConfig, console: Co
     rows; `timings` (if given) receives the seconds to the per-user table and to the end of
     the bootstrap."""
     timings = {} if timings is None else timings
+    truth = read_truth(args.truth) if args.truth is not None else None
     started = time.perf_counter()
     events = read_events(spark, args.events)
     users = per_user(events, args.experiment)
@@ -175,7 +181,21 @@ def analyze(spark, args: argparse.Namespace, config: AnalysisConfig, console: Co
         "quantile_escapes": comparison.quantile_escapes,
         "decision": primary_decision(rows, config.roles.primary, decision_method),
     }
+    if truth is not None:
+        results["truth"] = truth
     return results, rows
+
+
+def read_truth(path: Path) -> dict:
+    """A truth.json (analysis/truth.py), or an AnalysisError saying what is wrong."""
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise AnalysisError(f"--truth {path}: cannot read it ({error}); pass the truth.json "
+                            f"that python -m pipeline.truth wrote") from None
+    if not isinstance(document, dict) or "effects" not in document:
+        raise AnalysisError(f"--truth {path}: not a truth.json (no \"effects\")")
+    return {**document, "file": str(path)}
 
 
 def primary_decision(rows: list[ResultRow], primary: str, method: str) -> dict:

@@ -151,3 +151,58 @@ def test_scores_of_a_calibrated_and_of_an_overconfident_method():
     assert null.power is None
     assert score(intervals(rng, 10, 0.0, 0.04, 1.96), intervals(rng, 10, 0.0, 0.04, 1.96),
                  {}) == []
+
+
+def report_inputs():
+    from analysis.decisions import ResultRow
+
+    def row(metric, method, effect, lower, upper, role="primary"):
+        return ResultRow(treatment="T", metric=metric, role=role, method=method, estimand="e",
+                         direction="higher", control=1.0, treatment_value=1.0 + effect,
+                         effect=effect, lower=lower, upper=upper, p=0.01, p_adjusted=0.01,
+                         verdict="better", margin=None, mde=0.05, variance_reduction=None,
+                         control_users=100, treatment_users=100)
+
+    rows = [row("mean_session_time", "bootstrap", 0.2, 0.1, 0.3),
+            row("mean_session_time", "delta", 0.2, 0.15, 0.25),
+            row("mean_request_time", "bootstrap", 0.3, 0.2, 0.4, role="secondary")]
+    results = {"experiment": "EXP", "control": "C", "treatments": ["T"],
+               "data": {"first_event": "2026-01-01T00:00:00Z", "last_event": "2026-01-01T10:00Z"},
+               "parameters": {"alpha": 0.05, "replicates": 1000, "seed": 1, "family_alpha": 0.05,
+                              "power": 0.8, "pre_events": None},
+               "decision": {"metric": "mean_session_time", "method": "bootstrap",
+                            "treatments": {"T": {"verdict": "better", "effect": 0.2,
+                                                 "p_adjusted": 0.01}}},
+               "srm": {"users": {"C": 100, "T": 100}, "chi2": 0.0, "p_value": 1.0,
+                       "passed": True}}
+    truth = {"day": "ab", "draws": 4, "users": 200, "effects": {"T": {
+        "mean_session_time": {"effect": 0.12, "mc_se": 0.004},
+        "mean_session_time:ratio": {"effect": 0.3, "mc_se": 0.005}}}}
+    return results, rows, truth
+
+
+def test_the_report_shows_the_truth_and_marks_the_intervals_that_miss_it(tmp_path):
+    import csv
+    import json
+
+    from analysis.report import write_outputs
+
+    results, rows, truth = report_inputs()
+    write_outputs(tmp_path / "real", results, rows)
+    write_outputs(tmp_path / "simulated", {**results, "truth": truth}, rows)
+    real = (tmp_path / "real" / "ab_report.md").read_text()
+    assert "truth" not in real and "✗" not in real
+    assert "truth" not in (tmp_path / "real" / "results.csv").read_text()
+    md = (tmp_path / "simulated" / "ab_report.md").read_text()
+    lines = {line.split(" | ")[3] + line.split(" | ")[1]: line for line in md.splitlines()
+             if line.startswith("| T |")}
+    assert "+12.00% ± 0.40%" in lines["bootstrapmean_session_time"]
+    assert "✗" not in lines["bootstrapmean_session_time"]
+    assert "[+15.00%, +25.00%] ✗" in lines["deltamean_session_time"]
+    assert "n/a" in lines["bootstrapmean_request_time"]
+    table = list(csv.DictReader((tmp_path / "simulated" / "results.csv").open()))
+    assert [r["covers_truth"] for r in table] == ["True", "False", ""]
+    document = json.loads((tmp_path / "simulated" / "results.json").read_text())
+    assert document["results"][1]["truth"] == 0.3 and document["truth"]["draws"] == 4
+    png = (tmp_path / "simulated" / "ab_report.png").read_bytes()
+    assert png[:4] == b"\x89PNG"
