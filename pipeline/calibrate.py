@@ -263,6 +263,8 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--processes", type=int, default=2, help="workers playing the pool")
     parser.add_argument("--seed", type=int, default=1, help="seed of the splits, the draws "
                         "chosen and the bootstrap (default 1)")
+    parser.add_argument("--config", type=Path, help="pipeline settings (default "
+                        "conf/pipeline.yml): where runs and MLflow's store are")
     return parser
 
 
@@ -278,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.replications < 2 or args.draws < 1 or args.processes < 1:
         parser().error("--replications must be at least 2, --draws and --processes at least 1")
     try:
-        config = load_pipeline_config()
+        config = load_pipeline_config(*([args.config] if args.config else []))
         plan_name = args.plan or config.plan
         plan = load_plan(plan_name)
         if args.scale not in plan.scales:

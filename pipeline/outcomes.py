@@ -162,6 +162,11 @@ class Outcomes:
     sessions: np.ndarray     # (n,) their sessions (the same in every arm and draw)
     time_total: np.ndarray   # (arms, draws, n) sum of the events' `time`
     events: np.ndarray       # (arms, draws, n) events
+    # At each look (the day's first 1/L, 2/L, ... of its sessions, in episode order): the
+    # sessions and the time totals per user so far, for sequential monitoring.
+    look_sessions: np.ndarray    # (looks, n)
+    look_episodes: np.ndarray    # (looks,) sessions of the day by each look
+    look_time_total: np.ndarray  # (arms, draws, looks, n)
 
     @property
     def draws(self) -> int:
@@ -182,18 +187,30 @@ def per_user(sessions: Sessions, users: np.ndarray) -> tuple[np.ndarray, np.ndar
 _JOB: dict = {}
 
 
-def _play_one(task: tuple[int, int]) -> tuple[int, int, np.ndarray, np.ndarray]:
+def look_ends(episodes: int, looks: int) -> np.ndarray:
+    """The sessions of the day by each of `looks` evenly spaced looks."""
+    return np.ceil(np.arange(1, looks + 1) * episodes / looks).astype(int)
+
+
+def _play_one(task: tuple[int, int]) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray]:
     arm, draw = task
     job = _JOB
     recommender = job["recommenders"][arm]
     sessions = play(job["world"], job["episode_users"], draw_seed(job["seed"], draw),
                     job["max_tracks"], lambda user: recommender)
     _, time_total, events = per_user(sessions, job["users"])
-    return arm, draw, time_total, events
+    at_looks = np.stack([per_user(_first(sessions, end), job["users"])[1]
+                         for end in job["look_ends"]])
+    return arm, draw, time_total, events, at_looks
+
+
+def _first(sessions: Sessions, count: int) -> Sessions:
+    return Sessions(sessions.users[:count], sessions.session_time[:count],
+                    sessions.tracks[:count], sessions.failed_steps[:count])
 
 
 def potential_outcomes(day: AbDay, draws: int, processes: int = 1, arms: list[str] | None = None,
-                       serving=None) -> Outcomes:
+                       serving=None, looks: int = 10) -> Outcomes:
     """Every arm of `arms` (default: the day's compared arms) serving all the day's users,
     `draws` times (draw 0: the day's own streams), over `processes` forked workers."""
     config, serving = serving or load_serving(day)
@@ -201,15 +218,18 @@ def potential_outcomes(day: AbDay, draws: int, processes: int = 1, arms: list[st
     arms = arms or day.arms
     episode = day.users(world.n_users)
     users = np.unique(episode)
-    sessions, _, _ = per_user(Sessions(episode, np.zeros(len(episode)),
-                                       np.zeros(len(episode), dtype=np.int64),
-                                       np.zeros(len(episode), dtype=np.int64)), users)
+    no_play = Sessions(episode, np.zeros(len(episode)), np.zeros(len(episode), dtype=np.int64),
+                       np.zeros(len(episode), dtype=np.int64))
+    sessions = per_user(no_play, users)[0]
+    ends = look_ends(len(episode), looks)
+    look_sessions = np.stack([per_user(_first(no_play, end), users)[0] for end in ends])
     _JOB.update(world=world, episode_users=episode, users=users, seed=day.seed,
-                max_tracks=day.max_tracks,
+                max_tracks=day.max_tracks, look_ends=ends,
                 recommenders=[serving.recommenders[(day.experiment, arm)] for arm in arms])
     tasks = [(a, k) for k in range(draws) for a in range(len(arms))]
     time_total = np.empty((len(arms), draws, len(users)))
     events = np.empty((len(arms), draws, len(users)))
+    look_time_total = np.empty((len(arms), draws, looks, len(users)))
     try:
         if processes > 1:
             with multiprocessing.get_context("fork").Pool(processes) as pool:
@@ -218,10 +238,11 @@ def potential_outcomes(day: AbDay, draws: int, processes: int = 1, arms: list[st
             results = [_play_one(task) for task in tasks]
     finally:
         _JOB.clear()
-    for a, k, t, e in results:
-        time_total[a, k], events[a, k] = t, e
+    for a, k, t, e, at_looks in results:
+        time_total[a, k], events[a, k], look_time_total[a, k] = t, e, at_looks
     return Outcomes(arms=list(arms), users=users, sessions=sessions, time_total=time_total,
-                    events=events)
+                    events=events, look_sessions=look_sessions, look_episodes=ends,
+                    look_time_total=look_time_total)
 
 
 def previous_day_metrics(run: Path, day: AbDay) -> dict[str, np.ndarray] | None:
