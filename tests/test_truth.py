@@ -206,3 +206,67 @@ def test_the_report_shows_the_truth_and_marks_the_intervals_that_miss_it(tmp_pat
     assert document["results"][1]["truth"] == 0.3 and document["truth"]["draws"] == 4
     png = (tmp_path / "simulated" / "ab_report.png").read_bytes()
     assert png[:4] == b"\x89PNG"
+
+
+def synthetic_pool(n: int = 300, draws: int = 3):
+    from pipeline.calibrate import Pool
+    from pipeline.outcomes import Outcomes
+
+    rng = np.random.default_rng(8)
+    sessions = rng.integers(1, 3, size=n)
+    time_total = rng.gamma(2.0, 3.0, size=(2, draws, n)) * sessions
+    time_total[1] = time_total[0] * 1.3
+    events = np.round(time_total) + sessions
+    outcomes = Outcomes(["C", "T"], np.arange(10, 10 + n), sessions, time_total, events,
+                        np.stack([sessions] * 2), np.array([n, 2 * n]),
+                        np.stack([time_total, time_total], axis=2))
+    return Pool(outcomes, np.array([0.5, 0.5]), {"pre_mean_session_time": rng.normal(size=n)})
+
+
+def test_a_replication_takes_each_users_draw_of_the_arm_it_is_split_into():
+    from pipeline.calibrate import replication_table
+
+    pool = synthetic_pool()
+    o = pool.outcomes
+    n = len(o.users)
+    arm = np.arange(n) % 2
+    draw = np.arange(n) % 3
+    table = replication_table(pool, arm, arm, draw)
+    assert table["arm"].tolist() == arm.tolist()
+    expected = o.time_total[arm, draw, np.arange(n)] / o.sessions
+    assert np.allclose(table["mean_session_time"], expected)
+    assert np.allclose(table["pre_mean_session_time"], pool.covariates["pre_mean_session_time"])
+    null = replication_table(pool, arm, np.zeros(n, dtype=int), draw)
+    assert np.allclose(null["time_total"], o.time_total[0, draw, np.arange(n)])
+
+
+def test_previous_day_covariates_fill_the_missing_with_the_mean_of_the_others():
+    from pipeline.calibrate import covariates_of
+
+    pool = synthetic_pool(n=4)
+    previous = {"user": np.array([10, 12, 99]), "mean_session_time": np.array([1.0, 3.0, 50.0])}
+    covariates = covariates_of(pool.outcomes, previous, ["mean_session_time"])
+    assert covariates["pre_mean_session_time"].tolist() == [1.0, 2.0, 3.0, 2.0]
+    assert covariates_of(pool.outcomes, None, ["mean_session_time"]) == {}
+
+
+def test_replications_of_a_known_effect_cover_it():
+    import dataclasses
+
+    from analysis.ab_test import job_settings
+    from analysis.config import AnalysisConfig
+    from pipeline.calibrate import replicate, truths
+
+    pool = synthetic_pool(n=400, draws=4)
+    settings = dataclasses.replace(
+        job_settings(AnalysisConfig(), {"sessions", "mean_session_time", "mean_session_length"},
+                     covariates=False), replicates=200)
+    pool = dataclasses.replace(pool, covariates={})
+    document, flat = truths(pool.outcomes, settings)
+    assert flat[("T", "mean_session_time", "bootstrap")] == pytest.approx(0.3)
+    ab, aa = replicate(pool, ["C", "T"], settings, 40, seed=3)
+    assert set(ab["method"]) == {"bootstrap", "delta"} and len(ab["replication"].unique()) == 40
+    scores = {(s.metric, s.method): s for s in score(ab, aa, flat)}
+    good = scores[("mean_session_time", "bootstrap")]
+    assert good.coverage.upper >= 0.95 and good.false_positive.lower <= 0.05
+    assert good.power.value > 0.5 and good.bias.lower <= 0 <= good.bias.upper
