@@ -1,6 +1,7 @@
 """A/B/n analysis of an experiment from the event logs: every treatment against the control,
 per-user metrics with Poisson-bootstrap (and CUPED, delta-method) intervals computed in Spark,
-Holm-adjusted verdicts per metric role, a sample-ratio check, and the report.
+Holm-adjusted verdicts per metric role, a sample-ratio check, always-valid (sequential)
+intervals of the primary metric at each tenth of the sessions, and the report.
 
     spark-submit analysis/ab_test.py --events PATH --experiment NAME --control C \\
         [--treatments T1 T2 ...] --out DIR [--seed S] [--bootstrap B] [--primary METRIC] \\
@@ -27,6 +28,7 @@ from analysis.config import DEFAULT_CONFIG, AnalysisConfig, load_config
 from analysis.decisions import ResultRow, decide
 from analysis.effects import sample_ratio_check
 from analysis.errors import AnalysisError
+from analysis.looks import monitor_primary
 from analysis.report import SESSION_TIME_VIEW, print_table, write_outputs
 from analysis.user_metrics import (CONFLICT, INVALID, METRICS, OUTSIDE, RATIOS,
                                    RETENTION_METRICS, Period, check_arms, metric_table,
@@ -134,6 +136,9 @@ def analyze(spark, args: argparse.Namespace, config: AnalysisConfig, console: Co
             table = table.cache()
             cached.append(table)
         comparison = compare_spark(table, arms, settings)
+        primary = config.roles.primary
+        sequential = monitor_primary(events, args.experiment, table, arms, primary,
+                                     settings.metrics.get(primary, "higher"), config.family_alpha)
     finally:
         users.unpersist()
         for frame in cached:
@@ -180,6 +185,7 @@ def analyze(spark, args: argparse.Namespace, config: AnalysisConfig, console: Co
         "srm": srm,
         "quantile_escapes": comparison.quantile_escapes,
         "decision": primary_decision(rows, config.roles.primary, decision_method),
+        "sequential": sequential,
     }
     if truth is not None:
         results["truth"] = truth

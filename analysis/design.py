@@ -15,6 +15,12 @@ the MDE. With `--cuped-events` (a pre-period's logs) the variance is the CUPED o
 s^2 (1 - rho^2), rho the correlation between a user's pre-period and current value (users
 without a pre-period value take the pooled mean, as in the job). Sessions per arm = users per
 arm x the logs' sessions per user.
+
+Sequential monitoring (analysis/sequential.py): with the always-valid interval looked at after
+each tenth of the sessions, the experiment stops at the first look whose interval excludes 0.
+The designer gives, at the MDE line's size and a true effect of --mde, the chance it stops
+before the end and the expected share of the sessions it runs for (a Gaussian random walk of
+the estimate, seeded).
 """
 from __future__ import annotations
 
@@ -24,7 +30,11 @@ import sys
 from dataclasses import dataclass
 from statistics import NormalDist
 
+import numpy as np
+
+from analysis.config import load_config
 from analysis.errors import AnalysisError
+from analysis.sequential import LOOKS, stopping_distribution
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,17 @@ def mde_at(pop: Population, users: float, alpha: float = 0.05, power: float = 0.
     return effect
 
 
+def expected_stop(pop: Population, users: float, effect: float, alpha: float = 0.05,
+                  arms: int = 2, seed: int = 0) -> tuple[float, float]:
+    """(chance of stopping at a look before the last, expected share of the sessions run)
+    under sequential monitoring with `users` per arm and a true relative `effect`; each
+    treatment is monitored at alpha / (arms - 1)."""
+    chances = stopping_distribution(effect, relative_se(pop, users, effect), round(2 * users),
+                                    alpha / max(arms - 1, 1), LOOKS, seed=seed)
+    shares = np.append(np.arange(1, LOOKS + 1) / LOOKS, 1.0)  # never stopping runs it all
+    return float(chances[:LOOKS - 1].sum()), float(chances @ shares)
+
+
 def population(spark, events_path: str, metric: str, cuped_events: str | None) -> Population:
     """The metric's per-user mean and spread over every user with a closed session in the logs."""
     from pyspark.sql import functions as F
@@ -97,14 +118,15 @@ def population(spark, events_path: str, metric: str, cuped_events: str | None) -
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    config = load_config()   # conf/analysis.yml: the report's alpha and power
     parser = argparse.ArgumentParser(prog="python -m analysis.design",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", required=True, help="logs the design is based on")
     parser.add_argument("--metric", default="mean_session_time")
     parser.add_argument("--mde", type=float, required=True,
                         help="relative effect to detect, e.g. 0.05 for +5%%")
-    parser.add_argument("--alpha", type=float, default=0.05)
-    parser.add_argument("--power", type=float, default=0.8)
+    parser.add_argument("--alpha", type=float, default=config.alpha)
+    parser.add_argument("--power", type=float, default=config.power)
     parser.add_argument("--arms", type=int, default=2, help="arms including the control")
     parser.add_argument("--users", type=int,
                         help="users per arm for the MDE line (default: the logs' users / arms)")
@@ -134,6 +156,11 @@ def main(argv: list[str] | None = None, spark=None) -> int:
           f"({args.arms} arms, alpha / {args.arms - 1} per treatment): {users} users per arm, "
           f"~{math.ceil(users * pop.sessions_per_user)} sessions per arm")
     print(f"MDE at {size} users per arm: {mde_at(pop, size, args.alpha, args.power, args.arms):.2%}")
+    early, share = expected_stop(pop, size, args.mde, args.alpha, args.arms)
+    print(f"sequential monitoring ({LOOKS} looks, always valid) at {size} users per arm and a "
+          f"true {args.mde:+.2%}: stops before the last look with probability {early:.0%}; "
+          f"expected stop after {share:.0%} of the sessions "
+          f"(~{math.ceil(share * size * pop.sessions_per_user)} sessions per arm)")
     return 0
 
 

@@ -143,6 +143,41 @@ def _truth_note(results: dict) -> list[str]:
             f"that misses it.", ""]
 
 
+def _sequential_lines(results: dict) -> list[str]:
+    """The always-valid intervals of the primary metric at each look, and where each treatment
+    could have stopped."""
+    seq = results.get("sequential")
+    if not seq:
+        return []
+    if "skipped" in seq:
+        return ["", f"Sequential monitoring of {seq['metric']}: left out, {seq['skipped']}."]
+    lines = ["", f"Sequential monitoring of {seq['metric']} (always-valid intervals at each of "
+                 f"{seq['looks']} looks, one per tenth of the sessions in time order; mixture "
+                 f"boundary, alpha {seq['alpha']:.3g} per treatment):"]
+    for treatment, m in seq["treatments"].items():
+        total = m["looks"][-1]["sessions"]
+        truth = row_truth(results["truth"], treatment, seq["metric"], "sequential") \
+            if "truth" in results else None
+        if truth is not None:
+            held = all(look["lower"] <= truth[0] <= look["upper"] for look in m["looks"])
+            lines += ["", f"- {treatment}: true effect {_percent(truth[0])}; "
+                      + ("every look's interval holds it" if held
+                         else "✗ a look's interval misses it")]
+        if m["stop_look"] is not None:
+            lines += ["", f"- {treatment}: could have stopped at look {m['stop_look']} "
+                          f"({m['verdict']}, after {m['stop_sessions']} of {total} sessions), "
+                          f"saving {m['sessions_saved']} sessions "
+                          f"({m['sessions_saved'] / total:.0%})"]
+        else:
+            lines += ["", f"- {treatment}: no look's interval excludes 0 (no early stop)"]
+        lines += ["", "| look | sessions | users (control / treatment) | effect | "
+                      "always-valid interval |", "|---:|---:|---|---:|---|"]
+        lines += [f"| {look['look']} | {look['sessions']} | {look['control_users']} / "
+                  f"{look['treatment_users']} | {_percent(look['effect'])} | "
+                  f"{_interval(look['lower'], look['upper'])} |" for look in m["looks"]]
+    return lines
+
+
 def markdown(results: dict, rows: list[ResultRow], today: str) -> str:
     params = results["parameters"]
     alpha, replicates = params["alpha"], params["replicates"]
@@ -174,6 +209,7 @@ def markdown(results: dict, rows: list[ResultRow], today: str) -> str:
                      f"{_p(r.p_adjusted, r.method, replicates)} | {verdict} | {r.estimand} |")
     lines += ["", "Minimum detectable effect (relative) of the primary metric:", *_mde_lines(
         results, rows)]
+    lines += _sequential_lines(results)
     reductions = _reductions(rows)
     if reductions:
         lines += ["", f"CUPED (pre-period logs {params['pre_events']}):", *reductions]

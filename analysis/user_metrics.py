@@ -6,7 +6,8 @@
   1 + the simulator's session_time.
 - mean_session_length: events / sessions
 - mean_request_time: sum of `latency` / events
-- when the logs span 2 or more UTC calendar days (the period: first to last day, inclusive):
+- when the logs span 2 or more UTC calendar days (the period: first to last day, inclusive,
+  of any length):
   active_days_share = days with an event of the user / days of the period, and
   churned = 1 if the user's last event falls on a day before the period's last day.
 
@@ -37,7 +38,6 @@ RATIOS = {"mean_session_time": ("time_total", "sessions"),
 CORRUPT = "_corrupt_record"
 NANO = 1_000_000_000
 DAY_MS = 86_400_000
-MAX_DAYS = 64  # a user's active days are bits of one 64-bit mask
 EXACT_SUM = "decimal(38,12)"  # per-user values summed over users exactly (26 integer digits)
 
 # Groups of the per-user summary besides the arms themselves.
@@ -79,7 +79,7 @@ class UserTable:
         self.cached.unpersist()
 
 
-def _validity():
+def event_validity():
     """(the event is valid, the event closes a session) as Spark column expressions."""
     from pyspark.sql import functions as F
 
@@ -90,7 +90,7 @@ def _validity():
     return valid, valid & (F.col("message") == "last")
 
 
-def _sums(is_last):
+def user_sums(is_last):
     """The per-user aggregates every metric is built from."""
     from pyspark.sql import functions as F
 
@@ -101,19 +101,25 @@ def _sums(is_last):
 
 
 def per_user(events, experiment: str) -> UserTable:
-    """Aggregate the events per (user, arm). The arm is a grouping key rather than an
-    aggregate on purpose: Spark's hash aggregation cannot keep strings in its buffers and
-    would sort every event instead. A user's active days are bits (day mod 64) of a mask."""
+    """Aggregate the events per (user, arm, UTC day), then per (user, arm): the second step's
+    row count is the user's active days, exact over a period of any length. The arm is a
+    grouping key rather than an aggregate on purpose: Spark's hash aggregation cannot keep
+    strings in its buffers and would sort every event instead."""
     from pyspark.sql import functions as F
 
-    valid, is_last = _validity()
-    day_bit = F.expr(f"shiftleft(1L, cast(pmod(floor(timestamp / {DAY_MS}), {MAX_DAYS}) as int))")
-    by_arm = (events.groupBy(F.when(valid, F.col("user")).alias("user"),
-                             F.when(valid, F.col("experiments").getItem(experiment)).alias("arm"))
-              .agg(*_sums(is_last),
+    valid, is_last = event_validity()
+    by_day = (events.groupBy(F.when(valid, F.col("user")).alias("user"),
+                             F.when(valid, F.col("experiments").getItem(experiment)).alias("arm"),
+                             F.when(valid, F.floor(F.col("timestamp") / DAY_MS)).alias("day"))
+              .agg(*user_sums(is_last),
                    F.min("timestamp").alias("first_ts"), F.max("timestamp").alias("last_ts"),
-                   F.max(F.when(is_last, F.col("timestamp"))).alias("last_close_ts"),
-                   F.bit_or(day_bit).alias("day_mask"))
+                   F.max(F.when(is_last, F.col("timestamp"))).alias("last_close_ts")))
+    by_arm = (by_day.groupBy("user", "arm")
+              .agg(*[F.sum(c).alias(c) for c in ("lines", "sessions", "time_nano",
+                                                  "latency_nano")],
+                   F.min("first_ts").alias("first_ts"), F.max("last_ts").alias("last_ts"),
+                   F.max("last_close_ts").alias("last_close_ts"),
+                   F.count("day").alias("active_days"))
               .cache())
     several = (by_arm.where(F.col("user").isNotNull() & F.col("arm").isNotNull())
                .groupBy("user").count().where(F.col("count") > 1)
@@ -125,7 +131,7 @@ def per_user(events, experiment: str) -> UserTable:
     return UserTable(frame=frame, cached=by_arm)
 
 
-def _metrics(sessions, lines, time_nano, latency_nano):
+def session_metrics(sessions, lines, time_nano, latency_nano):
     """The per-user metrics from the per-user sums (Spark columns)."""
     return [sessions.cast("double").alias("sessions"),
             (time_nano / NANO / sessions).alias("mean_session_time"),
@@ -211,15 +217,12 @@ def metric_table(users: UserTable, arms: list[str], period: Period | None = None
     arm_index = F.create_map(*[F.lit(x) for index, name in enumerate(arms)
                                for x in (name, index)])[F.col("arm")]
     columns = ["user", arm_index.cast("int").alias("arm"),
-               *_metrics(F.col("sessions"), F.col("lines"), F.col("time_nano"),
+               *session_metrics(F.col("sessions"), F.col("lines"), F.col("time_nano"),
                          F.col("latency_nano")),
                (F.col("time_nano") / NANO).alias("time_total"),
                F.col("lines").cast("double").alias("events")]
     if period is not None and period.days >= 2:
-        if period.days > MAX_DAYS:
-            raise AnalysisError(f"the events span {period.days} days; retention metrics cover "
-                                f"at most {MAX_DAYS}: analyse a shorter period")
-        columns += [(F.bit_count("day_mask") / period.days).alias("active_days_share"),
+        columns += [(F.col("active_days") / period.days).alias("active_days_share"),
                     (F.floor(F.col("last_ts") / DAY_MS) < period.last_day).cast("double")
                     .alias("churned")]
     return (users.frame.where(F.col("user").isNotNull() & ~F.col("several_arms")
@@ -233,10 +236,11 @@ def every_user(events, prefix: str = ""):
     session metrics are null for a user with no closed session."""
     from pyspark.sql import functions as F
 
-    valid, is_last = _validity()
-    sums = events.where(valid).groupBy("user").agg(*_sums(is_last))
+    valid, is_last = event_validity()
+    sums = events.where(valid).groupBy("user").agg(*user_sums(is_last))
     sessions = F.when(F.col("sessions") > 0, F.col("sessions"))
-    metrics = _metrics(sessions, F.col("lines"), F.col("time_nano"), F.col("latency_nano"))
+    metrics = session_metrics(sessions, F.col("lines"), F.col("time_nano"),
+                              F.col("latency_nano"))
     return sums.select("user", *[m.alias(f"{prefix}{name}") for m, name in zip(metrics, METRICS)])
 
 

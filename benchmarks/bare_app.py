@@ -1,7 +1,7 @@
 """The baseline of bench_service.py: the least an ASGI app can do for a /next request under
 uvicorn at its fastest (uvloop event loop, httptools parser, no access log): read the body,
-parse it with orjson, answer a fixed JSON object. No routing, no checks, no state. (The service
-runs under granian through RSGI or under uvicorn, as `server.engine` says: service/server.py.)
+parse it with orjson, answer a fixed JSON object. No routing, no checks, no state. The service
+runs under the same server and settings (service/__main__.py).
 
     python benchmarks/bare_app.py --port P
 """

@@ -38,7 +38,7 @@ SESSION_END = 0.142    # 8 events per session, like the simulator's A/B day (~40
 
 def event_logs(users: int, seed: int, data_dir: Path) -> tuple[Path, int]:
     """The synthetic log folder for (users, seed) and its number of lines, generated if absent."""
-    from analysis.synthetic import synthetic_events, write_events
+    from dataclient.synthetic_logs import synthetic_events, write_events
 
     folder = data_dir / f"users{users}-seed{seed}-len8"
     stamp = folder / "_GENERATED.json"  # Spark skips files starting with "_"

@@ -1,6 +1,5 @@
-"""CPU time of the service's own work per POST /next, without the server: the apps are called
-in-process, as their servers would call them, with the body in one piece: the baseline through
-ASGI (as uvicorn does), the service through RSGI (as granian does, service/server.py).
+"""CPU time of the service's own work per POST /next, without the server: both ASGI apps are
+called in-process, as uvicorn would call them, with the body in one message.
 
     .venv/bin/python benchmarks/bench_service_app.py [--tracks 50000] [--width 100]
                                                      [--requests 50000] [--rounds 5]
@@ -29,28 +28,6 @@ from service.app import create_app  # noqa: E402
 from service.config import load_config  # noqa: E402
 
 
-class RsgiScope:
-    """What the service reads of granian's RSGI scope."""
-    method = "POST"
-
-    def __init__(self, path: str, body: bytes):
-        self.path, self.headers = path, {"content-type": "application/json",
-                                         "content-length": str(len(body))}
-
-
-class RsgiProtocol:
-    """What the service uses of granian's RSGI protocol object: the body, one answer."""
-
-    def __init__(self, body: bytes):
-        self.body = body
-
-    async def __call__(self) -> bytes:
-        return self.body
-
-    def response_bytes(self, status: int, headers: list, body: bytes) -> None:
-        pass
-
-
 def request(n: int, tracks: int) -> tuple[str, bytes]:
     """The n-th /next request's path and body, users and tracks varied as benchmarks/next.lua does."""
     return f"/next/{n % 10_000}", b'{"track": %d, "time": %.2f}' % ((n * 7919) % tracks, (n % 100) / 100)
@@ -74,15 +51,6 @@ async def asgi_cpu_us(app, requests: int, tracks: int) -> float:
     return 1e6 * (time.process_time() - started) / requests
 
 
-async def rsgi_cpu_us(app, requests: int, tracks: int) -> float:
-    """Process CPU time per /next request of an RSGI app."""
-    started = time.process_time()
-    for n in range(requests):
-        path, body = request(n, tracks)
-        await app.__rsgi__(RsgiScope(path, body), RsgiProtocol(body))
-    return 1e6 * (time.process_time() - started) / requests
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tracks", type=int, default=50_000)
@@ -96,13 +64,13 @@ def main() -> None:
         tmp = Path(tmp)
         write_config(tmp / "service.yml", world, tmp / "logs", "memory", None, "app")
         service = create_app(load_config(tmp / "service.yml"))
-        apps = {"bare": (asgi_cpu_us, bare_app), "service": (rsgi_cpu_us, service)}
+        apps = {"bare": bare_app, "service": service}
 
         async def measure() -> dict[str, list[float]]:
             results = {name: [] for name in apps}
             for _ in range(args.rounds):
-                for name, (cpu_us, app) in apps.items():
-                    results[name].append(await cpu_us(app, args.requests, args.tracks))
+                for name, app in apps.items():
+                    results[name].append(await asgi_cpu_us(app, args.requests, args.tracks))
             return results
 
         results = asyncio.run(measure())

@@ -5,7 +5,7 @@
     python benchmarks/tables_check.py compare OUT_A OUT_B         # exit 1 on any difference
 
 `input` writes day-0-like (Random recommender) and day-1-like (Contextual) logs from the seeded
-generator in tests/test_jobs_synth.py, with a few contract-breaking lines mixed in (they must
+generator in dataclient/synthetic_logs.py, with a few contract-breaking lines mixed in (they must
 land in the quarantine). `run` builds one day the way the pipeline does: four `spark-submit
 --master local[2]` (sessions, toppop, nn, svd with --seed 42) with the job files of `--code`
 (a checkout of another version, e.g. `git archive <commit> | tar -x -C TREE`), or with
@@ -41,8 +41,7 @@ CORRUPT = ['{"message": "next", "timestamp": 5', '[1, 2]', '{"message": "skip"}'
 
 
 def make_input(folder: Path) -> None:
-    sys.path.insert(0, str(REPO / "tests"))
-    from test_jobs_synth import synthetic_sessions, write_event_log
+    from dataclient.synthetic_logs import synthetic_sessions, write_event_log
 
     for day, n, contextual, seed in (("day0", 20_000, False, 42), ("day1", 30_000, True, 43)):
         lines = write_event_log(synthetic_sessions(n, n_tracks=50_000, n_users=10_000, seed=seed,

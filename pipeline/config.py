@@ -1,4 +1,5 @@
-"""conf/pipeline.yml: where runs, worlds and HDFS data go, and the default plan."""
+"""conf/pipeline.yml: where runs, worlds and HDFS data go, and the default plan. Every key is
+required: the file is the one place of the defaults."""
 from __future__ import annotations
 
 from typing import Literal
@@ -9,10 +10,9 @@ from settings import CONF, Strict, load
 
 
 class ServiceSettings(Strict):
-    store: Literal["memory", "redis"] = "memory"
-    engine: Literal["granian", "uvicorn"] = "uvicorn"
-    unix_socket: bool = True
-    replicas: int = Field(default=2, ge=1)
+    store: Literal["memory", "redis"]
+    unix_socket: bool
+    replicas: int = Field(ge=1)
 
     @model_validator(mode="after")
     def _replicas_on_sockets(self) -> "ServiceSettings":
@@ -23,17 +23,17 @@ class ServiceSettings(Strict):
 
 
 class SparkSettings(Strict):
-    master: str = "local[2]"
-    startup_timeout: float = 300.0
+    master: str
+    startup_timeout: float
 
 
 class PipelineConfig(Strict):
-    plan: str = "seed"
-    world: str = "data/world-seed{seed}"
-    runs_dir: str = "runs"
-    hdfs_root: str = "botify"
-    service: ServiceSettings = ServiceSettings()
-    spark: SparkSettings = SparkSettings()
+    plan: str
+    world: str
+    runs_dir: str
+    hdfs_root: str
+    service: ServiceSettings
+    spark: SparkSettings
 
 
 def load_pipeline_config(path=CONF / "pipeline.yml") -> PipelineConfig:

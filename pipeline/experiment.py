@@ -151,12 +151,10 @@ class Experiment:
                  timings)
 
     def service_config(self, day: DayPlan) -> Path:
-        """The service config of one day: conf/service.yml with this day's arms, store and
-        server engine."""
+        """The service config of one day: conf/service.yml with this day's arms and store."""
         config = read_yaml(REPO / "conf" / "service.yml")
         config["seed"] = self.seed
         config["catalog"] = str(self.catalog)
-        config["server"] = {**config.get("server", {}), "engine": self.config.service.engine}
         config["store"] = {"backend": self.config.service.store,
                            "redis_url": self.stack.env()["BOTIFY_REDIS_URL"],
                            "redis_prefix": f"botify:{self.run_id}:{day.name}"}

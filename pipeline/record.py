@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("pyspark", "numpy", "scipy", "pandas", "hdfs", "redis", "granian", "uvicorn")
+PACKAGES = ("pyspark", "numpy", "scipy", "pandas", "hdfs", "redis", "uvicorn")
 
 
 def sha256(path: Path) -> str:

@@ -1,5 +1,5 @@
-"""The HTTP layer: a framework-less JSON app (service/jsonapp.py: routing table, JSON answers and
-errors, RSGI and ASGI), orjson bodies, event logging off the request path.
+"""The service's ASGI app: its routes and handlers on service/jsonapp.py (routing table, JSON
+answers and errors), orjson bodies, event logging off the request path.
 
 Routes: GET / (alive), GET /track/{track}, POST /next/{user}, POST /last/{user},
 GET /openapi.json, POST /admin/reload (X-Admin-Token header). Errors are JSON

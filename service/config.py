@@ -46,7 +46,6 @@ class ServiceConfig:
     host: str
     port: int
     uds: Path | None          # a Unix socket to serve on instead of host:port
-    engine: str
     store_backend: str
     redis_url: str | None
     redis_prefix: str
@@ -71,7 +70,6 @@ class ServerSection(Strict):
     host: str = "127.0.0.1"
     port: int = Field(5001, ge=0, le=65535)
     uds: str | None = None   # a Unix socket path: serve there instead of host:port
-    engine: Literal["granian", "uvicorn"] = "granian"  # which suits which load: service/server.py
 
 
 class StoreSection(Strict):
@@ -215,7 +213,7 @@ def load_config(path: str | Path, experiments: str | Path | None = None,
                           f"{unix_socket.MAX_PATH_BYTES} bytes (the kernel's limit), got "
                           f"{len(os.fsencode(uds))}: {uds}")
     return ServiceConfig(top.seed, resolve(top.catalog), host or top.server.host, port,
-                         uds, top.server.engine, top.store.backend, top.store.redis_url,
+                         uds, top.store.backend, top.store.redis_url,
                          top.store.redis_prefix, top.store.session_idle_s,
                          resolve(log_root or top.log.dir), replica,
                          top.log.max_bytes, top.log.flush_interval_s, top.admin.token, parsed, sources)

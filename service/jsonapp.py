@@ -1,31 +1,25 @@
-"""A JSON API application without a framework: a routing table, requests read whole before
-their handler runs, JSON answers and errors, start-up and shutdown.
+"""A JSON API as a standard ASGI application, without a framework: a routing table, requests
+read whole before their handler runs, JSON answers and errors, and the lifespan protocol
+(start-up and shutdown).
 
-It speaks two server interfaces with the same routes, handlers and errors:
-- RSGI (`__rsgi__`), what the service runs under (granian, service/server.py): the request's
-  body comes in one call and the answer goes out in one, with no per-request message dicts;
-- ASGI (`__call__`, with the lifespan protocol), for any ASGI server and the tests' in-process
-  client.
-
-Why no framework: under the same server, Starlette's middleware stack, regex router and
-Request/Response objects cost as much CPU per `/next` as the service's own work (see
-service/README.md, Speed). What the service needs from them fits here.
+Why no framework: the service has six routes, all JSON, no middleware; a routing table and one
+ASGI callable are all it needs, and they keep the per-request work small under load.
 
 Every answer is `application/json`. A handler gets a Request (path parameters, headers, the
 whole body) and returns the body of a 200 answer, or raises HttpError, which becomes
 `{"detail": message}` with its status. An unknown path is a 404, a known path with another
 method a 405 (with an `Allow` header), a body over the limit a 413 (the rest is not read), an
-exception the app does not map to an HttpError a logged 500.
+exception the app does not map to an HttpError a logged 500. A client that leaves before its
+body arrived gets no answer.
 """
 from __future__ import annotations
 
 import logging
 from contextlib import AbstractAsyncContextManager
 from types import MappingProxyType
-from typing import Awaitable, Callable, Iterable, Mapping, Protocol
+from typing import Awaitable, Callable, Iterable, Mapping
 
 import orjson
-from granian.rsgi import ProtocolClosed
 
 log = logging.getLogger("service.jsonapp")
 
@@ -46,34 +40,19 @@ class ClientGone(Exception):
     """The client disconnected before its request body arrived: nobody to answer."""
 
 
-class Headers(Protocol):
-    def get(self, name: str, default: None = None) -> str | None: ...
-
-
 class Request:
     __slots__ = ("headers", "path_params", "body")
 
-    def __init__(self, headers: Headers, path_params: Mapping[str, str], body: bytes):
-        self.headers, self.path_params, self.body = headers, path_params, body
+    def __init__(self, headers: list[tuple[bytes, bytes]], path_params: Mapping[str, str], body: bytes):
+        self.headers, self.path_params, self.body = headers, path_params, body  # ASGI's headers
 
     def header(self, name: str) -> str | None:
         """The value of the header called `name` (lower case), or None."""
-        return self.headers.get(name)
-
-
-class _AsgiHeaders:
-    """An ASGI scope's header list, looked up by name like RSGI's headers."""
-    __slots__ = ("_raw",)
-
-    def __init__(self, raw: list[tuple[bytes, bytes]]):
-        self._raw = raw
-
-    def get(self, name: str, default: None = None) -> str | None:
         key = name.encode("latin-1")
-        for raw_name, value in self._raw:
+        for raw_name, value in self.headers:
             if raw_name == key:
                 return value.decode("latin-1")
-        return default
+        return None
 
 
 class Router:
@@ -119,9 +98,8 @@ class Router:
 
 
 class JsonApp:
-    """The application: routes HTTP requests, answers in JSON; `lifespan` is entered at server
-    start-up and left at shutdown (service/server.py does it under RSGI, the lifespan protocol
-    under ASGI).
+    """The ASGI application: routes HTTP requests, answers in JSON; `lifespan` is entered at
+    server start-up and left at shutdown (the ASGI lifespan protocol).
 
     A request's body is read whole before its handler runs; past `max_body_bytes` the answer
     is a 413 and the rest is not read. `errors` maps exception types raised by handlers (other
@@ -134,44 +112,6 @@ class JsonApp:
         self.router, self.lifespan, self._max_body = router, lifespan, max_body_bytes
         self._errors = errors
 
-    # ---- RSGI (granian): the service's server
-
-    async def __rsgi__(self, scope, protocol) -> None:
-        headers = scope.headers
-        try:
-            handler, params = self.router.match(scope.method, scope.path)
-            length = headers.get("content-length")
-            if length is None:  # chunked, or no body: read it piece by piece up to the limit
-                body = await self._rsgi_chunked_body(protocol)
-            elif int(length) > self._max_body:  # the server checked it is a number
-                raise _too_large(self._max_body)
-            else:
-                body = await protocol()
-            answer = await handler(Request(headers, params, body))
-            protocol.response_bytes(200, [JSON_CONTENT_TYPE], answer)
-        except (ProtocolClosed, ClientGone):
-            return  # the client left
-        except Exception as e:
-            status, answer, extra_headers = self._error_answer(e)
-            protocol.response_bytes(status, [JSON_CONTENT_TYPE, *extra_headers], answer)
-
-    async def _rsgi_chunked_body(self, protocol) -> bytes:
-        chunks, size, empty = [], 0, 0
-        async for chunk in protocol:
-            empty += not chunk
-            size += len(chunk)
-            if size > self._max_body:
-                raise _too_large(self._max_body)
-            chunks.append(chunk)
-        # granian ends a body with one empty chunk and turns a broken stream (the client left
-        # before the last chunk) into one more: such a request is not answered, nor logged. (A
-        # trailer reads as an empty chunk too: a chunked body with trailers gets no answer.)
-        if empty > 1:
-            raise ClientGone()
-        return b"".join(chunks)
-
-    # ---- ASGI: any ASGI server, and the tests' in-process client
-
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             return await self._not_http(scope, receive, send)
@@ -179,7 +119,7 @@ class JsonApp:
             handler, params = self.router.match(scope["method"], scope["path"])
             body = await _asgi_body(receive, self._max_body)
             status, answer, extra_headers = 200, await handler(
-                Request(_AsgiHeaders(scope["headers"]), params, body)), ()
+                Request(scope["headers"], params, body)), ()
         except ClientGone:
             return
         except Exception as e:
@@ -211,8 +151,6 @@ class JsonApp:
             await send({"type": f"lifespan.{phase}.failed", "message": f"{type(e).__name__}: {e}"})
             raise
         await send({"type": "lifespan.shutdown.complete"})
-
-    # ---- errors, whatever the interface
 
     def _error_answer(self, exception: Exception) -> tuple[int, bytes, tuple[tuple[str, str], ...]]:
         """(status, body, extra headers) of the answer to a request that raised `exception`."""

@@ -15,7 +15,7 @@ T = TypeVar("T")
 
 
 def pick(items: Sequence[T], seed: int, salt: str, user: int, track: int, position: int) -> T:
-    """One element of a non-empty sequence: MurmurHash3 x64 (unsigned, first 64 bits) of
+    """One element of a non-empty sequence: the 64-bit MurmurHash3 (unsigned, first 64 bits) of
     "<salt>:<user>:<track>:<position>" seeded with `seed`, modulo the length."""
     key = f"{salt}:{user}:{track}:{position}"
     return items[mmh3.hash64(key, seed & 0xFFFFFFFF, signed=False)[0] % len(items)]

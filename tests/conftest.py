@@ -5,19 +5,28 @@ bound to this process, so even a killed pytest leaves none behind. A stack alrea
 the environment (`./run.sh up`, then its `export` lines) is used instead. A server that cannot
 start fails the test with the launcher's message; nothing is ever skipped.
 
-Tests that need a JVM (HDFS, Spark) or a server are marked `slow` here, so
-`./run.sh test -m "not slow"` is the quick part that starts nothing.
+Marks live in the test modules (pyproject.toml registers them): `slow` on every test that needs
+a JVM (HDFS, Spark) or a server, so `./run.sh test -m "not slow"` is the quick part that starts
+nothing; `xdist_group(name)` where modules must share a worker (the pipeline runs; the users of
+the suite's one SparkSession); `heavy(n)` on the modules that take longest, started first. This
+file checks the first: a test that needs a stack or Spark fixture without `slow` stops the
+collection, and a test without `slow` that starts a JVM anyway finds a `java` that fails it.
 
 `./run.sh test` runs two pytest-xdist workers (pyproject.toml), each with its own stack; `-n 0`
 runs the suite in one process.
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
 from jobs.config import spark_config
+from support.golden import golden_value
 
 # Before any test starts a driver: conf/spark.yml's options for the suite's Spark drivers (once:
 # xdist's workers inherit the controller's environment and read this file again).
@@ -25,42 +34,85 @@ _submit_opts = os.environ.get("SPARK_SUBMIT_OPTS", "").split()
 os.environ["SPARK_SUBMIT_OPTS"] = " ".join(
     [*_submit_opts, *(o for o in spark_config().test_driver_java_options if o not in _submit_opts)])
 
-STACK_FIXTURES = {"stack_env", "spark"}
-# Modules whose tests start Spark or a stack of their own, without the fixtures above.
-JVM_MODULES = {"test_analysis_job", "test_jobs", "test_jobs_cluster", "test_jobs_synth",
-               "test_sim_service_days", "test_stack", "test_lifetime", "test_pipeline",
-               "test_class_archive"}
+def pytest_addoption(parser):
+    parser.addoption("--regenerate-golden", action="store_true",
+                     help="write the tests' golden files (tests/golden/) from this run's outputs")
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: needs a JVM (HDFS, Spark) or a server; "
-                                       "deselect with -m 'not slow'")
+STACK_FIXTURES = {"stack_env", "spark"}   # every HDFS, Redis and Spark fixture below needs one
 
 
-# The suite runs in two xdist workers (pyproject.toml), one group of tests at a time each. The
-# pipeline runs (which start JVMs of their own) are one group and the tests of the suite's
-# SparkSession another, so the two heavy halves start on different workers and only one worker
-# starts a SparkSession; every other module is a group of its own. Groups start in the order
-# below, longest first, so the workers finish together.
-WORKER_GROUPS = {"test_pipeline": "runs", "test_lifetime": "runs",
-                 **dict.fromkeys(("test_jobs", "test_analysis_job", "test_foundation",
-                                  "test_sim_service_days", "test_taste"), "spark")}
-LONGEST_FIRST = ("runs", "spark", "test_analysis_stats", "test_jobs_cluster", "test_service",
-                 "test_stack", "test_dataclient", "test_sim_longterm", "test_sim_calibration")
-
-
-def worker_group(item) -> str:
-    return WORKER_GROUPS.get(item.module.__name__, item.module.__name__)
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    """A module with a test that needs a stack or Spark fixture (HDFS, Redis, Spark) but is not
+    marked slow fails to collect, which stops the run: `-m "not slow"` could not deselect it."""
+    report = yield
+    if isinstance(collector, pytest.Module) and report.passed:
+        unmarked = [item.name for item in report.result if isinstance(item, pytest.Function)
+                    and STACK_FIXTURES & set(item.fixturenames)
+                    and not item.get_closest_marker("slow")]
+        if unmarked:
+            report.outcome = "failed"
+            report.longrepr = (f"{collector.nodeid}: these tests need HDFS, Redis or Spark but are "
+                               f"not marked slow (add `pytestmark = pytest.mark.slow` to the "
+                               f"module, or mark the tests): {', '.join(unmarked)}")
+    return report
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the items
 def pytest_collection_modifyitems(items):
+    """Every module without an `xdist_group` mark is a group of its own (its module fixtures run
+    once, on one worker); the `heavy` modules start first, heaviest first, so the two workers
+    end together."""
     for item in items:
-        if STACK_FIXTURES & set(item.fixturenames) or item.module.__name__ in JVM_MODULES:
-            item.add_marker(pytest.mark.slow)
-        item.add_marker(pytest.mark.xdist_group(worker_group(item)))
-    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(worker_group(item), len(rank)))
+        if not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    items.sort(key=lambda item: -weight(item))
+
+
+def weight(item) -> int:
+    heavy = item.get_closest_marker("heavy")
+    return heavy.args[0] if heavy else 0
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """A test not marked slow runs with a `java` that fails loudly: a quick test that starts a
+    JVM (a stack, Spark, a pipeline run), however indirectly, fails instead of starting one."""
+    if item.get_closest_marker("slow"):
+        return (yield)
+    saved = {name: os.environ.get(name) for name in ("JAVA_HOME", "PATH")}
+    os.environ["JAVA_HOME"] = str(JAVA_TRAP)
+    os.environ["PATH"] = f"{JAVA_TRAP / 'bin'}{os.pathsep}{saved['PATH'] or ''}"
+    try:
+        return (yield)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def make_java_trap() -> Path:
+    home = Path(tempfile.mkdtemp(prefix="botify-java-trap-"))
+    java = home / "bin" / "java"
+    java.parent.mkdir()
+    java.write_text("#!/bin/sh\necho 'botify tests: a test not marked slow started a JVM; mark "
+                    "its module with pytestmark = pytest.mark.slow' >&2\nexit 97\n")
+    java.chmod(0o755)
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    return home
+
+
+JAVA_TRAP = make_java_trap()
+
+
+@pytest.fixture
+def golden(request):
+    """golden(name, actual): the expected value in tests/golden/<name> (tests/support/golden.py)."""
+    regenerate = request.config.getoption("--regenerate-golden")
+    return lambda name, actual: golden_value(name, actual, regenerate)
 
 
 @pytest.fixture(scope="session")
@@ -121,8 +173,7 @@ def redis_url(stack_env) -> str:
 @pytest.fixture(scope="session")
 def spark(stack_env):
     """One local SparkSession for the whole suite: Spark's start-up is paid once. The jobs' own
-    session (conf/spark.yml, the driver's Java and class archive), with fewer shuffle
-    partitions for the tests' small frames."""
+    session (conf/spark.yml), with fewer shuffle partitions for the tests' small frames."""
     from jobs.common import spark_session
 
     session = spark_session("tests", "local[2]")

@@ -18,10 +18,14 @@ from analysis import ab_test
 from analysis.compare import compare_numpy, compare_spark
 from analysis.config import load_config
 from analysis.decisions import COLUMNS, holm
-from analysis.synthetic import BASE_TIMESTAMP_MS, per_user_metrics, synthetic_events, write_events
+from analysis.looks import look_moments
+from dataclient.synthetic_logs import BASE_TIMESTAMP_MS, synthetic_events, write_events
+from support.user_metrics import per_user_metrics
 from analysis.user_metrics import (CONFLICT, INVALID, METRICS, OUTSIDE, RATIOS,
                                    RETENTION_METRICS, Period, metric_table, per_user,
                                    read_events, summarize, with_covariates)
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("spark"), pytest.mark.heavy(8)]
 
 REPO = Path(__file__).resolve().parents[1]
 _BASE = load_config().settings
@@ -83,6 +87,28 @@ def test_per_user_table_matches_pandas(spark, events, event_dir):
     assert (summary["C"].sessions + summary["T1"].sessions + summary[CONFLICT].sessions
             == (events["message"] == "last").sum())
     table.unpersist()
+
+
+def test_look_moments_match_pandas_on_truncated_logs(spark, events, event_dir):
+    """At each tenth of the analysed users' sessions, the per-arm moments of the primary
+    metric equal pandas' over the logs up to that moment; the last look is the full table."""
+    table = per_user(read_events(spark, str(event_dir)), "EXP")
+    users = metric_table(table, ["C", "T1"])
+    sessions, moments = look_moments(read_events(spark, str(event_dir)), "EXP", users,
+                                     ["C", "T1"], "mean_session_time", 10)
+    table.unpersist()
+    analysed = events[events.user != 0]
+    closes = analysed.loc[analysed.message == "last", "timestamp"].to_numpy()
+    cutoffs = [*np.quantile(closes, np.arange(1, 10) / 10), np.inf]
+    assert sessions == [int((closes <= c).sum()) for c in cutoffs]
+    for cutoff, by_arm in zip(cutoffs, moments):
+        want = per_user_metrics(analysed[analysed.timestamp <= cutoff], ["C", "T1"])
+        want = want[want.sessions > 0]
+        for arm, got in enumerate(by_arm):
+            values = want.loc[want.arm == arm, "mean_session_time"]
+            assert got.users == len(values)
+            assert got.mean == pytest.approx(values.mean(), rel=1e-12)
+            assert got.variance == pytest.approx(values.var(), rel=1e-9)
 
 
 def assert_same_rows(mine_rows, their_rows):
@@ -170,6 +196,13 @@ def test_job_writes_report_and_detects_effect(event_dir, tmp_path, capsys):
     assert rows["mean_request_time", "bootstrap"]["verdict"] == "breached"
     assert rows["sessions", "bootstrap"]["verdict"] == "no difference"
     assert results["decision"]["treatments"]["T1"]["verdict"] == "better"
+    monitoring = results["sequential"]["treatments"]["T1"]
+    assert [look["look"] for look in monitoring["looks"]] == list(range(1, 11))
+    last = monitoring["looks"][-1]
+    assert last["effect"] == pytest.approx(rows["mean_session_time", "bootstrap"]["effect"],
+                                           rel=1e-9)
+    assert last["lower"] < rows["mean_session_time", "bootstrap"]["lower"]  # wider: always valid
+    assert "Sequential monitoring of mean_session_time" in (out / "ab_report.md").read_text()
     assert 0 < results["decision"]["treatments"]["T1"]["mde"] < 0.1
     csv = pd.read_csv(out / "results.csv")
     assert list(csv.columns) == COLUMNS and len(csv) == len(rows)
@@ -302,6 +335,45 @@ def test_retention_metrics_on_multi_day_logs(spark, tmp_path):
     one_day = Period.of(BASE_TIMESTAMP_MS, BASE_TIMESTAMP_MS + 1000)
     assert not set(RETENTION_METRICS) & set(metric_table(table, ["C", "T1"], one_day).columns)
     table.unpersist()
+
+
+def test_logs_of_any_span(spark, tmp_path):
+    """Logs over 400 days (more days than a 64-bit mask has bits): the job reports every
+    session metric and the retention metrics, which equal pandas' over the whole period."""
+    events = synthetic_events(2000, seed=41, extra_sessions=1.5, days=400,
+                              time_lift={"T1": 0.15})
+    folder = write_events(events, tmp_path / "logs", files=2)
+    table = per_user(read_events(spark, str(folder)), "EXP")
+    summary = summarize(table)
+    period = Period.of(min(summary[a].first_ts for a in ("C", "T1")),
+                       max(summary[a].last_ts for a in ("C", "T1")))
+    assert period.days == 400
+    got = (metric_table(table, ["C", "T1"], period).toPandas().sort_values("user")
+           .reset_index(drop=True))
+    table.unpersist()
+    want = per_user_metrics(events, ["C", "T1"]).sort_values("user").reset_index(drop=True)
+    for metric in RETENTION_METRICS:
+        np.testing.assert_allclose(got[metric], want[metric], err_msg=metric)
+    assert (want["active_days_share"] * 400).round().max() >= 3  # days are counted, not flagged
+
+    assert run_job(folder, tmp_path / "out") == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["data"]["days"] == 400
+    rows = {(r["metric"], r["method"]): r for r in results["results"]}
+    assert {m for m, _ in rows} >= {*METRICS, *RETENTION_METRICS}
+    for metric in RETENTION_METRICS:
+        by_arm = want.groupby("arm")[metric].mean()
+        assert rows[metric, "bootstrap"]["control"] == pytest.approx(by_arm[0], rel=1e-12)
+        assert rows[metric, "bootstrap"]["treatment_value"] == pytest.approx(by_arm[1], rel=1e-12)
+    assert results["decision"]["treatments"]["T1"]["verdict"] == "better"
+    monitoring = results["sequential"]["treatments"]["T1"]
+    assert [look["look"] for look in monitoring["looks"]] == list(range(1, 11))
+    last = monitoring["looks"][-1]
+    assert last["effect"] == pytest.approx(rows["mean_session_time", "bootstrap"]["effect"],
+                                           rel=1e-9)
+    assert last["lower"] < rows["mean_session_time", "bootstrap"]["lower"]  # wider: always valid
+    assert "Sequential monitoring of mean_session_time" in (tmp_path / "out" /
+                                                            "ab_report.md").read_text()
 
 
 def test_ab_n_job_on_hdfs(spark, hdfs_client, hdfs_fs, hdfs_user, tmp_path):

@@ -14,8 +14,11 @@ from analysis.bootstrap import poisson1_weights
 from analysis.compare import compare_numpy
 from analysis.config import load_config
 from analysis.effects import bootstrap_p_value, percentile_interval, sample_ratio_check
-from analysis.synthetic import per_user_metrics, synthetic_events
+from dataclient.synthetic_logs import synthetic_events
+from support.user_metrics import per_user_metrics
 from analysis.user_metrics import METRICS
+
+pytestmark = pytest.mark.heavy(7)
 
 
 def one_day_settings(**changes):

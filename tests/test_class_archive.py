@@ -9,9 +9,12 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+import pytest
 
 from infra.java import feature_release, java_binary
 from jobs import class_archive
+
+pytestmark = pytest.mark.slow
 
 DRIVER = textwrap.dedent("""
     import sys

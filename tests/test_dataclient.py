@@ -22,6 +22,8 @@ from infra.ports import free_port
 from dataclient.synthetic_logs import event_lines, write_replica_logs
 from contract.events import validation_error
 
+pytestmark = [pytest.mark.slow, pytest.mark.heavy(3)]
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMP_SUFFIX = ".dataclient-partial"  # conf/dataclient.yml temp_suffix
 

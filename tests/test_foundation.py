@@ -2,7 +2,10 @@
 import json
 import uuid
 
+import pytest
 import redis
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("spark"), pytest.mark.heavy(8)]
 
 
 def test_webhdfs_write_read_list_delete(hdfs_client, hdfs_user):

@@ -18,7 +18,9 @@ from jobs import common, driver, fetch, nn, offline, ranking, server, sessions, 
 from jobs.config import spark_config
 from pipeline.job_server import serve_command
 from contract.events import make_event, spark_schema
-from test_jobs_synth import synthetic_sessions, write_event_log
+from dataclient.synthetic_logs import synthetic_sessions, write_event_log
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("spark"), pytest.mark.heavy(8)]
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -14,7 +14,9 @@ import pyspark
 import pytest
 
 from infra.ports import free_port
-from test_jobs_synth import synthetic_sessions, write_event_log
+from dataclient.synthetic_logs import synthetic_sessions, write_event_log
+
+pytestmark = [pytest.mark.slow, pytest.mark.heavy(6)]
 
 REPO = Path(__file__).resolve().parent.parent
 SPARK_HOME = Path(pyspark.__file__).parent

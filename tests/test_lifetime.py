@@ -10,6 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("runs"), pytest.mark.heavy(9)]
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -54,7 +57,8 @@ def start_pipeline(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
     """`./run.sh`'s process: the seed plan, signalled once its simulator is playing day 0 and
     its Spark job server (jobs/server.py, under spark-submit) is running."""
     config = tmp_path / "pipeline.yml"
-    config.write_text(f"runs_dir: {tmp_path / 'runs'}\n")
+    shipped = yaml.safe_load((REPO / "conf" / "pipeline.yml").read_text())
+    config.write_text(yaml.safe_dump({**shipped, "runs_dir": str(tmp_path / "runs")}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOTIFY_")}
     env["TMPDIR"] = str(tmp_path)
     log = tmp_path / "pipeline.log"

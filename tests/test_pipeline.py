@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from jobs.config import spark_config
-from pipeline.config import load_pipeline_config
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("runs"), pytest.mark.heavy(9)]
 
 REPO = Path(__file__).resolve().parent.parent
 METRICS = {"mean_session_time", "mean_session_length", "mean_request_time"}
@@ -24,7 +25,8 @@ METRICS = {"mean_session_time", "mean_session_length", "mean_request_time"}
 
 def pipeline(*args: str, runs_dir: Path, env: dict | None = None, timeout: float = 1500):
     config = runs_dir.parent / f"{runs_dir.name}-pipeline.yml"
-    config.write_text(yaml.safe_dump({"runs_dir": str(runs_dir)}))
+    shipped = yaml.safe_load((REPO / "conf" / "pipeline.yml").read_text())
+    config.write_text(yaml.safe_dump({**shipped, "runs_dir": str(runs_dir)}))
     return subprocess.run([sys.executable, "-m", "pipeline", *args, "--config", str(config)],
                           cwd=REPO, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
@@ -54,9 +56,6 @@ def test_every_artefact_exists_and_is_well_formed(seed_runs):
     assert [manifest["steps"][s]["status"] for s in ("world", "day0", "day1", "ab")] == ["ok"] * 4
     assert manifest["settings"]["seed"] == 7 and manifest["settings"]["plan"] == "seed"
     assert manifest["versions"]["pyspark"]
-    # The days are served by the engine conf/pipeline.yml names (the simulator's load: uvicorn).
-    day0_service = yaml.safe_load((run / "conf" / "service-day0.yml").read_text())
-    assert day0_service["server"]["engine"] == load_pipeline_config().service.engine == "uvicorn"
     # Every table the plan's jobs write is checksummed.
     for table in ("day0/tracks_with_recs.json", "day0/top_tracks.json", "day1/tracks_nn.json",
                   "day1/recommendations_svd.json", "day1/top_tracks.json"):
@@ -109,25 +108,22 @@ def test_same_seed_same_results(seed_runs):
                 f"{day}/{table_file.name} differs between two runs with the same seed"
 
 
-# What the code before plans, registry and one-driver days (commit e61dc4b) gave for
-# `--scale smoke --seed 7`: the parts of the run that no floating-point kernel touches, so
-# that they hold on any machine. (On the machine where this was written, all six tables were
-# byte-identical and every report row but mean_request_time equal; see README.)
-BEFORE_SEED7_SMOKE = {
-    "day0/top_tracks.json": "ab063c64c0989c442436d3a05bc278d7f51dd2056a97e4432e5b727a18dada93",
-    "sessions": (1.0653465346534654, 1.0335570469798658),   # control, treatment arm means
-    "users": {"C": 505, "T1": 447},
-}
-
-
-def test_the_seed_plan_repeats_the_experiment_before_plans(seed_runs):
+def test_the_seed_plan_repeats_the_experiment_before_plans(seed_runs, golden):
+    """`--scale smoke --seed 7` against tests/golden/pipeline/seed7-smoke.json, recorded from the
+    code before plans, registry and one-driver days: the parts of the run that no floating-point
+    kernel touches, so that they hold on any machine (tests/support/golden.py: how to
+    regenerate)."""
     _, run, _ = seed_runs
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["tables"]["day0/top_tracks.json"]["sha256"] == BEFORE_SEED7_SMOKE["day0/top_tracks.json"]
     results = json.loads((run / "report" / "results.json").read_text())
     row = next(r for r in results["results"] if r["metric"] == "sessions" and r["method"] == "bootstrap")
-    assert (row["control"], row["treatment_value"]) == pytest.approx(BEFORE_SEED7_SMOKE["sessions"])
-    assert {arm: n for arm, n in results["srm"]["users"].items()} == BEFORE_SEED7_SMOKE["users"]
+    actual = {"day0/top_tracks.json sha256": manifest["tables"]["day0/top_tracks.json"]["sha256"],
+              "sessions": {"control": row["control"], "treatment": row["treatment_value"]},
+              "users": results["srm"]["users"]}
+    expected = golden("pipeline/seed7-smoke.json", actual)
+    assert actual["day0/top_tracks.json sha256"] == expected["day0/top_tracks.json sha256"]
+    assert actual["sessions"] == pytest.approx(expected["sessions"])
+    assert actual["users"] == expected["users"]
 
 
 def test_every_run_is_an_mlflow_run_and_compare_lists_both(seed_runs):

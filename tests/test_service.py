@@ -34,9 +34,10 @@ from contract.events import validation_error
 from service.tables import TableError, read_keyed
 from sim.remote import Responses
 
+pytestmark = pytest.mark.heavy(5)
+
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "test-token"
-ENGINES = ["granian", "uvicorn"]  # server.engine: service/server.py
 TRACKS = 100  # tracks 0..99, artist a<track // 10>
 
 
@@ -69,12 +70,10 @@ def ab_arms(world) -> list[dict]:
              "tables": {"nn": str(world["tracks"]), "users": str(world["users"]), "toppop": str(world["toppop"])}}]
 
 
-def write_config(tmp_path: Path, world, arms: list[dict] | None = None, engine: str = "granian",
-                 **log) -> Path:
+def write_config(tmp_path: Path, world, arms: list[dict] | None = None, **log) -> Path:
     config = yaml.safe_load((REPO / "conf" / "service.yml").read_text())
     config.update(seed=5, catalog=str(world["catalog"]), admin={"token": TOKEN},
                   experiments=[{"name": "AB", "arms": arms or ab_arms(world)}])
-    config["server"]["engine"] = engine
     config["log"] = {"dir": str(tmp_path / "logs"), "replica": "r0", "flush_interval_s": 0.01, **log}
     path = tmp_path / "service.yml"
     path.write_text(yaml.safe_dump(config))
@@ -108,31 +107,18 @@ def asgi_client(config_path):
 
 @pytest.fixture(scope="module")
 def served_url(tmp_path_factory):
-    """The URL of a real `python -m service` under an engine, for the module's stateless HTTP
-    checks: one process per engine, started when first asked for."""
-    folder, served = tmp_path_factory.mktemp("served"), {}
-
-    def url(engine: str) -> str:
-        if engine not in served:
-            (folder / engine).mkdir()
-            world = make_world(folder / engine)
-            served[engine] = start_service(write_config(folder / engine, world, engine=engine))
-        return served[engine][1]
-
+    """The URL of one real `python -m service` for the module's stateless HTTP checks."""
+    folder = tmp_path_factory.mktemp("served")
+    process, url = start_service(write_config(folder, make_world(folder)))
     yield url
-    for process, _ in served.values():
-        stop_service(process)
+    stop_service(process)
 
 
-@pytest.fixture(params=["asgi", *ENGINES])
-def client(request, config_path):
-    """Each HTTP check against the app in process (ASGI) and against a real server under each
-    engine (granian through RSGI, uvicorn through ASGI)."""
-    if request.param == "asgi":
-        yield request.getfixturevalue("asgi_client")
-    else:
-        with httpx.Client(base_url=request.getfixturevalue("served_url")(request.param)) as client:
-            yield client
+@pytest.fixture
+def client(served_url):
+    """An HTTP client of the real server (uvicorn serving the app)."""
+    with httpx.Client(base_url=served_url) as client:
+        yield client
 
 
 def test_api_answers_like_the_course_service(client, tmp_path):
@@ -394,6 +380,7 @@ def test_same_traffic_gives_the_same_recommendations_whatever_the_interleaving(t
     assert len({track for picks in results[0].values() for track in picks}) > 20  # and random
 
 
+@pytest.mark.slow
 def test_two_redis_replicas_share_sessions_and_answer_like_one_memory_replica(tmp_path, world, redis_url):
     """A user's requests alternate between two replicas on one Redis: the session history
     (which ContextualUpdated reads) is shared, so the answers equal one memory replica's."""
@@ -642,11 +629,10 @@ class Load:
                     track = response.json().get("track", track)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_under_load_with_rotation_and_sigterm_every_answer_is_one_whole_line(tmp_path, world, serve, engine):
+def test_under_load_with_rotation_and_sigterm_every_answer_is_one_whole_line(tmp_path, world, serve):
     """Event lines == 2xx answers: nothing lost, nothing doubled, no torn line, across
     rotations, with SIGTERM arriving in the middle of the load."""
-    process, url = serve(write_config(tmp_path, world, engine=engine, max_bytes=2048),
+    process, url = serve(write_config(tmp_path, world, max_bytes=2048),
                          "--replica", "loaded")
 
     async def scenario() -> int:
@@ -671,9 +657,8 @@ def test_under_load_with_rotation_and_sigterm_every_answer_is_one_whole_line(tmp
     assert all(os.path.getsize(p) <= 2048 for p in folder.glob("events.jsonl*"))
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_the_real_server_reads_chunked_bodies_and_answers_head(tmp_path, world, serve, engine):
-    _, url = serve(write_config(tmp_path, world, engine=engine))
+def test_the_real_server_reads_chunked_bodies_and_answers_head(tmp_path, world, serve):
+    _, url = serve(write_config(tmp_path, world))
 
     def chunks(*parts: bytes):
         yield from parts  # sent with Transfer-Encoding: chunked
@@ -682,18 +667,23 @@ def test_the_real_server_reads_chunked_bodies_and_answers_head(tmp_path, world, 
     assert response.status_code == 200 and response.json()["user"] == 1
     response = httpx.post(f"{url}/next/1", content=chunks(*[b" " * 1000] * 10))
     assert response.status_code == 413 and "too large" in response.json()["detail"]
+    body = b'{"track": 3, "time": 0.5}'
+    with raw_connection(url) as connection:   # a chunked body followed by a trailer field
+        connection.sendall(b"POST /next/2 HTTP/1.1\r\nhost: botify\r\ntransfer-encoding: chunked\r\n\r\n"
+                           b"%x\r\n%s\r\n0\r\nx-checksum: 1\r\n\r\n" % (len(body), body))
+        (status, answer), = read_answers(connection, 1)
+    assert status == 200 and answer["user"] == 2
     head, get = httpx.head(f"{url}/"), httpx.get(f"{url}/")
     assert head.status_code == 200 and head.content == b""
     assert head.headers["content-length"] == str(len(get.content))
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_the_real_server_serves_on_a_unix_socket_and_stops_cleanly(tmp_path, world, engine):
+def test_the_real_server_serves_on_a_unix_socket_and_stops_cleanly(tmp_path, world):
     """`--uds`: the service answers and logs on the socket (the pipeline's simulator talks to
     it there), and SIGTERM still stops it cleanly with every event written."""
     path = new_socket_path("service.sock")   # short enough for the kernel, whatever tmp_path's depth
     process = subprocess.Popen([sys.executable, "-m", "service", "--config",
-                                str(write_config(tmp_path, world, engine=engine)), "--uds", str(path)],
+                                str(write_config(tmp_path, world)), "--uds", str(path)],
                                cwd=REPO)
     try:
         with httpx.Client(transport=httpx.HTTPTransport(uds=str(path)), base_url="http://botify") as http:
@@ -726,12 +716,10 @@ def next_request(user: int) -> bytes:
     return b"POST /next/%d HTTP/1.1\r\nhost: botify\r\ncontent-length: %d\r\n\r\n%s" % (user, len(body), body)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_the_real_server_neither_answers_nor_logs_a_request_whose_client_left(tmp_path, world,
-                                                                             serve, engine):
+def test_the_real_server_neither_answers_nor_logs_a_request_whose_client_left(tmp_path, world, serve):
     """A client that leaves before its whole body arrived (by Content-Length or before the last
     chunk), even with a complete JSON document sent: no event. Whole requests are logged."""
-    process, url = serve(write_config(tmp_path, world, engine=engine))
+    process, url = serve(write_config(tmp_path, world))
     body = b'{"track": 3, "time": 0.5}'
     head = b"POST /next/%d HTTP/1.1\r\nhost: botify\r\n"
     requests = {  # user -> what the client sends, then leaves (the last two are whole)
@@ -749,68 +737,63 @@ def test_the_real_server_neither_answers_nor_logs_a_request_whose_client_left(tm
     assert sorted(e["user"] for e in event_lines(tmp_path / "logs" / "r0")) == [13, 14]
 
 
-def read_answers(connection: socket.socket, count: int) -> tuple[list[tuple[int, dict]], int]:
-    """`count` HTTP answers read from the connection: (status, JSON body) each, in order, and
-    how many reads they took (parsed by the simulator's client, sim/remote.py)."""
-    answers, reads = Responses(), 0
+def read_answers(connection: socket.socket, count: int) -> list[tuple[int, dict]]:
+    """`count` HTTP answers read from the connection: (status, JSON body) each, in order
+    (parsed by the simulator's client, sim/remote.py)."""
+    answers = Responses()
     while len(answers.done) < count:
         data = connection.recv(65536)
         assert data, "the service closed the connection"
         answers.parser.feed_data(data)
-        reads += 1
-    return [(status, orjson.loads(body)) for status, body in answers.done], reads
+    return [(status, orjson.loads(body)) for status, body in answers.done]
 
 
-def test_uvicorn_writes_the_answers_to_pipelined_requests_at_once(tmp_path, world, serve):
-    """Requests read in one go are answered in order in one write (service/batched_writes.py):
-    the simulator, which pipelines a round of requests, is woken once per round."""
-    _, url = serve(write_config(tmp_path, world, engine="uvicorn"))
+def test_pipelined_requests_are_answered_in_order(tmp_path, world, serve):
+    """The simulator's client writes a round of requests at once on one connection (HTTP/1.1
+    pipelining) and reads their answers in order, an error answer among them included."""
+    _, url = serve(write_config(tmp_path, world))
     requests = [next_request(user) for user in range(16)]
     requests[5] = b"GET /nowhere HTTP/1.1\r\nhost: botify\r\n\r\n"   # an error answer among them
     with raw_connection(url) as connection:
         for _ in range(3):
             connection.sendall(b"".join(requests))
-            answers, reads = read_answers(connection, len(requests))
+            answers = read_answers(connection, len(requests))
             assert [status for status, _ in answers] == [404 if i == 5 else 200 for i in range(16)]
             assert [a["user"] for i, (_, a) in enumerate(answers) if i != 5] == [u for u in range(16) if u != 5]
-            assert reads == 1
 
 
-def test_uvicorn_answers_a_client_that_half_closes_after_its_request(tmp_path, world, serve):
-    """Held answers still go out when the client half-closes (granian's hyper does not answer
-    it, service/README.md): the request is answered, then the connection closed."""
-    _, url = serve(write_config(tmp_path, world, engine="uvicorn"))
+def test_a_client_that_half_closes_after_its_request_is_answered(tmp_path, world, serve):
+    """A client may shut its side down once its request is sent: the request is answered,
+    then the connection closed."""
+    _, url = serve(write_config(tmp_path, world))
     with raw_connection(url) as connection:
         connection.sendall(next_request(9))
         connection.shutdown(socket.SHUT_WR)
-        (status, answer), = read_answers(connection, 1)[0]
+        (status, answer), = read_answers(connection, 1)
         assert connection.recv(4096) == b""
     assert status == 200 and answer["user"] == 9
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_the_real_server_answers_100_continue_before_the_body(tmp_path, world, serve, engine):
-    """An interim answer is written at once, not held for the final one: the client waits for
-    it before sending the body."""
-    _, url = serve(write_config(tmp_path, world, engine=engine))
+def test_the_real_server_answers_100_continue_before_the_body(tmp_path, world, serve):
+    """An interim answer is written at once: the client waits for it before sending the body."""
+    _, url = serve(write_config(tmp_path, world))
     body = b'{"track": 3, "time": 0.5}'
     with raw_connection(url) as connection:
         connection.sendall(b"POST /next/7 HTTP/1.1\r\nhost: botify\r\nexpect: 100-continue\r\n"
                            b"content-length: %d\r\n\r\n" % len(body))
         assert connection.recv(4096).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
         connection.sendall(body)
-        (status, answer), = read_answers(connection, 1)[0]
+        (status, answer), = read_answers(connection, 1)
     assert status == 200 and answer["user"] == 7
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_sighup_reloads_the_experiments(tmp_path, world, serve, engine):
+def test_sighup_reloads_the_experiments(tmp_path, world, serve):
     arms = [{"name": "C", "recommender": "contextual", "tables": {"tracks": str(world["tracks"])}}]
-    config = write_config(tmp_path, world, arms, engine=engine)
+    config = write_config(tmp_path, world, arms)
     process, url = serve(config)
     assert httpx.post(f"{url}/next/1", json={"track": 10, "time": 1.0}).json()["track"] in (11, 12)
     write_config(tmp_path, world, [{"name": "D", "recommender": "contextual",
-                                    "tables": {"tracks": str(world["other"])}}], engine=engine)
+                                    "tables": {"tracks": str(world["other"])}}])
     process.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 20
     while httpx.post(f"{url}/next/1", json={"track": 10, "time": 1.0}).json()["track"] != 60:

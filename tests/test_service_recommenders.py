@@ -210,6 +210,7 @@ def test_a_redis_history_reads_as_the_list_of_its_entries():
     assert history == RedisHistory([b"3:1.0", b"40:0.25", b"7:0"])
 
 
+@pytest.mark.slow
 def test_redis_sessions_survive_a_redis_script_flush_and_batch_concurrent_calls(redis_url):
     store = RedisStore(redis_url, f"test-{uuid.uuid4().hex}")
 
@@ -225,6 +226,7 @@ def test_redis_sessions_survive_a_redis_script_flush_and_batch_concurrent_calls(
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
 def test_both_stores_give_the_same_recommendations(files, redis_url):
     """Request-derived randomness: the same traffic gives the same tracks on any store (and
     Redis's read-ahead of rows with the session update answers like direct lookups)."""

@@ -9,7 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from test_sim_support import DEFAULT_CONFIG, read_sessions, run_module
+from support.sim import DEFAULT_CONFIG, read_sessions, run_module
+
+pytestmark = pytest.mark.heavy(1)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import subprocess
 import sys
@@ -27,16 +26,14 @@ from sim.returns import Listener
 from sim.trending import trending_boosts
 from sim.user import UserModel
 from sim.world import load_world
-from test_sim_support import REPO, generate_small_world, read_sessions, run_module, write_config
-from test_sim_user import tiny_world
+from support.sim import REPO, generate_small_world, read_sessions, run_module, tiny_world, write_config
 
-# sha256 of `sim.run --output` on the small world (tests/test_sim_support.py, world seed 5),
-# run seed 5, --processes 1, produced by the simulator at commit 61a06f1 (before simulated days
-# existed): `--recommender dummy --episodes 400` and `--recommender oracle --episodes 60`.
-BEFORE_LONG_TERM = {
-    ("dummy", "400"): "7066e61bfd4f1a3d0a7326caaa306405d80119785487b9ce5c8adcf4f469d8bf",
-    ("oracle", "60"): "3b4fdf6c956b33463fc86762ead50659e9c4c928ebb0065f92bf2eb05286e4fe",
-}
+pytestmark = pytest.mark.heavy(2)
+
+# `sim.run --output` on the small world (tests/support/sim.py, world seed 5), run seed 5,
+# --processes 1, with the long term switched off: tests/golden/sim_longterm/, recorded when the
+# simulator had no simulated days yet (tests/support/golden.py: how to regenerate).
+SWITCHES_OFF_RUNS = [("dummy", "400"), ("oracle", "60")]
 
 
 def config_with(folder, name: str, **sections) -> str:
@@ -50,7 +47,7 @@ def config_with(folder, name: str, **sections) -> str:
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    """The small world with seed 5 (the seed the checksums above were taken with)."""
+    """The small world with seed 5 (the seed of the golden outputs)."""
     folder = tmp_path_factory.mktemp("longterm")
     generate_small_world(folder, seed=5)
     return folder
@@ -65,7 +62,7 @@ def simulate(folder, config: str, name: str, *args: str) -> tuple[bytes, list[di
 
 
 @pytest.mark.parametrize("explicit", [False, True])
-def test_switches_off_give_the_output_of_the_code_before_the_long_term(small, explicit):
+def test_switches_off_give_the_output_of_the_code_before_the_long_term(small, explicit, golden):
     # without the new sections (their defaults), and with them written out, off, and --days 1
     if explicit:
         config = config_with(small, "off.yml", returns={"enabled": False},
@@ -73,10 +70,10 @@ def test_switches_off_give_the_output_of_the_code_before_the_long_term(small, ex
         extra = ("--days", "1")
     else:
         config, extra = str(write_config(small, name="plain.yml")), ()
-    for (agent, episodes), digest in BEFORE_LONG_TERM.items():
+    for agent, episodes in SWITCHES_OFF_RUNS:
         data, rows, _ = simulate(small, config, f"{agent}-{explicit}", "--recommender", agent,
                                  "--episodes", episodes, "--seed", "5", *extra)
-        assert hashlib.sha256(data).hexdigest() == digest, agent
+        assert data == golden(f"sim_longterm/{agent}-{episodes}.jsonl", data), agent
         assert "day" not in rows[0]
 
 

@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from infra.ports import free_port
 from infra.unix_socket import new_socket_path
-from test_sim_support import SMALL_WORLD, read_sessions, run_module, write_config
+from support.sim import SMALL_WORLD, read_sessions, run_module, write_config
 
 N_TRACKS = SMALL_WORLD["tracks"]
 TIMEOUT_S = 0.3

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sim.world import load_world
-from test_sim_support import REPO, read_sessions, run_module, write_config
+from support.sim import REPO, read_sessions, run_module, write_config
 
 
 @pytest.fixture(scope="module")

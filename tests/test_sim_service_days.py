@@ -24,7 +24,9 @@ import yaml
 from infra.ports import free_port
 from sim.calendar import day_start_ms
 from sim.remote import ServiceUnreachable, check_service
-from test_sim_support import REPO, generate_small_world, read_sessions, run_module
+from support.sim import REPO, generate_small_world, read_sessions, run_module
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("spark"), pytest.mark.heavy(8)]
 
 START = date(2026, 2, 2)
 DAYS = 3

@@ -1,11 +1,10 @@
 """The simulated user's formulas against hand-computed values (docs/DESIGN.md, simulated user)."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from sim.user import UserModel, listen_time
-from sim.world import World
+from support.sim import tiny_world
 
 
 @pytest.mark.parametrize("score, bias, sharpness, gamma, plays, expected", [
@@ -32,18 +31,6 @@ class ScriptedRng:
 
     def random(self):
         return self.uniforms.pop(0)
-
-
-def tiny_world(budget=2) -> World:
-    # interest track 0 at (1, 0); scores against it: t0 1.0, t1 0.8, t2 0.0, t3 2.0
-    embeddings = np.array([[1, 0], [0.8, 0.6], [0, 1], [2, 0]], dtype=np.float32)
-    return World(seed=0, embeddings=embeddings,
-                 track_artist=np.array([0, 0, 1, 1], dtype=np.int32),
-                 track_genre=np.zeros(4, dtype=np.int32), artist_names=["A", "B"],
-                 titles=["a", "b", "c", "d"], interests=np.array([[0]], dtype=np.int32),
-                 interest_neighbours=np.array([[[0]]], dtype=np.int32),
-                 consume_bias=np.array([1.0]), consume_sharpness=np.array([2.0]),
-                 session_budget=budget, artist_discount_gamma=0.5)
 
 
 def test_session_repeat_rule_and_artist_discount():

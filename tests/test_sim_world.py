@@ -9,7 +9,7 @@ import yaml
 from sim.config import ConfigError, load_config
 from sim.world import (CATALOG_FILE, EMBEDDINGS_FILE, USERS_FILE, generate_world, load_world,
                        nearest_tracks)
-from test_sim_support import SMALL_USERS, SMALL_WORLD, generate_small_world, run_module, write_config
+from support.sim import SMALL_USERS, SMALL_WORLD, generate_small_world, run_module, write_config
 
 
 @pytest.fixture(scope="module")

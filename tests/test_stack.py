@@ -14,6 +14,8 @@ import yaml
 from infra import stack as stack_module
 from infra import ports as ports_module
 
+pytestmark = [pytest.mark.slow, pytest.mark.heavy(4)]
+
 REPO = Path(__file__).resolve().parent.parent
 
 

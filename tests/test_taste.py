@@ -14,7 +14,9 @@ from service.recommenders.registry import lookup
 from service.recommenders.taste import Taste, row_key
 from service.stores.memory import MemoryKeyedTable
 from service.tables import read_keyed
-from test_jobs_synth import synthetic_sessions, write_event_log
+from dataclient.synthetic_logs import synthetic_sessions, write_event_log
+
+pytestmark = [pytest.mark.xdist_group("spark"), pytest.mark.heavy(8)]
 
 SEED = 5
 
@@ -58,6 +60,7 @@ def synthetic_tables(spark, tmp_path_factory):
     return root, catalog, run(root / "tables"), run
 
 
+@pytest.mark.slow
 def test_job_writes_a_track_keyed_table_of_artist_rows(synthetic_tables):
     root, catalog_path, result, _ = synthetic_tables
     catalog = load_catalog(catalog_path)
@@ -76,12 +79,14 @@ def test_job_writes_a_track_keyed_table_of_artist_rows(synthetic_tables):
     assert checks["tracks_taste.json"]["queries"] == checks["top-pop"]["queries"] > 50
 
 
+@pytest.mark.slow
 def test_job_is_deterministic(synthetic_tables, tmp_path):
     root, _, _, run = synthetic_tables
     run(tmp_path)
     assert (tmp_path / "tracks_taste.json").read_bytes() == (root / "tables" / "tracks_taste.json").read_bytes()
 
 
+@pytest.mark.slow
 def test_job_entry_runs_inside_a_given_session_and_leaves_it_running(spark, synthetic_tables, tmp_path):
     root, catalog, _, _ = synthetic_tables
     code = job.main(["--sessions", str(root / "work" / "sessions"), "--catalog", str(catalog),

@@ -76,7 +76,7 @@ class RedisListTable:
 class RedisHistory(Sequence[tuple[int, float]]):
     """A session as Redis returns it ("track:time" entries), parsed when first read: the length
     alone (all that Contextual, Indexed, TopPop and Random use) needs no parsing, which would
-    cost about 0.5 us per entry on every /next."""
+    cost time per entry on every /next."""
     __slots__ = ("_entries", "_parsed")
 
     def __init__(self, entries: list[bytes]):

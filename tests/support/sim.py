@@ -1,14 +1,17 @@
-"""Helpers shared by the simulator's test modules (this module holds no tests)."""
+"""Helpers shared by the simulator's test modules: small worlds, configs, runs of its modules."""
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import orjson
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+from sim.world import World
+
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO / "conf" / "sim.yml"
 
 # a world small enough to generate in well under a second, with the same structure
@@ -46,3 +49,16 @@ def generate_small_world(folder: Path, seed: int) -> Path:
 
 def read_sessions(path: Path) -> list[dict]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def tiny_world(budget=2) -> World:
+    """A four-track, one-user world whose listen times can be computed by hand."""
+    # interest track 0 at (1, 0); scores against it: t0 1.0, t1 0.8, t2 0.0, t3 2.0
+    embeddings = np.array([[1, 0], [0.8, 0.6], [0, 1], [2, 0]], dtype=np.float32)
+    return World(seed=0, embeddings=embeddings,
+                 track_artist=np.array([0, 0, 1, 1], dtype=np.int32),
+                 track_genre=np.zeros(4, dtype=np.int32), artist_names=["A", "B"],
+                 titles=["a", "b", "c", "d"], interests=np.array([[0]], dtype=np.int32),
+                 interest_neighbours=np.array([[[0]]], dtype=np.int32),
+                 consume_bias=np.array([1.0]), consume_sharpness=np.array([2.0]),
+                 session_budget=budget, artist_discount_gamma=0.5)

@@ -1,0 +1,42 @@
+"""Every shipped configuration file (conf/*.yml, conf/docker/*.yml) loads through the loader its
+program uses, so a key renamed in a model but not in its file fails here, not in the middle of a
+run. (The plans, conf/plans/*.yml: tests/test_plans.py.)"""
+from __future__ import annotations
+
+import pytest
+
+from analysis.config import load_config as load_analysis
+from dataclient.config import load_settings as load_dataclient
+from infra.stack import load_config as load_stack
+from jobs.config import jobs_config, spark_config
+from pipeline.config import load_pipeline_config
+from service.config import load_config as load_service
+from settings import CONF
+from sim.config import load_config as load_sim
+
+LOADERS = {
+    "analysis.yml": load_analysis,
+    "dataclient.yml": load_dataclient,
+    "experiments.yml": lambda path: load_service(CONF / "service.yml", experiments=path),
+    "jobs.yml": jobs_config,
+    "pipeline.yml": load_pipeline_config,
+    "service.yml": load_service,
+    "sim.yml": load_sim,
+    "spark.yml": spark_config,
+    "stack.yml": load_stack,
+    "docker/service.yml": load_service,
+}
+
+
+def shipped(*patterns: str) -> list[str]:
+    return sorted(str(path.relative_to(CONF)) for pattern in patterns for path in CONF.glob(pattern))
+
+
+def test_every_conf_file_has_a_loader_here():
+    assert shipped("*.yml", "docker/*.yml") == sorted(LOADERS)
+
+
+@pytest.mark.parametrize("name", sorted(LOADERS))
+def test_the_conf_file_loads(name):
+    assert LOADERS[name](CONF / name) is not None
+
