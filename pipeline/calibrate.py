@@ -36,11 +36,13 @@ from analysis.ab_test import job_settings
 from analysis.calibration import Score, score
 from analysis.compare import compare_numpy
 from analysis.config import load_config as load_analysis_config
+from analysis.sequential import moments, monitor
 from analysis.truth import estimand_key, per_user_metrics, true_values
 from pipeline.outcomes import Outcomes, ab_day, potential_outcomes, previous_day_metrics
 from settings import ConfigError
 
 DEFAULT_DRAWS = 8
+SEQUENTIAL_METRIC = "mean_session_time"   # the sequential method monitors the session time
 
 
 @dataclass(frozen=True)
@@ -94,23 +96,58 @@ def analyse(table: pd.DataFrame, arm_names: list[str], settings, replication: in
              "upper": r.upper} for r in comparison.rows]
 
 
-def replicate(pool: Pool, arms: list[str], settings, replications: int, seed: int,
-              progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def monitored(pool: Pool, arm_of_user: np.ndarray, source_arm: np.ndarray, draw: np.ndarray,
+              arm_names: list[str], alpha: float, direction: str, replication: int,
+              kind: str) -> list[dict]:
+    """The sequential method (analysis/sequential.py) on mean_session_time at each look, per
+    treatment: the final look's effect, and as its interval the intersection of every look's
+    always-valid interval. It holds the truth when every look's did, and excludes 0 when some
+    look's did: when the experiment could have stopped under continuous monitoring."""
+    o = pool.outcomes
+    users = np.arange(len(o.users))
+    time_at_looks = o.look_time_total[source_arm, draw, :, users].T   # (looks, n)
+    looks = []
+    for k in range(len(o.look_episodes)):
+        came = o.look_sessions[k] > 0
+        value = time_at_looks[k, came] / o.look_sessions[k, came]
+        arms = arm_of_user[came]
+        looks.append([moments(value[arms == a]) for a in range(len(arm_names))])
+    rows = []
+    for t in range(1, len(arm_names)):
+        result = monitor(arm_names[t], [(look[0], look[t]) for look in looks],
+                         o.look_episodes.tolist(), alpha, direction)
+        rows.append({"kind": kind, "replication": replication, "treatment": arm_names[t],
+                     "metric": SEQUENTIAL_METRIC, "method": "sequential",
+                     "effect": result.looks[-1].effect,
+                     "lower": max(look.lower for look in result.looks),
+                     "upper": min(look.upper for look in result.looks)})
+    return rows
+
+
+def replicate(pool: Pool, arms: list[str], settings, family_alpha: float, replications: int,
+              seed: int, progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every A/B and A/A replication's estimates (rows of `analyse`)."""
     import dataclasses
 
     n, draws = len(pool.outcomes.users), pool.outcomes.draws
+    # as the report monitors: each treatment at the family's alpha over the treatments
+    sequential_alpha = family_alpha / (len(arms) - 1)
+    direction = settings.metrics.get(SEQUENTIAL_METRIC, "higher")
     ab, aa = [], []
     for r in range(replications):
         rng = np.random.default_rng([seed, r])
         # a fresh bootstrap stream per replication, as a fresh run's analysis would draw
         run_settings = dataclasses.replace(settings, seed=int(rng.integers(2**31)))
-        split = rng.choice(len(arms), size=n, p=pool.weights)
-        ab += analyse(replication_table(pool, split, split, rng.integers(draws, size=n)),
-                      arms, run_settings, r, "A/B")
-        halves = rng.integers(2, size=n)
-        null = replication_table(pool, halves, np.zeros(n, dtype=int), rng.integers(draws, size=n))
-        rows = analyse(null, [arms[0], f"{arms[0]}'"], run_settings, r, "A/A")
+        split, draw = rng.choice(len(arms), size=n, p=pool.weights), rng.integers(draws, size=n)
+        ab += analyse(replication_table(pool, split, split, draw), arms, run_settings, r, "A/B")
+        ab += monitored(pool, split, split, draw, arms, sequential_alpha, direction, r, "A/B")
+        halves, draw = rng.integers(2, size=n), rng.integers(draws, size=n)
+        control = np.zeros(n, dtype=int)
+        null_arms = [arms[0], f"{arms[0]}'"]
+        rows = analyse(replication_table(pool, halves, control, draw), null_arms, run_settings,
+                       r, "A/A")
+        rows += monitored(pool, halves, control, draw, null_arms, sequential_alpha, direction, r,
+                          "A/A")
         aa += [{**row, "treatment": t} for row in rows for t in arms[1:]]
         if progress:
             progress(r + 1)
@@ -121,11 +158,13 @@ def truths(outcomes: Outcomes, settings) -> tuple[dict, dict]:
     """truth.json's document of the pool and (treatment, metric, method) -> true effect."""
     document = true_values(outcomes.arms, outcomes.sessions, outcomes.time_total,
                            outcomes.events, dict(settings.quantiles), settings.quantile_variable)
-    methods = ["bootstrap", *(["cuped"] if settings.covariates else []), "delta"]
+    methods = ["bootstrap", *(["cuped"] if settings.covariates else []), "delta", "sequential"]
     flat = {}
     for treatment, effects in document["effects"].items():
         for metric in [*settings.metrics, *settings.quantiles]:
             for method in methods:
+                if method == "sequential" and metric != SEQUENTIAL_METRIC:
+                    continue
                 key = estimand_key(metric, method)
                 if key in effects:
                     flat[(treatment, metric, method)] = effects[key]["effect"]
@@ -215,7 +254,8 @@ def calibrate(run: Path, replications: int, draws: int, processes: int, seed: in
     weights = np.array(day.weights) / sum(day.weights)
     pool = Pool(outcomes, weights, covariates_of(outcomes, previous, sorted(present)))
     document, flat = truths(outcomes, settings)
-    ab, aa = replicate(pool, day.arms, settings, replications, seed, progress)
+    ab, aa = replicate(pool, day.arms, settings, config.family_alpha, replications, seed,
+                       progress)
     scores = score(ab, aa, flat, 1 - config.alpha, seed)
     info = {"plan": plan_name, "scale": scale, "run": str(run), "day": day.name,
             "replications": replications, "draws": draws, "users": int(len(outcomes.users)),
