@@ -256,7 +256,11 @@ def calibrate(run: Path, replications: int, draws: int, processes: int, seed: in
     document, flat = truths(outcomes, settings)
     ab, aa = replicate(pool, day.arms, settings, config.family_alpha, replications, seed,
                        progress)
-    scores = score(ab, aa, flat, 1 - config.alpha, seed)
+    methods = ["bootstrap", "cuped", "delta", "sequential"]
+    metrics = [*settings.metrics, *settings.quantiles]
+    scores = sorted(score(ab, aa, flat, 1 - config.alpha, seed),
+                    key=lambda s: (day.arms.index(s.treatment), metrics.index(s.metric),
+                                   methods.index(s.method)))
     info = {"plan": plan_name, "scale": scale, "run": str(run), "day": day.name,
             "replications": replications, "draws": draws, "users": int(len(outcomes.users)),
             "sessions": int(outcomes.sessions.sum()), "alpha": config.alpha,
