@@ -16,7 +16,7 @@ import yaml
 from infra.ports import free_port
 from pipeline.outcomes import ab_day, per_user, potential_outcomes, replay
 from sim.remote import ServiceUnreachable, check_service
-from test_sim_support import REPO, generate_small_world, read_sessions, run_module
+from support.sim import REPO, generate_small_world, read_sessions, run_module
 
 pytestmark = pytest.mark.slow  # a real service
 
