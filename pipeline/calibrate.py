@@ -5,7 +5,9 @@
 N replications of the plan's A/B day (a fresh user split and fresh simulator randomness each,
 the same tables) and N A/A replications (the control against itself), each analysed with every
 method of the A/B analysis (analysis/compare.py's numpy engine: the same estimator code as the
-report's), scored by analysis/calibration.py against the day's truth (analysis/truth.py).
+report's; and the always-valid monitoring of mean_session_time at each tenth of the sessions,
+analysis/sequential.py), scored by analysis/calibration.py against the day's truth
+(analysis/truth.py).
 Writes calibration.{md,json,csv,png} into runs/<id>/calibration/ and an MLflow run.
 
 Simulated traffic is reused where that is statistically equivalent. Users do not affect each
