@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis.sequential import LOOKS
 from service.config import load_config as load_service_config
 from service.interleaving import Interleaved
 from service.recommenders import Listen
@@ -210,9 +211,10 @@ def _first(sessions: Sessions, count: int) -> Sessions:
 
 
 def potential_outcomes(day: AbDay, draws: int, processes: int = 1, arms: list[str] | None = None,
-                       serving=None, looks: int = 10) -> Outcomes:
+                       serving=None, looks: int = LOOKS) -> Outcomes:
     """Every arm of `arms` (default: the day's compared arms) serving all the day's users,
-    `draws` times (draw 0: the day's own streams), over `processes` forked workers."""
+    `draws` times (draw 0: the day's own streams), over `processes` forked workers; with the
+    per-user time totals at each of `looks` looks (the report's, analysis/sequential.py)."""
     config, serving = serving or load_serving(day)
     world = world_of(config)
     arms = arms or day.arms
