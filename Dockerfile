@@ -3,6 +3,7 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY contract contract
 COPY service service
 COPY sim sim
 COPY dataclient dataclient

@@ -10,8 +10,7 @@
 #   ./run.sh test [pytest args]    the test suite against a private HDFS + Redis on free ports
 #                                  (./run.sh test -m "not slow": the quick part, no JVM)
 #   ./run.sh up | down | status    the local stack for a person at the keyboard (HDFS, Redis, service)
-# Every command first sets itself up: .venv with the project, Hadoop jars (Maven), redis-server (apt),
-# Spark's class archive (jobs/class_archive.py).
+# Every command first sets itself up: .venv with the project, Hadoop jars (Maven), redis-server (apt).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -57,8 +56,7 @@ setup_redis() {
 setup() {
     setup_venv
     setup_redis
-    .venv/bin/python -m infra.stack fetch >/dev/null
-    .venv/bin/python -m jobs.class_archive   # once per Java and pyspark: Spark's JVMs start faster
+    .venv/bin/python -m infra fetch >/dev/null
 }
 
 command=${1:-experiment}
@@ -74,7 +72,7 @@ case "$command" in
     up)
         shift
         setup
-        exec .venv/bin/python -m infra.stack up "$@"
+        exec .venv/bin/python -m infra up "$@"
         ;;
     plans|compare)
         setup_venv
@@ -87,7 +85,7 @@ case "$command" in
         ;;
     down|status)
         [ -x .venv/bin/python ] || die "no .venv yet: nothing was started here"
-        exec .venv/bin/python -m infra.stack "$command"
+        exec .venv/bin/python -m infra "$command"
         ;;
     experiment|--*)
         if [ "$command" = experiment ] && [ $# -gt 0 ]; then shift; fi

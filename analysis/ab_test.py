@@ -70,13 +70,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def spark_session():
-    """The active session (tests, notebooks) or the jobs' session: conf/spark.yml fills in what
-    spark-submit's --master and --conf left unset (jobs/common.py)."""
+    """The active session (tests, notebooks) or a new one from conf/spark.yml (sparkapp)."""
     from pyspark.sql import SparkSession
 
-    from jobs.common import spark_session as jobs_spark_session
+    from sparkapp.session import spark_session as new_session
 
-    return SparkSession.getActiveSession() or jobs_spark_session("ab-test")
+    return SparkSession.getActiveSession() or new_session("ab-test")
 
 
 def _iso(ms: int | None) -> str | None:

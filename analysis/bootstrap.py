@@ -185,27 +185,6 @@ def numpy_replicate_sums(users: pd.DataFrame, columns: list[str], quantile_varia
     return partial
 
 
-def driver_replicate_sums(users: pd.DataFrame, columns: list[str], quantile_variable: str,
-                          layout: Layout, replicates: int, seed: int, chunk_rows: int,
-                          batch_rows: int) -> PartialSums:
-    """What `spark_replicate_sums` computes, on the driver, from the users collected with
-    their Spark partition (`partition`): each partition ordered by user, cut into Arrow-sized
-    batches of `batch_rows` like mapInPandas receives them, drawing from the same stream, and
-    added in partition order. Small tables skip the Python workers' start-up this way."""
-    total = PartialSums.zeros(layout, replicates)
-    for partition, rows in users.groupby("partition", sort=True):
-        rows = rows.sort_values("user", kind="stable")
-        rng = partition_rng(seed, int(partition))
-        partial = PartialSums.zeros(layout, replicates)
-        for start in range(0, len(rows), batch_rows):
-            batch = rows.iloc[start:start + batch_rows]
-            accumulate(partial, rng, batch["arm"].to_numpy(),
-                       batch[columns].to_numpy(dtype=np.float64),
-                       batch[quantile_variable].to_numpy(dtype=np.float64), layout, chunk_rows)
-        total.add(partial)
-    return total
-
-
 def spark_replicate_sums(users, columns: list[str], quantile_variable: str, layout: Layout,
                          replicates: int, seed: int, partitions: int,
                          chunk_rows: int) -> PartialSums:

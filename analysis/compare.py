@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis.bootstrap import (Layout, arm_replicates, driver_replicate_sums,
-                                numpy_replicate_sums, spark_replicate_sums, window_probabilities)
+from analysis.bootstrap import (Layout, arm_replicates, numpy_replicate_sums,
+                                spark_replicate_sums, window_probabilities)
 from analysis.effects import Columns, Estimate, estimates
 
 
@@ -35,7 +35,6 @@ class Settings:
     window_sd: float
     partitions: int
     chunk_rows: int
-    driver_max_users: int = 0  # tables up to this many users are bootstrapped on the driver
     covariates: dict[str, str] = field(default_factory=dict)  # metric -> covariate column
     ratios: dict[str, tuple[str, str]] = field(default_factory=dict)  # metric -> (num, den)
     estimands: dict[str, str] = field(default_factory=dict)   # name -> what is estimated
@@ -109,25 +108,9 @@ def compare_numpy(users: pd.DataFrame, arm_names: list[str], settings: Settings)
 
 
 def compare_spark(users, arm_names: list[str], settings: Settings) -> Comparison:
-    """Users hashed into `settings.partitions` partitions, each with its own weight stream.
-    Up to `settings.driver_max_users` users, the table is collected and the partitions are
-    summed on the driver (the same numbers, without starting Python workers); beyond it, in
-    Spark's Python workers. `users` should be cached by the caller: it is read twice."""
+    """Users hashed into `settings.partitions` partitions, each with its own weight stream,
+    summed in Spark's Python workers. `users` should be cached by the caller: it is read twice."""
     from pyspark.sql import functions as F
-
-    selected = list(dict.fromkeys(["user", "arm", *settings.columns,
-                                   settings.quantile_variable]))
-    if users.count() <= settings.driver_max_users:
-        # repartition(n, "user") places a row by pmod(murmur3 hash of user, n): F.hash.
-        partition = F.pmod(F.hash("user"), F.lit(settings.partitions)).alias("partition")
-        frame = users.select(*selected, partition).toPandas()
-        layout, points = _quantile_values(frame, arm_names, settings)
-        batch_rows = int(users.sparkSession.conf.get(
-            "spark.sql.execution.arrow.maxRecordsPerBatch", "10000"))
-        partial = driver_replicate_sums(frame, settings.columns, settings.quantile_variable,
-                                        layout, settings.replicates, settings.seed,
-                                        settings.chunk_rows, batch_rows)
-        return _finish(partial, layout, points, arm_names, settings)
 
     # Every arm's sample quantiles and window edges in one Spark job. Spark's exact percentile
     # interpolates like numpy's default ("linear"); the windows need each arm's user count.

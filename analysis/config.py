@@ -38,8 +38,6 @@ class Bootstrap(settings.Strict):
     seed: int = 20261129
     partitions: int = Field(4, ge=1)
     chunk_rows: int = Field(4096, ge=1)
-    driver_max_users: int = Field(
-        300_000, ge=0, description="up to this many users the replicate sums run on the driver")
 
 
 class Quantiles(settings.Strict):
@@ -145,8 +143,7 @@ class AnalysisConfig(settings.Strict):
                         quantile_variable=q.variable, quantile_direction=q.direction,
                         replicates=self.bootstrap.replicates, seed=self.bootstrap.seed,
                         alpha=self.alpha, bins=q.bins, window_sd=q.window_sd,
-                        partitions=self.bootstrap.partitions, chunk_rows=self.bootstrap.chunk_rows,
-                        driver_max_users=self.bootstrap.driver_max_users)
+                        partitions=self.bootstrap.partitions, chunk_rows=self.bootstrap.chunk_rows)
 
     def expected_split(self, experiment: str, arms: list[str]) -> dict[str, float]:
         """The configured weight of each arm, equal weights when the experiment is not listed."""

@@ -3,7 +3,7 @@
 - wall: `spark-submit --master local[2] analysis/ab_test.py ...` as the pipeline runs it,
   timed as the user waits (JVM and Spark start-up, reading the logs, report files included);
   the logs are read from HDFS when the test stack is up (run under
-  `python -m infra.stack run --ephemeral -- ...`), else from local disk (the line says which);
+  `python -m infra run -- ...`), else from local disk (the line says which);
 - kernel: the analysis inside one warmed-up SparkSession (start-up excluded), split into the
   per-user table, the bootstrap and the report.
 
@@ -139,7 +139,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "analysis")
     args = parser.parse_args()
 
-    from jobs.common import spark_session
+    from sparkapp.session import spark_session
 
     weight_draw_speed(args.seed)
     logs = {n: event_logs(n, args.seed, args.data_dir) for n in sorted(args.users)}

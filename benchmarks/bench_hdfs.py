@@ -4,9 +4,8 @@
 
 A run of `./run.sh` or of the tests starts a NameNode and a DataNode and moves megabytes through
 them, so what their JVMs spend starting counts. Per round, for each variant in turn (the order
-alternates between rounds): conf/stack.yml's `hadoop` settings as they are; the same without
-the daemons' class archives (`class_archive_dir`, built first unless they exist); and without
-those nor `java_opts`' `-XX:` flags (the JVM's defaults). Each variant starts a stack (infra/stack.py,
+alternates between rounds): conf/stack.yml's `hadoop` settings as they are, and the same without
+`java_opts`' `-XX:` flags (the JVM's defaults). Each variant starts a stack (infra/stack.py,
 free ports, a copied NameNode format), waits until HDFS takes writes, writes `--files` files of
 `--megabytes` MB through WebHDFS and reads them back, then stops it. Prints the seconds until
 ready, the daemons' CPU seconds at ready and after the I/O, and the I/O's seconds.
@@ -25,13 +24,14 @@ sys.path.insert(0, str(REPO))
 from bench_service import cpu_seconds  # noqa: E402
 from hdfs import InsecureClient  # noqa: E402
 
-from infra import stack as stack_module  # noqa: E402
+from infra.config import load_config  # noqa: E402
+from infra.stack import new_stack  # noqa: E402
 
 DAEMONS = ("namenode", "datanode")
 
 
 def measure(config, files: int, megabytes: int) -> dict[str, float]:
-    stack = stack_module.new_stack(config, ephemeral=True)
+    stack = new_stack(config, ephemeral=True)
     started = time.monotonic()
     try:
         stack.up(config)
@@ -59,15 +59,11 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=30)
     parser.add_argument("--megabytes", type=int, default=3)
     args = parser.parse_args()
-    config = stack_module.load_config()
+    config = load_config()
     configured = list(config.hadoop.java_opts)
-    stack_module.build_daemon_archives(config)
     variants = {"configured": {},
-                "no archives": {"class_archive_dir": ""},
-                "JVM defaults": {"class_archive_dir": "",
-                                 "java_opts": [opt for opt in configured if not opt.startswith("-XX:")]}}
-    print(f"configured hadoop.java_opts: {' '.join(configured)}; class archives in "
-          f"{config.hadoop.class_archive_dir or '(none)'}")
+                "JVM defaults": {"java_opts": [opt for opt in configured if not opt.startswith("-XX:")]}}
+    print(f"configured hadoop.java_opts: {' '.join(configured)}")
     print(f"{'round':5s} {'variant':13s} {'ready s':>8s} {'CPU s at ready':>15s} "
           f"{'CPU s after I/O':>16s} {'I/O s':>6s}")
     for round_number in range(1, args.rounds + 1):

@@ -4,7 +4,7 @@
     PYTHONPATH=$PWD python benchmarks/bench_jobs.py scale [--events 1300000,13000000]
 
 The logs go to a stack's HDFS: the one exported in the environment (`./run.sh up`, or under
-`python -m infra.stack run --ephemeral --`), else an ephemeral one the benchmark starts and stops.
+`python -m infra run --`), else an ephemeral one the benchmark starts and stops.
 
 `submits`: one day's four jobs (sessions, toppop, nn --dim 200, svd) the old way, four
 `spark-submit`s (with the job files of --old-code, e.g. `git archive <commit> | tar -x -C TREE`;
@@ -13,7 +13,7 @@ SparkSession; same logs, both on hdfs://. Prints each submit's seconds, both tot
 
 `scale`: for each size, the four jobs in one driver submit; prints each job's seconds (from the
 driver's --timings), the submit's wall time, and the growth of each against the first size
-(x10 for 10x the events: linear), and which of nn/svd ran on the executors (jobs/README.md).
+(x10 for 10x the events: linear).
 
 Logs: dataclient/synthetic_logs.py (seeded; 10,000 users, 50,000 tracks, random tracks, one
 "last" in ten events), generated once into benchmarks/out/ and uploaded to the stack's HDFS.
@@ -48,10 +48,11 @@ def hdfs_environment():
     if os.environ.get("BOTIFY_HDFS_FS"):
         yield
         return
-    from infra import stack as stack_module
+    from infra.config import load_config
+    from infra.stack import new_stack
 
-    config = stack_module.load_config()
-    started = stack_module.new_stack(config, ephemeral=True)
+    config = load_config()
+    started = new_stack(config, ephemeral=True)
     try:
         started.up(config)
         os.environ.update(started.env())
@@ -138,9 +139,6 @@ def scale(args) -> None:
         recorded = json.loads(timings.read_text())
         runs[lines] = {"wall": wall, "startup": recorded["startup"],
                        **{t["job"]: t["seconds"] for t in recorded["jobs"]}}
-        where = {t["job"]: "executors" if t["summary"].get("on_executors") else "driver"
-                 for t in recorded["jobs"] if t["job"] in ("nn", "svd")}
-        print(f"  nn on the {where['nn']}, svd on the {where['svd']}", flush=True)
     print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     names = ["sessions", "toppop", "nn", "svd", "startup", "wall"]
     sizes = list(runs)

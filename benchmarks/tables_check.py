@@ -26,7 +26,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from jobs.config import spark_config  # noqa: E402
+from jobs.batch import join_invocations  # noqa: E402
+from sparkapp.config import spark_config  # noqa: E402
 
 BIN = Path(sys.executable).parent
 TABLES = ("top_tracks.json", "tracks_nn.json", "tracks_with_recs.json", "recommendations_svd.json")
@@ -73,10 +74,9 @@ def run_day(events: str, out: str, nn_args: list[str], code: Path, driver: bool,
     memory = spark_config().conf.get("spark.driver.memory")
     submit = [str(BIN / "spark-submit"), "--master", "local[2]", *(["--driver-memory", memory] if memory else [])]
     if driver:
-        argv = submit + [str(code / "jobs" / "driver.py"), *(["--timings", str(timings)] if timings else []), "--"]
-        for i, (job, args) in enumerate(jobs):
-            argv += ([";"] if i else []) + [job, *args]
-        commands = [("driver", argv)]
+        commands = [("driver", submit + [str(code / "jobs" / "driver.py"),
+                                         *(["--timings", str(timings)] if timings else []), "--",
+                                         *join_invocations(jobs)])]
     else:
         commands = [(job, submit + [str(code / "jobs" / f"{job}.py"), *args]) for job, args in jobs]
     seconds = {}

@@ -1,16 +1,18 @@
-"""Free TCP ports for servers started a moment later, chosen outside the kernel's ephemeral range.
+"""TCP ports for the stack's servers: free ones for servers started a moment later, chosen
+outside the kernel's ephemeral range, and a clear error when a configured one is taken.
 
 A port found free by binding port 0 comes from the ephemeral range, the one the kernel also
 hands to every connect() and every other bind to port 0. In the seconds before a JVM binds the
-port it was given, any of those can take it: a run failed so, its NameNode's port taken while
-Spark's driver was starting ("BindException: Address already in use"). Outside that range only
-an explicit bind takes a port.
+port it was given, any of those can take it, and the JVM fails with "BindException: Address
+already in use". Outside that range only an explicit bind takes a port.
 """
 from __future__ import annotations
 
 import random
 import socket
 from pathlib import Path
+
+from infra.errors import StackError
 
 EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LINUX_DEFAULT_RANGE = (32_768, 60_999)
@@ -49,3 +51,11 @@ def free_port(host: str = "127.0.0.1") -> int:
             return port
     raise OSError(f"no free TCP port on {host} outside the ephemeral range {low}-{high} "
                   f"in {ATTEMPTS} tries")
+
+
+def require_port_free(host: str, port: int, what: str) -> None:
+    if not is_free(host, port, reuse_address=True):
+        raise StackError(
+            f"port {port} ({what}) is in use on {host}: stop what listens there "
+            f"(see `ss -ltnp 'sport = :{port}'`; `./run.sh down` if it is an earlier stack) "
+            f"or choose another port with BOTIFY_PORT_<NAME> (names in conf/stack.yml).")

@@ -6,8 +6,7 @@ row u is a ridge regression on its n_u ratings: p_u = (G^T G + reg n_u I)^-1 G^T
 rank matrix of the other side's vectors. Spark solves the rank x rank system (rank^3 per row);
 when n_u < rank the identical solution is p_u = G^T (G G^T + reg n_u I)^-1 y, an n_u x n_u
 system. Logged sessions give a context a few dozen ratings, so at rank 200 this dual form is
-what makes the NN affordable (measured: jobs/README.md, "Solver choice"). Rows with more ratings than
-the rank use the primal form.
+what makes the NN affordable. Rows with more ratings than the rank use the primal form.
 """
 from __future__ import annotations
 
@@ -15,8 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy.sparse import csr_matrix
-
-from infra.progress import tracked
 
 CHUNK_BYTES = 64 << 20   # gathered vectors per batched solve
 
@@ -77,16 +74,3 @@ def initial_vectors(n: int, rank: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return (rng.normal(size=(n, rank)) / np.sqrt(rank)).astype(np.float32)
 
-
-def fit(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int], rank: int,
-        reg: float, iterations: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Factor vectors (P, Q) with values ~ P[rows] . Q[cols]; one (row, col) pair per rating."""
-    # float32 like Spark's ALS: half the memory traffic of float64, same tables (measured).
-    by_row = csr_matrix((values, (rows, cols)), shape=shape, dtype=np.float32)
-    by_col = by_row.T.tocsr()
-    q = initial_vectors(shape[1], rank, seed)
-    p = np.zeros((shape[0], rank), dtype=np.float32)
-    for _ in tracked(range(iterations), "ALS", "iteration"):
-        p = solve_side(q, by_row, reg)
-        q = solve_side(p, by_col, reg)
-    return p, q

@@ -7,7 +7,6 @@ Each job file defines `add_arguments(parser, cfg)`, `run(spark, args)` and
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -17,9 +16,9 @@ from typing import Any, Callable, Iterable
 
 import orjson
 
-from jobs.class_archive import driver_java_environment, driver_java_options
-from jobs.config import JOBS_CONF, JobsConfig, jobs_config, spark_config
+from jobs.config import JOBS_CONF, JobsConfig, jobs_config
 from settings import ConfigError
+from sparkapp.session import spark_session
 
 
 class JobError(Exception):
@@ -95,40 +94,7 @@ def job_main(name: str, description: str, add_arguments, run, argv: list[str] | 
     return 0
 
 
-# --- Spark ------------------------------------------------------------------------------------
-
-def spark_session(name: str, master: str | None = None, java_options: list[str] | None = None):
-    """SparkSession with conf/spark.yml settings; spark-submit's own --master/--conf win. A JVM
-    this starts runs on the driver's Java with `java_options` (default: the class archive's,
-    jobs/class_archive.py)."""
-    from pyspark import SparkConf, SparkContext
-    from pyspark.sql import SparkSession
-
-    # Python workers must run this interpreter (it has numpy/pyarrow); the default is `python3`.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    config = spark_config()
-    # Under spark-submit the JVM already exists (PYSPARK_GATEWAY_PORT) and holds its settings
-    # (master, --conf) as system properties: conf/spark.yml only fills in what it left unset.
-    submitted = "PYSPARK_GATEWAY_PORT" in os.environ
-    given = set()
-    if submitted:
-        SparkContext._ensure_initialized()
-        given = {key for key, _ in SparkConf().getAll()}
-    builder = SparkSession.builder.appName(f"botify-{name}")
-    if master or not submitted:
-        builder = builder.master(master or config.master)
-    for key, value in config.conf.items():
-        if key not in given:
-            builder = builder.config(key, value)
-    if not submitted:
-        options = [*(driver_java_options() if java_options is None else java_options),
-                   config.conf.get("spark.driver.extraJavaOptions", "")]
-        builder = builder.config("spark.driver.extraJavaOptions", " ".join(options).strip())
-    with driver_java_environment():
-        spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
-    return spark
-
+# --- paths ------------------------------------------------------------------------------------
 
 def qualify(path: str) -> str:
     """A URI Hadoop understands: hdfs://... and file://... stay, a plain path becomes file:///abs."""

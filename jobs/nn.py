@@ -4,7 +4,9 @@ Training pairs: a session's first track (the context) and each later track of th
 its listen time; a track already played earlier in the session is left out (its time is 0 by
 the repeat rule, not by taste). Duplicate (context, track) pairs are averaged into one rating.
 Model: time ~ mean + context_embedding . track_embedding, squared loss, L2 regularisation,
-fitted by Spark ML's explicit-feedback ALS. Held-out sessions give the MSE against the mean
+fitted by alternating least squares: by default numpy's dual-form solver (jobs/als.py) with each
+side's rows solved on the executors, with `--solver spark` Spark ML's explicit-feedback ALS on
+the same objective. Only catalog-sized factor matrices pass the driver. Held-out sessions give the MSE against the mean
 baseline and the offline hit rate / NDCG next to top-pop. Output: per context track the top-k
 tracks by score without the context itself, strictly ordered; `--unordered` keeps
 argpartition's order (with --dim 100, the course-style table for the Contextual control).
@@ -67,23 +69,10 @@ def index_of(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.where(ids[pos] == values, pos, -1)
 
 
-def fit_numpy(ratings: pd.DataFrame, dim: int, iterations: int, reg: float, seed: int) -> Embeddings:
-    """ALS on the driver in the dual form (jobs/als.py), on ratings centred at their mean
-    (regularisation then pulls unknown parts to the mean time, not to 0)."""
-    # Spark hands rows over in no promised order; sorting makes the float sums, and so the
-    # table, the same in every run.
-    ratings = ratings.sort_values(["context", "track"], kind="stable", ignore_index=True)
-    mean = float(ratings["rating"].mean())
-    context_ids, rows = np.unique(ratings["context"].to_numpy(), return_inverse=True)
-    track_ids, cols = np.unique(ratings["track"].to_numpy(), return_inverse=True)
-    p, q = als.fit(rows, cols, ratings["rating"].to_numpy() - mean, (len(context_ids), len(track_ids)),
-                   dim, reg, iterations, seed)
-    return Embeddings(mean, context_ids, p.astype(np.float32), track_ids, q.astype(np.float32))
-
-
 def fit_executors(ratings: DataFrame, dim: int, iterations: int, reg: float, seed: int,
                   partitions: int) -> Embeddings:
-    """fit_numpy's ALS with each side's rows solved on the executors (jobs/als.py on each partition's
+    """ALS on ratings centred at their mean (regularisation then pulls unknown parts to the mean
+    time, not to 0), each side's rows solved on the executors (jobs/als.py on each partition's
     rows): the ratings stay there; only the factor matrices (catalog x dim) pass the driver."""
     mean = ratings.agg(F.avg("rating")).first()[0]
     centred = ratings.select("context", "track", (F.col("rating") - mean).alias("rating"))
@@ -177,11 +166,9 @@ def mse(sums: dict[str, float]) -> dict[str, float]:
             "covered": per(known, n), "pairs": int(n)}
 
 
-def heldout_mse(model: Embeddings, pairs: DataFrame, on_executors: bool) -> dict[str, float]:
-    """MSE of the model and of the mean alone on held-out (context, track, time) listens, on the
-    driver or (on_executors, the model broadcast) summed per partition."""
-    if not on_executors:
-        return mse(mse_sums(model, pairs.toPandas()))
+def heldout_mse(model: Embeddings, pairs: DataFrame) -> dict[str, float]:
+    """MSE of the model and of the mean alone on held-out (context, track, time) listens, summed
+    per partition with the model broadcast."""
     shared = pairs.sparkSession.sparkContext.broadcast(model)
 
     def sums(batches):
@@ -237,13 +224,10 @@ def add_arguments(parser: argparse.ArgumentParser, cfg: JobsConfig) -> None:
     parser.add_argument("--iterations", type=int, default=c.iterations, help="ALS iterations")
     parser.add_argument("--reg", type=float, default=c.reg, help="ALS L2 regularisation")
     parser.add_argument("--solver", choices=["numpy", "spark"], default=c.solver,
-                        help="ALS on the driver in the dual form (fast at high rank) or Spark ML's ALS")
+                        help="numpy's dual-form ALS on the executors (fast at high rank) or Spark ML's ALS")
     parser.add_argument("--blocks", type=int, default=c.blocks, help="Spark ALS user and item blocks")
-    parser.add_argument("--driver-max-ratings", type=int, default=c.driver_max_ratings,
-                        help="above this many distinct ratings the numpy ALS, the held-out MSE, the "
-                             "ranking and the offline check run on the executors")
     parser.add_argument("--partitions", type=int, default=c.partitions,
-                        help="partitions of the ratings and of the contexts on the executors")
+                        help="partitions of the ratings and of the contexts")
     parser.add_argument("--top-k", type=int, default=c.top_k, help="recommendations per context")
     parser.add_argument("--batch", type=int, default=c.batch, help="context rows per ranking block")
     parser.add_argument("--table", default=None,
@@ -266,50 +250,33 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
         if max(bounds[1], bounds[2]) > MAX_ID:
             raise common.JobError(f"track ids above {MAX_ID} cannot be ALS ids: renumber the catalog")
         common.log(NAME, f"{bounds['n']} distinct (context, track) ratings")
-        on_executors = bounds["n"] > args.driver_max_ratings
-        where = "executors" if on_executors else "driver"
-        with common.stage(NAME, f"ALS ({args.solver}, {where}) dim {args.dim}, {args.iterations} iterations"):
+        with common.stage(NAME, f"ALS ({args.solver}) dim {args.dim}, {args.iterations} iterations"):
             if args.solver == "spark":
                 model = fit_spark(ratings, args.dim, args.iterations, args.reg, args.blocks, args.seed)
-            elif on_executors:
-                model = fit_executors(ratings, args.dim, args.iterations, args.reg, args.seed, args.partitions)
             else:
-                model = fit_numpy(ratings.select("context", "track", "rating").toPandas(),
-                                  args.dim, args.iterations, args.reg, args.seed)
+                model = fit_executors(ratings, args.dim, args.iterations, args.reg, args.seed, args.partitions)
         with common.stage(NAME, "held-out MSE"):
-            mse = heldout_mse(model, training_pairs(heldout_sessions).select("context", "track", "time"),
-                              on_executors)
+            mse = heldout_mse(model, training_pairs(heldout_sessions).select("context", "track", "time"))
         print(f"[{NAME}] held-out MSE {mse['model']:.5f} vs mean baseline {mse['baseline']:.5f} "
               f"on {mse['pairs']} listens; on the {mse['covered']:.1%} with both embeddings known "
               f"{mse['model_known']:.5f} vs {mse['baseline_known']:.5f}")
         uri = common.join(args.out, table)
         top_pop = top_tracks(train_sessions, args.eval_k)
         order = "unordered" if args.unordered else "ordered"
-        if on_executors:
-            with common.stage(NAME, f"top-{args.top_k} per context ({order}, executors)"):
-                recs = recommend_on_executors(spark, model, args.top_k, not args.unordered, args.batch,
-                                              args.partitions)
-                contexts = common.write_ranked(spark, recs, "track", "recommendations", uri)
-            common.log(NAME, f"{contexts} contexts -> {uri}")
-            with common.stage(NAME, "offline check (executors)"):
-                results = offline.compare_on_executors(NAME, table, recs.withColumnRenamed("track", "context"),
-                                                       heldout_sessions, "context", top_pop,
-                                                       args.good_time, args.eval_k)
-            recs.unpersist()
-        else:
-            with common.stage(NAME, f"top-{args.top_k} per context ({order})"):
-                recs = recommend(model, args.top_k, not args.unordered, args.batch)
-            common.write_jsonl(spark, ({"track": c, "recommendations": r} for c, r in sorted(recs.items())), uri)
-            contexts = len(recs)
-            common.log(NAME, f"{contexts} contexts -> {uri}")
-            with common.stage(NAME, "offline check"):
-                results = offline.compare(NAME, table, recs.get, heldout_sessions, "context",
-                                          top_pop, args.good_time, args.eval_k)
+        with common.stage(NAME, f"top-{args.top_k} per context ({order})"):
+            recs = recommend_on_executors(spark, model, args.top_k, not args.unordered, args.batch,
+                                          args.partitions)
+            contexts = common.write_ranked(spark, recs, "track", "recommendations", uri)
+        common.log(NAME, f"{contexts} contexts -> {uri}")
+        with common.stage(NAME, "offline check"):
+            results = offline.compare_on_executors(NAME, table, recs.withColumnRenamed("track", "context"),
+                                                   heldout_sessions, "context", top_pop,
+                                                   args.good_time, args.eval_k)
+        recs.unpersist()
         ratings.unpersist()
     finally:
         split.unpersist()
-    return {"mse": mse, "offline": results, "contexts": contexts, "ratings": bounds["n"],
-            "on_executors": on_executors}
+    return {"mse": mse, "offline": results, "contexts": contexts, "ratings": bounds["n"]}
 
 
 def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> int:

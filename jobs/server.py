@@ -6,10 +6,10 @@ run in a JVM that is already warm.
     python -m jobs.server run SOCKET [--timings FILE] -- JOB [FLAGS] ';' JOB [FLAGS] ...
     python -m jobs.server stop SOCKET
 
-`run` takes what `spark-submit jobs/driver.py` takes after `--` (the jobs run the same way, in
-order, the first failure stopping the batch), prints the jobs' output as it comes and exits
-with the batch's status; `--timings FILE` is written by the server, as jobs/driver.py does.
-The server answers one batch at a time. Spark's own JVM log stays in the server's output; a
+`run` takes a batch as jobs/batch.py writes it (what `spark-submit jobs/driver.py` takes after
+`--`; the server runs it with jobs/batch.py), prints the jobs' output as it comes and exits
+with the batch's status; `--timings FILE` is written by the server. The server answers one
+batch at a time. Spark's own JVM log stays in the server's output; a
 job's Python output (stdout and stderr) goes to the client that asked for it.
 
 Protocol: the client sends one JSON line {"jobs": [[job, [args]], ...], "timings": path|null}
@@ -24,11 +24,11 @@ import os
 import socket
 import sys
 import threading
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from jobs import common, driver
+from jobs import batch, common
+from sparkapp.session import spark_session
 
 NAME = "server"
 
@@ -85,18 +85,14 @@ def _output_to(stream):
 
 
 def _run_batch(spark, request: dict, stream) -> None:
-    timings: dict = {"jobs": [], "total": None}
-    started = time.perf_counter()
     with _output_to(stream) as forwarder:
         try:
             invocations = [(job, list(args)) for job, args in request["jobs"]]
-            code = driver.run_jobs(spark, invocations, timings)
+            timings = Path(request["timings"]) if request.get("timings") else None
+            code = batch.run_batch(spark, invocations, timings)
         except Exception as error:  # noqa: BLE001 - a bad request must not end the server
             print(f"error: {NAME}: {error}", file=sys.stderr)
             code = 2
-    timings["total"] = round(time.perf_counter() - started, 2)
-    if request.get("timings"):
-        driver.write_timings(Path(request["timings"]), timings)
     forwarder.send({"exit": code})
 
 
@@ -214,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             from infra.lifetime import die_with_parent
             die_with_parent()  # under spark-submit the parent is the JVM: go when it goes
-            spark = common.spark_session(NAME, args.master)
+            spark = spark_session(NAME, args.master)
             try:
                 serve(spark, args.socket)
             finally:
@@ -223,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "stop":
             stop(args.socket)
             return 0
-        invocations = driver.split_invocations(jobs_words)
+        invocations = batch.split_invocations(jobs_words)
         timings = str(Path(args.timings).resolve()) if args.timings else None
         return submit(args.socket, invocations, timings)
     except (common.JobError, NotServing) as error:

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import yaml
 
-from infra import stack as stack_module
+from infra.config import StackConfig, load_config as load_stack_config
+from infra.errors import StackError
 from infra.lifetime import die_with_parent
 from infra.logtail import tail
-from infra.stack import Stack, StackError
+from infra.stack import Stack, new_stack
 from pipeline import tracking
 from pipeline.job_server import JobServer, JobServerFailed
 from pipeline.plan import PLACEHOLDER, DayPlan, JobPlan, Plan, user_table
@@ -41,7 +42,7 @@ class StepFailed(Exception):
 
 class Experiment:
     def __init__(self, config: PipelineConfig, plan: Plan, record: RunRecord, stack: Stack,
-                 stack_config: stack_module.StackConfig, scale: str, seed: int):
+                 stack_config: StackConfig, scale: str, seed: int):
         self.config, self.plan, self.record, self.stack = config, plan, record, stack
         self.stack_config, self.scale, self.seed = stack_config, scale, seed
         self.world_seed = plan.world_seed_for(seed)
@@ -342,7 +343,7 @@ def run(config: PipelineConfig, plan_name: str, plan: Plan, scale: str, seed: in
                                 "service": read_yaml(REPO / "conf" / "service.yml")})
     print(f"run folder: {folder}")
     tracking.preload()
-    stack_config = stack_module.load_config()
+    stack_config = load_stack_config()
     if stack_from_env:  # the stack of `./run.sh test` (or `up`): HDFS and Redis already run
         stack = Stack.load(Path(os.environ.get("BOTIFY_STACK_RUNTIME", "")))
         if stack is None:
@@ -351,7 +352,7 @@ def run(config: PipelineConfig, plan_name: str, plan: Plan, scale: str, seed: in
             return 2
     else:
         # --keep-running uses the ports of conf/stack.yml, so `./run.sh down` stops it afterwards.
-        stack = stack_module.new_stack(stack_config, ephemeral=not keep_running)
+        stack = new_stack(stack_config, ephemeral=not keep_running)
     code, experiment = 0, None
     try:
         if not stack_from_env:

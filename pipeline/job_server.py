@@ -12,10 +12,9 @@ from pathlib import Path
 from infra.lifetime import die_with_parent
 from infra.logtail import tail
 from infra.unix_socket import new_socket_path
-from jobs import server
-from jobs.class_archive import driver_java_home, driver_java_options
-from jobs.config import spark_config
+from jobs import batch, server
 from settings import REPO_ROOT as REPO
+from sparkapp.config import spark_config
 
 BIN = Path(sys.executable).parent
 
@@ -24,18 +23,14 @@ class JobServerFailed(Exception):
     pass
 
 
-def serve_command(master: str, socket: str, env: dict) -> tuple[list[str], dict]:
-    """`spark-submit jobs/server.py serve SOCKET` as a run starts it, and its environment (`env`
-    with JAVA_HOME naming the driver's JDK; the stack's daemons keep theirs): with conf/spark.yml's
-    driver memory and the class archive's options for that JDK (jobs/class_archive.py)."""
-    options, home = driver_java_options(), driver_java_home()
+def serve_command(master: str, socket: str) -> list[str]:
+    """`spark-submit jobs/server.py serve SOCKET` as a run starts it, with conf/spark.yml's
+    driver memory."""
     # The driver's heap is sized before any SparkConf is read: spark-submit must be told.
     memory = spark_config().conf.get("spark.driver.memory")
-    argv = [str(BIN / "spark-submit"), "--master", master,
+    return [str(BIN / "spark-submit"), "--master", master,
             *(["--driver-memory", memory] if memory else []),
-            *(["--driver-java-options", " ".join(options)] if options else []),
             str(REPO / "jobs" / "server.py"), "serve", socket]
-    return argv, env if home is None else {**env, "JAVA_HOME": str(home)}
 
 
 class JobServer:
@@ -44,7 +39,7 @@ class JobServer:
         self.folder, self.socket = socket.parent, str(socket)
         self.log, self.startup_timeout = log, startup_timeout
         self.started, self.stop_requested = time.monotonic(), False
-        argv, env = serve_command(master, self.socket, env)
+        argv = serve_command(master, self.socket)
         with open(log, "w") as out:
             self.process = subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
                                             preexec_fn=die_with_parent)
@@ -66,10 +61,8 @@ class JobServer:
 
     def argv(self, timings: Path, invocations: list[tuple[str, list[str]]]) -> list[str]:
         """The command that runs a batch of jobs on this server (jobs/server.py `run`)."""
-        argv = [sys.executable, "-m", "jobs.server", "run", self.socket, "--timings", str(timings), "--"]
-        for number, (job, args) in enumerate(invocations):
-            argv += ([";"] if number else []) + [job, *args]
-        return argv
+        return [sys.executable, "-m", "jobs.server", "run", self.socket, "--timings", str(timings),
+                "--", *batch.join_invocations(invocations)]
 
     def request_stop(self) -> None:
         """Ask the server to stop once its batch is done, without waiting for its JVM to exit:

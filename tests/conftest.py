@@ -1,5 +1,5 @@
 """Shared fixtures. The servers are real: the first test that needs HDFS or Redis starts an
-ephemeral stack (infra/stack.py: Apache Hadoop's NameNode and DataNode, redis-server, on free
+ephemeral stack (infra/: Apache Hadoop's NameNode and DataNode, redis-server, on free
 ports), which the whole session then shares and which stops when pytest ends; its daemons are
 bound to this process, so even a killed pytest leaves none behind. A stack already exported in
 the environment (`./run.sh up`, then its `export` lines) is used instead. A server that cannot
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.config import spark_config
+from sparkapp.config import spark_config
 from support.golden import golden_value
 
 # Before any test starts a driver: conf/spark.yml's options for the suite's Spark drivers (once:
@@ -121,13 +121,15 @@ def stack_env() -> dict[str, str]:
     if os.environ.get("BOTIFY_WEBHDFS_URL"):
         yield {k: v for k, v in os.environ.items() if k.startswith(("BOTIFY_", "SPARK_LOCAL_IP"))}
         return
-    from infra import stack as stack_module
+    from infra.config import load_config
+    from infra.errors import StackError
+    from infra.stack import new_stack
 
-    config = stack_module.load_config()
-    stack = stack_module.new_stack(config, ephemeral=True)
+    config = load_config()
+    stack = new_stack(config, ephemeral=True)
     try:
         stack.up(config)
-    except stack_module.StackError as error:
+    except StackError as error:
         pytest.fail(f"could not start the test stack (HDFS + Redis): {error}", pytrace=False)
     saved = dict(os.environ)
     os.environ.update(stack.env())
@@ -174,7 +176,7 @@ def redis_url(stack_env) -> str:
 def spark(stack_env):
     """One local SparkSession for the whole suite: Spark's start-up is paid once. The jobs' own
     session (conf/spark.yml), with fewer shuffle partitions for the tests' small frames."""
-    from jobs.common import spark_session
+    from sparkapp.session import spark_session
 
     session = spark_session("tests", "local[2]")
     session.conf.set("spark.sql.shuffle.partitions", "4")

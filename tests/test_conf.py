@@ -7,8 +7,9 @@ import pytest
 
 from analysis.config import load_config as load_analysis
 from dataclient.config import load_settings as load_dataclient
-from infra.stack import load_config as load_stack
-from jobs.config import jobs_config, spark_config
+from infra.config import load_config as load_stack
+from jobs.config import jobs_config
+from sparkapp.config import spark_config
 from pipeline.config import load_pipeline_config
 from service.config import load_config as load_service
 from settings import CONF

@@ -14,8 +14,8 @@ import orjson
 import pytest
 from pyspark.sql import functions as F
 
-from jobs import common, driver, fetch, nn, offline, ranking, server, sessions, svd, toppop
-from jobs.config import spark_config
+from jobs import batch, common, driver, fetch, nn, offline, ranking, server, sessions, svd, toppop
+from sparkapp.config import spark_config
 from pipeline.job_server import serve_command
 from contract.events import make_event, spark_schema
 from dataclient.synthetic_logs import synthetic_sessions, write_event_log
@@ -288,75 +288,11 @@ def test_jobs_are_deterministic(spark, synthetic_run, tmp_path):
     assert (tmp_path / "tracks_with_recs.json").read_bytes() == (root / "tables" / "tracks_with_recs.json").read_bytes()
 
 
-# --- the executor paths (large inputs): thresholds forced to 0 on the same sessions ----------
-
-def test_numpy_als_on_executors_matches_the_driver(spark, synthetic_run):
-    train = (spark.read.parquet(str(synthetic_run["root"] / "work" / "sessions"))
-             .where(~common.holdout_flag(42, 0.1)))
-    ratings = nn.aggregate_pairs(nn.training_pairs(train))
-    driver_side = nn.fit_numpy(ratings.toPandas(), 16, 3, 0.1, 42)
-    executors = nn.fit_executors(ratings, 16, 3, 0.1, 42, partitions=3)
-    assert executors.context_ids.tolist() == driver_side.context_ids.tolist()
-    assert executors.track_ids.tolist() == driver_side.track_ids.tolist()
-    # The same solver on the same rows; only the mean's float sum differs (Spark's vs pandas').
-    assert executors.mean == pytest.approx(driver_side.mean, rel=1e-12)
-    np.testing.assert_allclose(executors.contexts, driver_side.contexts, atol=1e-4)
-    np.testing.assert_allclose(executors.tracks, driver_side.tracks, atol=1e-4)
-
-
-@pytest.fixture(scope="module")
-def executor_run(spark, synthetic_run):
-    """nn and svd with every step on the executors, beside synthetic_run's driver-path tables."""
-    root = synthetic_run["root"]
-    tables = root / "tables_executors"
-    day = ["--sessions", str(root / "work" / "sessions"), "--out", str(tables)]
-    return {"tables": tables,
-            "nn": nn.run(spark, args_for(nn, day + ["--dim", "32", "--iterations", "5",
-                                                    "--driver-max-ratings", "0", "--partitions", "3"])),
-            "svd": svd.run(spark, args_for(svd, day + ["--rank", "16", "--driver-max-cells", "0",
-                                                       "--partitions", "3"]))}
-
-
-def overlap(a: list[dict], b: list[dict], key: str, values: str) -> float:
-    """Mean share of a row's list that the other table's row for the same key also lists."""
-    other = {r[key]: set(r[values]) for r in b}
-    return float(np.mean([len(other[r[key]] & set(r[values])) / len(r[values]) for r in a]))
-
-
-def test_nn_on_executors_writes_the_driver_paths_table(synthetic_run, executor_run):
-    assert executor_run["nn"]["on_executors"] and not synthetic_run["nn"]["on_executors"]
-    driver_rows = read_jsonl(synthetic_run["root"] / "tables" / "tracks_nn.json")
-    rows = read_jsonl(executor_run["tables"] / "tracks_nn.json")
-    assert [r["track"] for r in rows] == [r["track"] for r in driver_rows]
-    for r in rows:
-        assert len(r["recommendations"]) == 100 and r["track"] not in r["recommendations"]
-    # Factors equal to ~1e-5 (test above): near-ties may swap, nothing more.
-    assert overlap(rows, driver_rows, "track", "recommendations") > 0.98
-    assert executor_run["nn"]["mse"]["model"] == pytest.approx(synthetic_run["nn"]["mse"]["model"], rel=1e-3)
-    assert executor_run["nn"]["mse"]["pairs"] == synthetic_run["nn"]["mse"]["pairs"]
-
-
-def test_svd_on_executors_recommends_unplayed_tracks_like_the_driver(spark, synthetic_run, executor_run):
-    assert executor_run["svd"]["on_executors"] and not synthetic_run["svd"]["on_executors"]
-    driver_rows = read_jsonl(synthetic_run["root"] / "tables" / "recommendations_svd.json")
-    rows = read_jsonl(executor_run["tables"] / "recommendations_svd.json")
-    assert [r["user"] for r in rows] == [r["user"] for r in driver_rows]
-    train = (spark.read.parquet(str(synthetic_run["root"] / "work" / "sessions"))
-             .where(~common.holdout_flag(42, 0.1)))
-    played = {}
-    for r in train.select("user", "tracks").collect():
-        played.setdefault(r.user, set()).update(r.tracks)
-    for r in rows:
-        assert len(r["tracks"]) == 100 and not played[r["user"]] & set(r["tracks"])
-    # MLlib's ARPACK and scipy's find the same rank-16 subspace up to float error.
-    assert overlap(rows, driver_rows, "user", "tracks") > 0.95
-
-
-def test_offline_check_on_executors_counts_like_the_driver(spark, synthetic_run, executor_run):
-    """compare_on_executors on a table gives compare's figures for the same table."""
+def test_offline_check_on_executors_counts_like_the_driver(spark, synthetic_run):
+    """compare_on_executors (nn's) on a table gives compare's (svd's) figures for the same table."""
     sessions_path = str(synthetic_run["root"] / "work" / "sessions")
     heldout = spark.read.parquet(sessions_path).where(common.holdout_flag(42, 0.1))
-    rows = read_jsonl(executor_run["tables"] / "tracks_nn.json")[::2]   # half the contexts: misses too
+    rows = read_jsonl(synthetic_run["root"] / "tables" / "tracks_nn.json")[::2]   # half the contexts: misses too
     table = spark.createDataFrame([(r["track"], r["recommendations"]) for r in rows], "context long, recs array<long>")
     top = synthetic_run["toppop"][:100]
     on_driver = offline.compare("t", "t", {r["track"]: r["recommendations"] for r in rows}.get, heldout,
@@ -385,18 +321,21 @@ def test_help(name):
     assert cli.returncode == 0 and "usage:" in cli.stdout
 
 
-# --- the driver: several jobs in one SparkSession ---------------------------------------------
+# --- a batch: several jobs in one SparkSession -------------------------------------------------
 
-def test_driver_runs_jobs_in_the_given_session_and_leaves_it_running(spark, tmp_path):
+def test_a_batch_runs_jobs_in_the_given_session_and_leaves_it_running(spark, tmp_path):
     events = tmp_path / "events"
     write_event_log(synthetic_sessions(200, n_tracks=150, n_users=30, seed=3), events, n_files=2)
     work, tables = str(tmp_path / "work"), str(tmp_path / "tables")
-    plan = driver.split_invocations(["sessions", "--events", str(events), "--out", work, ";",
-                                     "toppop", "--sessions", f"{work}/sessions", "--out", tables, "--size", "7"])
-    timings = {"jobs": []}
-    assert driver.run_jobs(spark, plan, timings) == 0
+    words = ["sessions", "--events", str(events), "--out", work, ";",
+             "toppop", "--sessions", f"{work}/sessions", "--out", tables, "--size", "7"]
+    plan = batch.split_invocations(words)
+    assert batch.join_invocations(plan) == words
+    assert batch.run_batch(spark, plan, tmp_path / "timings.json") == 0
+    timings = orjson.loads((tmp_path / "timings.json").read_bytes())
     assert [(t["job"], t["exit"]) for t in timings["jobs"]] == [("sessions", 0), ("toppop", 0)]
-    assert all(t["seconds"] > 0 for t in timings["jobs"])
+    assert all(t["seconds"] > 0 for t in timings["jobs"]) and timings["startup"] is None
+    assert timings["jobs"][0]["summary"]["sessions"] == 200
     assert len(orjson.loads((tmp_path / "tables" / "top_tracks.json").read_bytes())) == 7
     # The jobs ran in the test's session and left it running.
     assert spark.range(3).count() == 3
@@ -415,7 +354,7 @@ def test_driver_names_the_failing_job_and_stops(tmp_path):
         capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert cli.returncode == 2, cli.stderr[-3000:]
     assert "error: toppop: sessions table not found" in cli.stderr
-    assert "error: driver: job 1 of 2: toppop failed with exit status 2" in cli.stderr
+    assert "error: batch: job 1 of 2: toppop failed with exit status 2" in cli.stderr
     recorded = orjson.loads(timings.read_bytes())
     assert [(t["job"], t["exit"]) for t in recorded["jobs"]] == [("toppop", 2)]
     assert recorded["startup"] > 0 and recorded["total"] >= sum(t["seconds"] for t in recorded["jobs"])
@@ -443,10 +382,9 @@ def test_job_server_runs_batch_after_batch_in_one_spark_application(tmp_path):
     not_yet = run("toppop", "--sessions", work, "--out", work)
     assert not_yet.returncode == 2 and "no job server on" in not_yet.stderr
     server_log = open(tmp_path / "server.log", "w")
-    argv, env = serve_command("local[1]", socket_path,   # as a run starts it
-                              {**os.environ, "PYSPARK_PYTHON": sys.executable,
-                               "PYSPARK_DRIVER_PYTHON": sys.executable})
-    process = subprocess.Popen(argv, cwd=REPO, stdout=server_log, stderr=subprocess.STDOUT, env=env)
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    process = subprocess.Popen(serve_command("local[1]", socket_path),   # as a run starts it
+                               cwd=REPO, stdout=server_log, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 600
         while not server.ready(socket_path):
@@ -461,7 +399,7 @@ def test_job_server_runs_batch_after_batch_in_one_spark_application(tmp_path):
         # The jobs' output (stderr included) reaches the client that asked, as it comes.
         assert "[sessions] done in" in failed.stdout
         assert "error: toppop: sessions table not found" in failed.stdout
-        assert "error: driver: job 2 of 3: toppop failed with exit status 2" in failed.stdout
+        assert "error: batch: job 2 of 3: toppop failed with exit status 2" in failed.stdout
         recorded = orjson.loads((tmp_path / "failed.json").read_bytes())
         assert [(t["job"], t["exit"]) for t in recorded["jobs"]] == [("sessions", 0), ("toppop", 2)]
         # What the jobs before the failure wrote stays; the job after it never ran.
@@ -485,7 +423,7 @@ def test_job_server_runs_batch_after_batch_in_one_spark_application(tmp_path):
     (["sessions", "--out", "x", ";", "nope", "--flag"], "unknown job 'nope' (job 2): no module jobs.nope"),
     (["toppop", ";", ";", "svd"], "empty job invocation (job 2)"),
     ([], "empty job invocation (job 1)")])
-def test_driver_refuses_a_bad_plan_before_starting_spark(words, message, capsys):
+def test_driver_refuses_a_bad_batch_before_starting_spark(words, message, capsys):
     assert driver.main(["--", *words]) == 2
     assert message in capsys.readouterr().err
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jobs.config import spark_config
+from sparkapp.config import spark_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("runs"), pytest.mark.heavy(9)]
 

@@ -1,4 +1,4 @@
-"""Set-up errors of the local stack say what is wrong and exit non-zero (infra/stack.py CLI);
+"""Set-up errors of the local stack say what is wrong and exit non-zero (`python -m infra`);
 the stack's service starts on its port or on a Unix socket and stops."""
 import os
 import shutil
@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra import stack as stack_module
+from infra import hadoop
 from infra import ports as ports_module
+from infra.config import load_config
+from infra.errors import StackError
+from infra.stack import new_stack, service_status
 
 pytestmark = [pytest.mark.slow, pytest.mark.heavy(4)]
 
@@ -25,7 +28,7 @@ def stack_cli(tmp_path, *args, env=None, **overrides):
     config.update(overrides)
     path = tmp_path / "stack.yml"
     path.write_text(yaml.safe_dump(config))
-    return subprocess.run([sys.executable, "-m", "infra.stack", "--config", str(path), *args],
+    return subprocess.run([sys.executable, "-m", "infra", "--config", str(path), *args],
                           capture_output=True, text=True, cwd=REPO, env=env or os.environ, timeout=120)
 
 
@@ -98,15 +101,12 @@ def storage_ids(version_file: Path) -> dict[str, str]:
 def test_a_new_stack_starts_from_the_formatted_namenode_of_an_earlier_one(stack_env):
     """The NameNode's -format runs once per Hadoop build (the suite's stack made or found the
     copy); a new stack copies it and runs no format of its own, and its HDFS takes writes."""
-    from infra import stack as stack_module
-
-    config = stack_module.load_config()
-    stack = stack_module.new_stack(config, ephemeral=True)
+    config = load_config()
+    stack = new_stack(config, ephemeral=True)
     try:
         stack.up(config)
         assert not stack.log("namenode-format").exists()
-        template = stack_module.hadoop_jar_dir(config)
-        template = template.with_name(template.name + "-formatted-namenode")
+        template = hadoop.formatted_namenode_dir(config.hadoop)
         # The same format: the same ids. Not the same bytes: a NameNode whose image is older
         # than its checkpoint period saves it again at start, rewriting VERSION's date line.
         version = storage_ids(stack.runtime / "hdfs" / "name" / "current" / "VERSION")
@@ -122,44 +122,11 @@ def test_a_new_stack_starts_from_the_formatted_namenode_of_an_earlier_one(stack_
     assert not stack.runtime.exists()
 
 
-def test_the_daemons_start_from_class_archives_built_once(tmp_path):
-    """The set-up's build writes one class archive per daemon and removes those of an older
-    Java or Hadoop; a new stack's NameNode and DataNode map theirs (the kernel lists it among
-    the JVM's mappings), and HDFS takes writes."""
-    from hdfs import InsecureClient
-
-    from infra import stack as stack_module
-
-    config = stack_module.load_config()
-    config = config.model_copy(update={"hadoop": config.hadoop.model_copy(
-        update={"class_archive_dir": str(tmp_path / "archives")})})
-    (tmp_path / "archives").mkdir()
-    (tmp_path / "archives" / "hdfs-namenode-000000000000.jsa").write_bytes(b"an older Java's")
-    stack_module.build_daemon_archives(config)
-    java, jars = stack_module.require_java(), stack_module.fetch_jars(config)
-    archives = {daemon: stack_module.daemon_archive(config, java, jars, daemon)
-                for daemon in stack_module.DAEMONS}
-    assert all(path.stat().st_size > 1 << 20 for path in archives.values())
-    assert sorted(p.name for p in (tmp_path / "archives").iterdir()) == sorted(p.name for p in archives.values())
-    stack = stack_module.new_stack(config, ephemeral=True)
-    try:
-        stack.up(config)
-        for daemon, path in archives.items():
-            assert str(path) in Path(f"/proc/{stack.pids[daemon]}/maps").read_text(), daemon
-        client = InsecureClient(stack.env()["BOTIFY_WEBHDFS_URL"], user=stack.env()["BOTIFY_HDFS_USER"])
-        client.write("/tmp/probe.txt", data=b"written")
-        assert client.status("/tmp/probe.txt")["length"] == len(b"written")
-    finally:
-        stack.down()
-
-
 def test_keep_copy_keeps_the_first_copy(tmp_path):
-    from infra.stack import keep_copy
-
     for number in (1, 2):
         (tmp_path / f"made{number}").mkdir()
         (tmp_path / f"made{number}" / "VERSION").write_text(str(number))
-        keep_copy(tmp_path / f"made{number}", tmp_path / "kept")
+        hadoop.keep_copy(tmp_path / f"made{number}", tmp_path / "kept")
     assert (tmp_path / "kept" / "VERSION").read_text() == "1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept", "made1", "made2"]
 
@@ -172,8 +139,8 @@ def test_the_service_starts_on_its_port_or_unix_sockets_and_stops(tmp_path, unix
     service.update(catalog=str(catalog), experiments=[{"name": "E", "arms": [{"name": "R", "recommender": "random"}]}])
     service_config = tmp_path / "service.yml"
     service_config.write_text(yaml.safe_dump(service))
-    config = stack_module.load_config()
-    stack = stack_module.new_stack(config, ephemeral=True)   # free ports, a temporary runtime
+    config = load_config()
+    stack = new_stack(config, ephemeral=True)   # free ports, a temporary runtime
     try:
         stack.start_service(config, service_config, tmp_path / "logs", unix_socket=unix_socket,
                             replicas=replicas)
@@ -181,22 +148,22 @@ def test_the_service_starts_on_its_port_or_unix_sockets_and_stops(tmp_path, unix
         assert len(urls) == replicas and stack.service_url == urls[0]
         assert all(url.startswith("unix:///" if unix_socket else "http://127.0.0.1:") for url in urls)
         assert stack.env()["BOTIFY_SERVICE_URL"] == stack.service_url
-        answers = [stack_module.service_status(url) for url in urls]
+        answers = [service_status(url) for url in urls]
         assert [a["status"] for a in answers] == ["ok"] * replicas
         assert sorted(a["replica"] for a in answers) == [f"replica-{k}" for k in range(1, replicas + 1)]
         folders = [path.parent for path in stack.service_sockets]
     finally:
         stack.down()
     assert not any(name.startswith("service") for name in stack.pids) and stack.service_sockets == []
-    assert all(stack_module.service_status(url) is None for url in urls)
+    assert all(service_status(url) is None for url in urls)
     assert not any(folder.exists() for folder in folders)   # each socket's folder goes with it
 
 
 def test_service_replicas_need_unix_sockets(tmp_path):
-    config = stack_module.load_config()
-    stack = stack_module.new_stack(config, ephemeral=True)
+    config = load_config()
+    stack = new_stack(config, ephemeral=True)
     try:
-        with pytest.raises(stack_module.StackError, match="need Unix sockets"):
+        with pytest.raises(StackError, match="need Unix sockets"):
             stack.start_service(config, tmp_path / "service.yml", tmp_path / "logs", replicas=2)
         assert stack.pids == {}
     finally:
@@ -228,11 +195,11 @@ def test_a_socket_path_fits_the_kernel_even_under_a_deep_tmpdir(monkeypatch):
 def test_only_a_tip_asking_for_more_datanodes_stops_the_wait():
     """Hadoop's two safe-mode tips (FSNamesystem.SafeModeInfo): more DataNodes than we run is
     futile; a restarted NameNode waiting for its DataNode's first block report is not."""
-    assert stack_module.wants_more_datanodes(
+    assert hadoop.wants_more_datanodes(
         "Safe mode is ON. The reported blocks 0 has reached the threshold 0.9990 of total blocks 0. "
         "The number of live datanodes 1 needs an additional 1 live datanodes to reach the minimum "
         "number 2. Safe mode will be turned off automatically once the thresholds have been reached.")
-    assert not stack_module.wants_more_datanodes(
+    assert not hadoop.wants_more_datanodes(
         "Safe mode is ON. The reported blocks 0 needs additional 27 blocks to reach the threshold "
         "0.9990 of total blocks 28.\nThe number of live datanodes is not calculated since reported "
         "blocks hasn't reached the threshold. Safe mode will be turned off automatically once the "
