@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from service.catalog import load_catalog
+from contract.catalog import load_catalog
 from service.recommenders import Listen
 from service.recommenders.registry import lookup
 from service.recommenders.taste import Taste

@@ -29,8 +29,8 @@ from pyspark.sql import functions as F
 from jobs import common, offline
 from jobs.config import JobsConfig
 from jobs.toppop import listens, top_tracks
-from service.catalog import Catalog, load_catalog
-from service.tables import TableError
+from contract.catalog import Catalog, load_catalog
+from contract.tables import TableError
 
 NAME = "taste"
 

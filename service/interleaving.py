@@ -13,7 +13,7 @@ each team's credit is the listen time of the tracks it served (analysis/interlea
 from __future__ import annotations
 
 from contract.events import TEAMS
-from service.catalog import Catalog
+from contract.catalog import Catalog
 from service.randomness import pick
 from service.recommenders import Listen, Recommender, unplayed_track
 

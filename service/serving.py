@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.catalog import Catalog, load_catalog
+from contract.catalog import Catalog, load_catalog
 from service.config import ServiceConfig
 from service.experiments import Split
 from service.interleaving import Interleaved

@@ -16,15 +16,13 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from contract.tables import TableError, json_lines
+
 # Ids are Spark longs in the logs; the same bound is applied to HTTP input (validation.py).
 MAX_ID = 2**63 - 1
 
 # kind -> (key field, list field) of a keyed JSONL table
 KEYED_KINDS = {"tracks": ("track", "recommendations"), "users": ("user", "tracks")}
-
-
-class TableError(ValueError):
-    """A table file the service refuses to load; the message says which file and why."""
 
 
 @dataclass(frozen=True)
@@ -61,20 +59,6 @@ def _read(path: Path) -> bytes:
                          f"config (relative paths are relative to the repo root)") from None
     except OSError as e:
         raise TableError(f"{path}: cannot read table file: {e.strerror}") from None
-
-
-def json_lines(path: Path, data: bytes) -> Iterator[tuple[int, bytes, Any]]:
-    """(line number, line, parsed value) of every non-blank line of a JSON-lines file;
-    invalid JSON raises TableError naming the line, and the truncation when it is the last."""
-    for number, line in enumerate(data.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError as e:
-            hint = " (the file looks truncated)" if number == data.count(b"\n") + 1 else ""
-            raise TableError(f"{path}:{number}: invalid JSON{hint}: {e}") from None
-        yield number, line, record
 
 
 def _digest(kind: str, *arrays: np.ndarray) -> str:

@@ -6,7 +6,7 @@ from collections import Counter
 import orjson
 import pytest
 
-from service.catalog import load_catalog
+from contract.catalog import load_catalog
 from service.recommenders import Listen
 from service.recommenders.i2i import I2I
 from service.recommenders.random import Random

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from contract.events import make_event, validation_error
-from service.catalog import load_catalog
+from contract.catalog import load_catalog
 from service.interleaving import Interleaved
 from service.recommenders import Listen
 from settings import ConfigError

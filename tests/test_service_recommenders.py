@@ -11,7 +11,7 @@ import orjson
 import pytest
 import redis
 
-from service.catalog import load_catalog
+from contract.catalog import load_catalog
 from service.config import Arm, Experiment
 from service import experiments
 from service.experiments import Split

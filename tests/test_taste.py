@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from jobs import common, sessions, taste as job
-from service.catalog import load_catalog
+from contract.catalog import load_catalog
 from service.recommenders import Listen
 from service.recommenders.registry import lookup
 from service.recommenders.taste import Taste, row_key

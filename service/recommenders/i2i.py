@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from service.catalog import Catalog
+from contract.catalog import Catalog
 from service.randomness import pick_weighted
 from service.recommenders import Listen, Recommender, unplayed_track
 from service.recommenders.registry import BuildContext, Params, Slot, register

@@ -1,7 +1,7 @@
 """Random: any catalog track, uniformly (the day-0 recommender, and the last fallback)."""
 from __future__ import annotations
 
-from service.catalog import Catalog
+from contract.catalog import Catalog
 from service.recommenders import Listen
 from service.recommenders.registry import BuildContext, register
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from service.catalog import Catalog
+from contract.catalog import Catalog
 from service.stores import KeyedTable, ListTable
 from settings import ConfigError, Strict, validate
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from service.catalog import Catalog
+from contract.catalog import Catalog
 from service.recommenders import Listen
 from service.recommenders.registry import BuildContext, Params, register
 

@@ -27,7 +27,7 @@ from typing import Iterable
 
 from pydantic import Field
 
-from service.catalog import Catalog
+from contract.catalog import Catalog
 from service.recommenders import Listen
 from service.recommenders.registry import BuildContext, Params, Slot, register
 from service.stores import KeyedTable

@@ -5,7 +5,7 @@ from collections import OrderedDict
 from time import monotonic
 from typing import Callable, Sequence
 
-from service.stores import DEFAULT_SESSION_IDLE_S, History
+from service.stores.base import DEFAULT_SESSION_IDLE_S, History
 from service.tables import KeyedRows, TrackList
 
 

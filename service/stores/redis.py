@@ -27,7 +27,7 @@ from typing import Sequence
 import redis
 import redis.asyncio
 
-from service.stores import DEFAULT_SESSION_IDLE_S, History
+from service.stores.base import DEFAULT_SESSION_IDLE_S, History
 from service.stores.autopipeline import AutoPipeline
 from service.tables import KeyedRows, TrackList
 

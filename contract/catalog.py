@@ -1,5 +1,6 @@
-"""The track catalog (the simulator's tracks.jsonl): validation of track ids, the track
-records served by GET /track/{track}, and the artist index StickyArtist needs.
+"""The public track catalog (the simulator's tracks.jsonl), read by the service (validation of
+track ids, the records served by GET /track/{track}, the artist index StickyArtist needs) and by
+the jobs that learn from artists.
 
 Every replica keeps the catalog in its own memory whatever the store: it is small (about
 50,000 records), immutable during a run, and needed to validate every request.
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from service.tables import TableError, json_lines
+from contract.tables import TableError, json_lines
 
 
 @dataclass(frozen=True)
