@@ -4,6 +4,9 @@
 #                                  day 1, the A/B day, the report; options: ./run.sh experiment --help)
 #   ./run.sh plans                 list the plans (conf/plans/) with a line each
 #   ./run.sh compare [--plan NAME] a leaderboard of recorded runs (MLflow)
+#   ./run.sh calibrate --plan NAME [--replications N] [--scale S] [--run runs/<id>]
+#                                  each analysis method's coverage, A/A false positives, power
+#                                  and bias over replications of the plan's simulated A/B day
 #   ./run.sh test [pytest args]    the test suite against a private HDFS + Redis on free ports
 #                                  (./run.sh test -m "not slow": the quick part, no JVM)
 #   ./run.sh up | down | status    the local stack for a person at the keyboard (HDFS, Redis, service)
@@ -75,6 +78,11 @@ case "$command" in
         setup_venv
         exec .venv/bin/python -m pipeline "$@"
         ;;
+    calibrate)
+        shift
+        setup
+        exec .venv/bin/python -m pipeline.calibrate "$@"
+        ;;
     down|status)
         [ -x .venv/bin/python ] || die "no .venv yet: nothing was started here"
         exec .venv/bin/python -m infra "$command"
@@ -85,7 +93,7 @@ case "$command" in
         exec .venv/bin/python -m pipeline "$@"
         ;;
     help)
-        sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
         ;;
     *)
         die "unknown command '$command' (try ./run.sh --help)"

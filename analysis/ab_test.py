@@ -5,7 +5,7 @@ intervals of the primary metric at each tenth of the sessions, and the report.
 
     spark-submit analysis/ab_test.py --events PATH --experiment NAME --control C \\
         [--treatments T1 T2 ...] --out DIR [--seed S] [--bootstrap B] [--primary METRIC] \\
-        [--config conf/analysis.yml] [--pre-events PATH]
+        [--config conf/analysis.yml] [--pre-events PATH] [--truth FILE]
 
 or `python analysis/ab_test.py ...` (Spark local[*]), or `main(argv, spark)` inside a running
 SparkSession. Writes ab_report.png, ab_report.md, results.json and results.csv into DIR and
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -62,6 +63,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--weights", nargs="+", metavar="ARM=W", type=_weight, default=[],
                         help="the split the experiment was configured with, for the sample-ratio "
                              "check (default: srm.splits in the config, else equal arms)")
+    parser.add_argument("--truth", type=Path, metavar="FILE",
+                        help="truth.json of a simulated day (python -m pipeline.truth): the "
+                             "report shows each row's true effect and marks intervals that "
+                             "miss it")
     args = parser.parse_args(argv)
     args.treatments = [*args.treatments, *args.treatment] or None
     return args
@@ -119,6 +124,7 @@ def analyze(spark, args: argparse.Namespace, config: AnalysisConfig, console: Co
     rows; `timings` (if given) receives the seconds to the per-user table and to the end of
     the bootstrap."""
     timings = {} if timings is None else timings
+    truth = read_truth(args.truth) if args.truth is not None else None
     started = time.perf_counter()
     events = read_events(spark, args.events)
     users = per_user(events, args.experiment)
@@ -198,7 +204,21 @@ def analyze(spark, args: argparse.Namespace, config: AnalysisConfig, console: Co
         "decision": primary_decision(rows, config.roles.primary, decision_method),
         "sequential": sequential,
     }
+    if truth is not None:
+        results["truth"] = truth
     return results, rows
+
+
+def read_truth(path: Path) -> dict:
+    """A truth.json (analysis/truth.py), or an AnalysisError saying what is wrong."""
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise AnalysisError(f"--truth {path}: cannot read it ({error}); pass the truth.json "
+                            f"that python -m pipeline.truth wrote") from None
+    if not isinstance(document, dict) or "effects" not in document:
+        raise AnalysisError(f"--truth {path}: not a truth.json (no \"effects\")")
+    return {**document, "file": str(path)}
 
 
 def primary_decision(rows: list[ResultRow], primary: str, method: str) -> dict:

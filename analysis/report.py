@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.decisions import COLUMNS, ResultRow
+from analysis.truth import covers, row_truth
 
 COLOURS = {"better": "#1a9850", "ok": "#1a9850", "worse": "#d73027", "breached": "#d73027",
            "no difference": "#8c8c8c", "inconclusive": "#e08214"}
@@ -32,12 +33,34 @@ def _clean(value):
     return value
 
 
+TRUTH_COLUMNS = ["truth", "truth_mc_se", "covers_truth"]
+
+
+def truth_fields(results: dict, row: ResultRow) -> dict:
+    """A simulated run's truth of the row: its true effect, that value's Monte-Carlo error and
+    whether the interval holds it (all None when the simulator does not know it)."""
+    found = row_truth(results["truth"], row.treatment, row.metric, row.method)
+    if found is None:
+        return dict.fromkeys(TRUTH_COLUMNS)
+    value, mc_se = found
+    return {"truth": value, "truth_mc_se": mc_se,
+            "covers_truth": covers(row.lower, row.upper, value)}
+
+
+def row_dicts(results: dict, rows: list[ResultRow]) -> tuple[list[dict], list[str]]:
+    """The rows as dicts and their columns; a simulated run's rows add the truth's columns."""
+    if "truth" not in results:
+        return [row.as_dict() for row in rows], COLUMNS
+    return ([{**row.as_dict(), **truth_fields(results, row)} for row in rows],
+            COLUMNS + TRUTH_COLUMNS)
+
+
 def write_outputs(out: Path, results: dict, rows: list[ResultRow]) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    document = _clean({**results, "results": [row.as_dict() for row in rows]})
+    dicts, columns = row_dicts(results, rows)
+    document = _clean({**results, "results": dicts})
     (out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
-    pd.DataFrame([row.as_dict() for row in rows], columns=COLUMNS).to_csv(
-        out / "results.csv", index=False)
+    pd.DataFrame(dicts, columns=columns).to_csv(out / "results.csv", index=False)
     today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     (out / "ab_report.md").write_text(markdown(results, rows, today))
     forest_plot(out / "ab_report.png", results, rows, today)
@@ -93,6 +116,33 @@ def _reductions(rows: list[ResultRow]) -> list[str]:
             if r.variance_reduction is not None and math.isfinite(r.variance_reduction)]
 
 
+def _truth(results: dict, row: ResultRow) -> str:
+    """The row's true effect ± its MC error, or n/a."""
+    fields = truth_fields(results, row)
+    if fields["truth"] is None:
+        return "n/a"
+    se = fields["truth_mc_se"]
+    return _percent(fields["truth"]) + (f" ± {se:.2%}" if se is not None and math.isfinite(se)
+                                        else "")
+
+
+def _miss(results: dict, row: ResultRow) -> str:
+    """A mark after an interval that misses the truth."""
+    if "truth" not in results:
+        return ""
+    return " ✗" if truth_fields(results, row)["covers_truth"] is False else ""
+
+
+def _truth_note(results: dict) -> list[str]:
+    if "truth" not in results:
+        return []
+    truth = results["truth"]
+    return [f"**Truth** (simulated day {truth.get('day')}, {truth.get('draws')} simulator draws "
+            f"of every arm serving all {truth.get('users')} users; ± its Monte-Carlo standard "
+            f"error): the true relative effect of each row's estimand; ✗ marks an interval "
+            f"that misses it.", ""]
+
+
 def _sequential_lines(results: dict) -> list[str]:
     """The always-valid intervals of the primary metric at each look, and where each treatment
     could have stopped."""
@@ -106,6 +156,13 @@ def _sequential_lines(results: dict) -> list[str]:
                  f"boundary, alpha {seq['alpha']:.3g} per treatment):"]
     for treatment, m in seq["treatments"].items():
         total = m["looks"][-1]["sessions"]
+        truth = row_truth(results["truth"], treatment, seq["metric"], "sequential") \
+            if "truth" in results else None
+        if truth is not None:
+            held = all(look["lower"] <= truth[0] <= look["upper"] for look in m["looks"])
+            lines += ["", f"- {treatment}: true effect {_percent(truth[0])}; "
+                      + ("every look's interval holds it" if held
+                         else "✗ a look's interval misses it")]
         if m["stop_look"] is not None:
             lines += ["", f"- {treatment}: could have stopped at look {m['stop_look']} "
                           f"({m['verdict']}, after {m['stop_sessions']} of {total} sessions), "
@@ -137,14 +194,18 @@ def markdown(results: dict, rows: list[ResultRow], today: str) -> str:
                  f"{t}: {d['verdict']} ({_percent(d['effect'])}, p_adj "
                  f"{_p(d['p_adjusted'], decision['method'], replicates)})"
                  for t, d in decision["treatments"].items()), "",
-             "| treatment | metric | role | method | control | treatment | effect | CI | p | "
-             "p_adj | verdict | estimand |",
-             "|---|---|---|---|---:|---:|---:|---|---:|---:|---|---|"]
+             *_truth_note(results),
+             "| treatment | metric | role | method | control | treatment | effect | CI | "
+             + ("truth | " if "truth" in results else "") + "p | p_adj | verdict | estimand |",
+             "|---|---|---|---|---:|---:|---:|---|" + ("---:|" if "truth" in results else "")
+             + "---:|---:|---|---|"]
     for r in rows:
         verdict = r.verdict + (f" (margin {r.margin:.0%})" if r.margin is not None else "")
+        truth = f"{_truth(results, r)} | " if "truth" in results else ""
         lines.append(f"| {r.treatment} | {r.metric} | {r.role} | {r.method} | {r.control:.6g} | "
                      f"{r.treatment_value:.6g} | {_percent(r.effect)} | "
-                     f"{_interval(r.lower, r.upper)} | {_p(r.p, r.method, replicates)} | "
+                     f"{_interval(r.lower, r.upper)}{_miss(results, r)} | {truth}"
+                     f"{_p(r.p, r.method, replicates)} | "
                      f"{_p(r.p_adjusted, r.method, replicates)} | {verdict} | {r.estimand} |")
     lines += ["", "Minimum detectable effect (relative) of the primary metric:", *_mde_lines(
         results, rows)]
@@ -187,7 +248,14 @@ def forest_plot(path: Path, results: dict, rows: list[ResultRow], today: str) ->
             if math.isfinite(r.lower) and math.isfinite(r.upper):
                 ax.hlines(y, 100 * r.lower, 100 * r.upper, color=colour, linewidth=3)
             ax.plot(100 * r.effect, y, MARKERS[r.method], color=colour, markersize=7)
-            ax.annotate(f"{_percent(r.effect)} {_interval(r.lower, r.upper)}  "
+            truth = ""
+            if "truth" in results:
+                fields = truth_fields(results, r)
+                if fields["truth"] is not None:
+                    ax.plot(100 * fields["truth"], y, "|", color="black", markersize=14,
+                            markeredgewidth=2)
+                    truth = f"  truth {_truth(results, r)}{_miss(results, r)}"
+            ax.annotate(f"{_percent(r.effect)} {_interval(r.lower, r.upper)}{truth}  "
                         f"{r.control:.4g} -> {r.treatment_value:.4g}  "
                         f"p {_p(r.p, r.method, replicates)}  "
                         f"p_adj {_p(r.p_adjusted, r.method, replicates)}  {r.verdict}",
@@ -208,7 +276,9 @@ def forest_plot(path: Path, results: dict, rows: list[ResultRow], today: str) ->
     axes[-1].set_xlabel(
         f"relative effect vs {results['control']}, % ({1 - results['parameters']['alpha']:.0%} "
         f"intervals; o bootstrap, ◆ cuped, ■ delta; green better/ok, red worse/breached, "
-        f"orange inconclusive, grey no difference after Holm)", fontsize=9)
+        f"orange inconclusive, grey no difference after Holm"
+        + ("; | the truth, ✗ an interval that misses it" if "truth" in results else "") + ")",
+        fontsize=9)
     fig.text(0.01, 1 - 0.35 / height, _title(results, today), fontsize=11, va="center")
     srm = results["srm"]
     fig.text(0.01, 0.25 / height, _srm_line(srm), color="black" if srm["passed"] else "#d73027",
@@ -222,15 +292,18 @@ def print_table(results: dict, rows: list[ResultRow], console) -> None:
 
     replicates = results["parameters"]["replicates"]
     table = Table(title=f"A/B {results['experiment']} (control {results['control']})")
+    simulated = "truth" in results
     for name in ["treatment", "metric", "role", "method", "control", "treatment value",
-                 "effect", "CI", "p", "p_adj", "verdict"]:
+                 "effect", "CI", *(["truth"] if simulated else []), "p", "p_adj", "verdict"]:
         table.add_column(name)
     styles = {"better": "green", "ok": "green", "worse": "red", "breached": "red",
               "inconclusive": "yellow", "no difference": ""}
     for r in rows:
         table.add_row(r.treatment, r.metric, r.role, r.method, f"{r.control:.5g}",
                       f"{r.treatment_value:.5g}", _percent(r.effect),
-                      _interval(r.lower, r.upper), _p(r.p, r.method, replicates),
+                      _interval(r.lower, r.upper) + _miss(results, r),
+                      *([_truth(results, r)] if simulated else []),
+                      _p(r.p, r.method, replicates),
                       _p(r.p_adjusted, r.method, replicates), r.verdict,
                       style=styles[r.verdict])
     console.print(table)

@@ -246,7 +246,9 @@ class Experiment:
                 "--control", day.control, "--treatments", *treatments, *pre,
                 "--primary", self.plan.primary_metric, "--out", str(self.folder("report")),
                 "--seed", str(self.seed),
-                "--weights", *[f"{arm.name}={arm.weight}" for arm in served]]
+                "--weights", *[f"{arm.name}={arm.weight}" for arm in served],
+                *(["--truth", str(self.folder("report") / "truth.json")]
+                  if self.simulated_truth(day) else [])]
 
     def interleaving_args(self, day: DayPlan) -> list[str]:
         pairs = [f"{arm.name}={arm.interleave.a}:{arm.interleave.b}" for arm in day.arms if arm.interleave]
@@ -254,8 +256,22 @@ class Experiment:
                 *[arg for pair in pairs for arg in ("--pair", pair)],
                 "--out", str(self.folder("report")), "--seed", str(self.seed)]
 
+    def simulated_truth(self, day: DayPlan) -> bool:
+        """Is the truth of this A/B day known (a one-day A/B day of plain arms' traffic)?"""
+        return (day.control is not None and day.sim_days == 1 and not day.returns
+                and not day.trending and not day.interleaved)
+
+    def step_truth(self, day: DayPlan, timings: dict) -> None:
+        """The day's truth (pipeline/truth.py): every arm serving all its users, in process."""
+        processes = self.plan.scales[self.scale].processes
+        self.run(day.name, "truth", [sys.executable, "-m", "pipeline.truth", "--run",
+                                     str(self.record.folder), "--day", day.name,
+                                     "--processes", str(processes)], timings)
+
     def step_day(self, index: int, day: DayPlan, timings: dict) -> None:
         logs = self.serve_and_simulate(day, self.seed + index, timings)
+        if self.simulated_truth(day):
+            self.step_truth(day, timings)
         self.upload(day, logs, timings)
         invocations = [(job.job, self.job_args(day, job)) for job in day.jobs]
         writes = any(job.writes for job in day.jobs)
@@ -272,6 +288,9 @@ class Experiment:
         if day.control is not None:
             report = self.record.folder / "report" / "results.json"
             self.record.set("results", json.loads(report.read_text()))
+        if self.simulated_truth(day):
+            self.record.set("truth", json.loads(
+                (self.record.folder / "report" / "truth.json").read_text()))
         if day.interleaved:
             report = self.record.folder / "report" / "interleaving.json"
             self.record.set("interleaving", json.loads(report.read_text()))

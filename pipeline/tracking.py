@@ -3,9 +3,10 @@
 Experiment = the plan's name, run name = the run folder's name. Params: plan, scale, seeds, git
 commit, every day's arms with their recommenders, weights and params. Metrics: each treatment's
 `<arm>.<metric>.effect|lower|upper|p_adjusted` (a non-bootstrap method adds `.<method>` after
-the metric) and `<arm>.primary.*` (the primary metric by the method that decides), the
-tables' offline checks, each step's seconds. Artifacts: the report, the
-manifest and the tables' checksums.
+the metric; a simulated A/B day adds `.truth|truth_mc_se`) and `<arm>.primary.*` (the primary
+metric by the method that decides), the tables' offline checks, each step's seconds.
+Artifacts: the report, the manifest and the tables' checksums. A calibration
+(pipeline/calibrate.py) is a run of experiment `<plan>-calibration`.
 
 The store is MLFLOW_TRACKING_URI when set (a team's server), else a local SQLite store in the
 runs folder (artifacts in runs/mlartifacts/): browse it with
@@ -22,10 +23,11 @@ from pathlib import Path
 
 from pipeline.plan import Plan
 
-RESULT_FIELDS = ("effect", "lower", "upper", "p_adjusted")
+# truth, truth_mc_se: a simulated day's rows only (analysis/truth.py)
+RESULT_FIELDS = ("effect", "lower", "upper", "p_adjusted", "truth", "truth_mc_se")
 # The report files a run may have: the A/B report and, on an interleaved day, the interleaving one.
 REPORT_FILES = ("ab_report.png", "ab_report.md", "results.json", "results.csv",
-                "interleaving.png", "interleaving.md", "interleaving.json")
+                "interleaving.png", "interleaving.md", "interleaving.json", "truth.json")
 
 
 def tracking_uri(runs_dir: Path) -> str:
@@ -194,3 +196,40 @@ def format_leaderboard(rows: list[dict]) -> str:
         lines.append(f"{row['run']:<18} {row['plan'] or '?':<12} {row['scale'] or '?':<6} "
                      f"{row['seed'] or '?':>5}  {row['status']:<9} {row['primary']}: {arms}")
     return "\n".join(lines)
+
+
+def calibration_metrics(scores) -> dict[str, float]:
+    """`<treatment>.<metric>.<method>.<score>` (and `_lower`/`_upper`) of a calibration's
+    scores (analysis/calibration.py)."""
+    metrics = {}
+    for s in scores:
+        key = f"{s.treatment}.{s.metric}.{s.method}"
+        for name in ("coverage", "false_positive", "power", "bias", "width"):
+            value = getattr(s, name)
+            if value is None:
+                continue
+            for field, number in (("", value.value), ("_lower", value.lower),
+                                  ("_upper", value.upper)):
+                if number == number:   # NaN: undefined
+                    metrics[f"{key}.{name}{field}"] = float(number)
+        metrics[f"{key}.truth"] = float(s.truth)
+    return metrics
+
+
+def record_calibration(runs_dir: Path, plan_name: str, folder: Path, info: dict, scores) -> str:
+    """Log a calibration (pipeline/calibrate.py) as a run of experiment `<plan>-calibration`."""
+    local_store = "MLFLOW_TRACKING_URI" not in os.environ  # (set_tracking_uri sets it too)
+    mlflow = _mlflow(runs_dir)
+    experiment = f"{plan_name}-calibration"
+    if local_store and mlflow.get_experiment_by_name(experiment) is None:
+        mlflow.create_experiment(experiment,
+                                 (runs_dir.resolve() / "mlartifacts" / experiment).as_uri())
+    mlflow.set_experiment(experiment)
+    params = {key: str(info[key]) for key in ("plan", "scale", "run", "day", "replications",
+                                              "draws", "users", "sessions", "alpha", "seed")}
+    with mlflow.start_run(run_name=Path(info["run"]).name) as run:
+        mlflow.log_params(params)
+        mlflow.log_metrics({**calibration_metrics(scores), "seconds": info["seconds"]})
+        for name in ("calibration.md", "calibration.png", "calibration.json"):
+            mlflow.log_artifact(str(folder / name), "calibration")
+        return run.info.run_id

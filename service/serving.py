@@ -19,6 +19,7 @@ from service.tables import TableError, read_keyed, read_list
 class Serving:
     catalog: Catalog
     split: Split
+    recommenders: dict  # (experiment, arm) -> the arm's recommender (in-process replays)
     tables: tuple[Path, ...]
     keyed_tables: tuple[KeyedTable, ...]
     load_seconds: float
@@ -68,5 +69,6 @@ def build_serving(config: ServiceConfig, store: Store) -> Serving:
             if arm.interleave is not None:
                 a, b = (recommenders[(exp.name, team)] for team in arm.interleave)
                 recommenders[(exp.name, arm.name)] = Interleaved(a, b, catalog, config.seed)
-    return Serving(catalog, Split(config.experiments, recommenders), tables.paths, tables.keyed_tables,
+    return Serving(catalog, Split(config.experiments, recommenders), recommenders, tables.paths,
+                   tables.keyed_tables,
                    time.perf_counter() - started, time.process_time() - started_cpu)

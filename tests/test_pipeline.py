@@ -166,6 +166,50 @@ def test_every_run_is_an_mlflow_run_and_compare_lists_both(seed_runs):
     assert "T1 " in listed.stdout
 
 
+
+def test_a_simulated_ab_day_shows_its_truth_beside_every_estimate(seed_runs):
+    _, run, second_run = seed_runs
+    truth = json.loads((run / "report" / "truth.json").read_text())
+    assert truth["arms"] == ["C", "T1"] and truth["draws"] >= 2
+    assert truth == {**json.loads((second_run / "report" / "truth.json").read_text()),
+                     "seconds": truth["seconds"]}   # the same seed, the same truth
+    rows = json.loads((run / "report" / "results.json").read_text())["results"]
+    for row in rows:
+        if row["metric"] == "mean_request_time":
+            assert row["truth"] is None   # the simulator has no service latency
+            continue
+        key = f"{row['metric']}:ratio" if row["method"] == "delta" else row["metric"]
+        assert row["truth"] == pytest.approx(truth["effects"]["T1"][key]["effect"])
+        assert row["covers_truth"] == (row["lower"] <= row["truth"] <= row["upper"])
+    assert "| truth |" in (run / "report" / "ab_report.md").read_text()
+    assert json.loads((run / "manifest.json").read_text())["truth"]["draws"] == truth["draws"]
+
+
+def test_calibrate_scores_every_method_on_a_finished_run(seed_runs):
+    import mlflow
+
+    runs_dir, run, _ = seed_runs
+    config = runs_dir.parent / f"{runs_dir.name}-pipeline.yml"
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.calibrate", "--plan", "seed", "--scale", "smoke",
+         "--run", str(run), "--replications", "6", "--draws", "2", "--config", str(config)],
+        cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    calibration = json.loads((run / "calibration" / "calibration.json").read_text())
+    assert calibration["replications"] == 6 and calibration["draws"] == 2
+    scored = {(s["metric"], s["method"]) for s in calibration["scores"]}
+    assert {("mean_session_time", "bootstrap"), ("mean_session_time", "cuped"),
+            ("mean_session_time", "delta")} <= scored
+    for s in calibration["scores"]:
+        assert s["coverage"]["of"] == 6 and s["false_positive"]["of"] == 6
+        assert s["coverage"]["lower"] <= s["coverage"]["value"] <= s["coverage"]["upper"]
+    assert (run / "calibration" / "calibration.png").read_bytes()[:4] == b"\x89PNG"
+    assert "coverage" in (run / "calibration" / "calibration.md").read_text()
+    client = mlflow.MlflowClient(f"sqlite:///{runs_dir / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("seed-calibration")
+    (recorded,) = client.search_runs([experiment.experiment_id])
+    assert "T1.mean_session_time.cuped.coverage" in recorded.data.metrics
+
 EXTERNAL = '''
 from service.recommenders.registry import BuildContext, Params
 
