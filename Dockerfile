@@ -12,6 +12,7 @@ COPY analysis analysis
 COPY infra infra
 COPY pipeline pipeline
 COPY settings settings
+COPY sparkapp sparkapp
 COPY conf conf
 RUN pip install --no-cache-dir .
 EXPOSE 5001
