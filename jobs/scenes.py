@@ -40,6 +40,7 @@ from contract.catalog import load_catalog
 from contract.tables import TableError
 
 NAME = "scenes"
+NANO = 1_000_000_000
 
 
 def liked_listens(sessions: DataFrame, artists: DataFrame, max_tail: float) -> DataFrame:
@@ -62,7 +63,10 @@ def artist_links(liked: DataFrame) -> DataFrame:
              .select("a", "b", F.least("w1", "w2").alias("weight")))
     links = with_first.unionByName(pairs).where(F.col("a") != F.col("b"))
     both = links.unionByName(links.select(F.col("b").alias("a"), F.col("a").alias("b"), "weight"))
-    return both.groupBy("a", "b").agg(F.sum("weight").alias("weight"))
+    # Summed in fixed point (integer nano-units): a float sum's last bits depend on the order
+    # Spark adds the rows in, and the eigenvectors (and the table) would with them.
+    nano = F.round(F.col("weight") * NANO).cast("long")
+    return both.groupBy("a", "b").agg((F.sum(nano) / NANO).alias("weight"))
 
 
 def spectral_coordinates(graph: sp.csr_matrix, dim: int, seed: int) -> np.ndarray:

@@ -62,44 +62,44 @@ class RunConfig(_Strict):
     timeout_s: float = Field(gt=0)
     max_session_tracks: int = Field(gt=0)
     oracle_candidates: int = Field(gt=0)
-    sessions_in_flight: int = Field(default=16, gt=0, le=256)
+    sessions_in_flight: int = Field(gt=0, le=256)
 
 
 class CalendarConfig(_Strict):
     """Simulated days (`sim.run --days N`, or returns/trending on): see sim/calendar.py."""
-    start_date: date = date(2026, 1, 5)   # the first simulated day, UTC
-    day_hours: float = Field(default=16.0, gt=0, le=23)  # sessions start in the day's first hours
-    track_seconds: float = Field(default=200.0, ge=0)    # a track listened fully lasts this long
-    step_seconds: float = Field(default=5.0, ge=0.001)   # every request also takes this long
+    start_date: date                      # the first simulated day, UTC
+    day_hours: float = Field(gt=0, le=23)  # sessions start in the day's first hours
+    track_seconds: float = Field(ge=0)    # a track listened fully lasts this long
+    step_seconds: float = Field(ge=0.001)   # every request also takes this long
 
 
 class ReturnsConfig(_Strict):
     """Users who come back more when satisfied and leave for good when not: sim/returns.py."""
-    enabled: bool = False
-    max_sessions_per_day: int = Field(default=3, gt=0)
-    reference_session_time: float = Field(default=3.0, gt=0)
-    reference_spread: float = Field(default=0.5, ge=0)
-    smoothing: float = Field(default=0.3, gt=0, le=1)
-    sensitivity: float = Field(default=0.7, ge=0)
-    leave_threshold: float = -0.5
-    leave_after_days: int = Field(default=2, gt=0)
+    enabled: bool
+    max_sessions_per_day: int = Field(gt=0)
+    reference_session_time: float = Field(gt=0)
+    reference_spread: float = Field(ge=0)
+    smoothing: float = Field(gt=0, le=1)
+    sensitivity: float = Field(ge=0)
+    leave_threshold: float
+    leave_after_days: int = Field(gt=0)
 
 
 class TrendingConfig(_Strict):
     """Tracks whose appeal is boosted for a few days: sim/trending.py."""
-    enabled: bool = False
-    per_genre: int = Field(default=2, gt=0)
-    boost: float = Field(default=2.0, ge=0)
-    decay: float = Field(default=0.5, ge=0, lt=1)
+    enabled: bool
+    per_genre: int = Field(gt=0)
+    boost: float = Field(ge=0)
+    decay: float = Field(ge=0, lt=1)
 
 
 class SimConfig(_Strict):
     world: WorldConfig
     users: UsersConfig
     run: RunConfig
-    calendar: CalendarConfig = CalendarConfig()
-    returns: ReturnsConfig = ReturnsConfig()
-    trending: TrendingConfig = TrendingConfig()
+    calendar: CalendarConfig
+    returns: ReturnsConfig
+    trending: TrendingConfig
 
     def world_fingerprint(self) -> dict:
         """What the generated world depends on (besides the seed)."""

@@ -21,12 +21,12 @@ import pytest
 import yaml
 
 from sim.calendar import DAY_MS, Clock, day_start_ms
-from sim.config import CalendarConfig, ConfigError, ReturnsConfig, TrendingConfig, load_config
+from sim.config import ConfigError, load_config
 from sim.returns import Listener
 from sim.trending import trending_boosts
 from sim.user import UserModel
 from sim.world import load_world
-from support.sim import REPO, generate_small_world, read_sessions, run_module, tiny_world, write_config
+from support.sim import DEFAULT_CONFIG, REPO, generate_small_world, read_sessions, run_module, tiny_world, write_config
 
 pytestmark = pytest.mark.heavy(2)
 
@@ -36,11 +36,17 @@ pytestmark = pytest.mark.heavy(2)
 SWITCHES_OFF_RUNS = [("dummy", "400"), ("oracle", "60")]
 
 
+def shipped():
+    """conf/sim.yml as the simulator reads it."""
+    return load_config(DEFAULT_CONFIG)
+
+
 def config_with(folder, name: str, **sections) -> str:
-    """The small-world config with sections (calendar, returns, trending) set."""
+    """The small-world config with keys of its sections (calendar, returns, trending) set."""
     path = write_config(folder, name=name)
     config = yaml.safe_load(path.read_text())
-    config.update(sections)
+    for section, values in sections.items():
+        config[section].update(values)
     path.write_text(yaml.safe_dump(config))
     return str(path)
 
@@ -168,7 +174,7 @@ def test_clock_strictly_increases_and_never_leaves_its_day():
     start = day_start_ms(date(2026, 1, 5), 3)
     assert datetime.fromtimestamp(start / 1000, timezone.utc) == datetime(2026, 1, 8,
                                                                          tzinfo=timezone.utc)
-    clock = Clock(CalendarConfig(track_seconds=200, step_seconds=5), start)
+    clock = Clock(shipped().calendar.model_copy(update={"track_seconds": 200, "step_seconds": 5}), start)
     session = SimpleNamespace(tracks=0, failed_steps=0, session_time=0.0)
     assert clock.begin(1.0) == start + 3_600_000
     # the first request: after the first track, listened fully
@@ -191,9 +197,9 @@ def test_clock_strictly_increases_and_never_leaves_its_day():
 
 
 def test_listener_comes_back_more_when_happy_and_leaves_after_bad_days():
-    config = ReturnsConfig(reference_spread=0.0, reference_session_time=3.0, smoothing=0.5,
-                           sensitivity=1.0, leave_threshold=-0.5, leave_after_days=2,
-                           max_sessions_per_day=50)
+    config = shipped().returns.model_copy(update=dict(
+        reference_spread=0.0, reference_session_time=3.0, smoothing=0.5, sensitivity=1.0,
+        leave_threshold=-0.5, leave_after_days=2, max_sessions_per_day=50))
     happy, sad = Listener(config, 0.0), Listener(config, 0.0)
     uniforms = np.random.default_rng(1).random(4000).tolist()
     for _ in range(4):
@@ -221,7 +227,7 @@ def test_trending_boosts_start_per_genre_and_decay():
     # the tiny world of the user tests, with two genres of two tracks
     world = dataclasses.replace(tiny_world(budget=50),
                                 track_genre=np.array([0, 0, 1, 1], dtype=np.int32))
-    config = TrendingConfig(per_genre=1, boost=2.0, decay=0.5)
+    config = shipped().trending.model_copy(update=dict(per_genre=1, boost=2.0, decay=0.5))
     boosts = trending_boosts(world, config, seed=3, days=3)
     assert len(boosts) == 3
     for day, boost in enumerate(boosts):
@@ -240,12 +246,12 @@ def test_trending_boosts_start_per_genre_and_decay():
 
 def test_long_term_config_is_validated(tmp_path):
     config = yaml.safe_load(write_config(tmp_path).read_text())
-    config["returns"] = {"enabled": True, "smoothing": 1.5}
+    config["returns"] = {**config["returns"], "enabled": True, "smoothing": 1.5}
     path = tmp_path / "bad.yml"
     path.write_text(yaml.safe_dump(config))
     with pytest.raises(ConfigError, match="returns.smoothing"):
         load_config(path)
-    config["returns"] = {"enabeld": True}
+    config["returns"] = {**config["returns"], "smoothing": 0.3, "enabeld": True}
     path.write_text(yaml.safe_dump(config))
     with pytest.raises(ConfigError, match="returns.enabeld"):
         load_config(path)

@@ -82,7 +82,7 @@ def utc_day(ms: int) -> int:
 def multi_day_run(world):
     folder, config = world
     days = yaml.safe_load(config.read_text())
-    days["returns"] = {"enabled": True}
+    days["returns"]["enabled"] = True
     days_config = folder / "days.yml"
     days_config.write_text(yaml.safe_dump(days))
     process, url, log = start_service(folder, "days-log")
