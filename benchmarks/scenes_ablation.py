@@ -17,9 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from benchmarks.taste_ablation import play
+from benchmarks.taste_ablation import play, print_variant
 from contract.catalog import load_catalog
 from service.recommenders.registry import lookup
 from service.stores.memory import MemoryStore
@@ -100,9 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         times = play(build(name, params, args.tables, catalog, store), world, args.episodes,
                      args.seed, max_tracks)
         full = times if full is None else full
-        diff = times - full
-        print(f"{label:<68} {times.mean():7.2f} ± {times.std(ddof=1) / np.sqrt(len(times)):.2f}"
-              f"   vs defaults {diff.mean():+7.2f} ± {diff.std(ddof=1) / np.sqrt(len(diff)):.2f}", flush=True)
+        print_variant(label, times, full, 68)
     return 0
 
 

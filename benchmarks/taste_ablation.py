@@ -72,6 +72,14 @@ def play(recommender, world, episodes: int, seed: int, max_tracks: int) -> np.nd
     return np.array(times)
 
 
+def print_variant(label: str, times: np.ndarray, full: np.ndarray, width: int) -> None:
+    """A variant's mean session time with its standard error, and its mean paired with the
+    full recommender's over the same episodes."""
+    diff = times - full
+    print(f"{label:<{width}} {times.mean():7.2f} ± {times.std(ddof=1) / np.sqrt(len(times)):.2f}"
+          f"   vs defaults {diff.mean():+7.2f} ± {diff.std(ddof=1) / np.sqrt(len(diff)):.2f}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--world", type=Path, required=True)
@@ -100,9 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                 recommender = build("taste", params, args.tables, catalog, store)
         times = play(recommender, world, args.episodes, args.seed, max_tracks)
         full = times if full is None else full
-        diff = times - full
-        print(f"{label:<74} {times.mean():7.2f} ± {times.std(ddof=1) / np.sqrt(len(times)):.2f}"
-              f"   vs defaults {diff.mean():+7.2f} ± {diff.std(ddof=1) / np.sqrt(len(diff)):.2f}", flush=True)
+        print_variant(label, times, full, 74)
     return 0
 
 

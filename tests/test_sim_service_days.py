@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from collections import defaultdict
 from datetime import date, datetime, timezone
@@ -21,10 +20,8 @@ import orjson
 import pytest
 import yaml
 
-from infra.ports import free_port
 from sim.calendar import day_start_ms
-from sim.remote import ServiceUnreachable, check_service
-from support.sim import REPO, generate_small_world, read_sessions, run_module
+from support.sim import REPO, generate_small_world, read_sessions, run_module, serve_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("spark"), pytest.mark.heavy(8)]
 
@@ -47,19 +44,8 @@ def start_service(folder, name: str) -> tuple[subprocess.Popen, str, object]:
     config["log"].update(dir=str(folder / name), flush_interval_s=0.01)
     path = folder / f"{name}.yml"
     path.write_text(yaml.safe_dump(config))
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "service", "--config", str(path),
-                                "--port", str(port)], cwd=REPO)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            check_service(url, 1.0)
-            return process, url, folder / name / config["log"]["replica"]
-        except ServiceUnreachable:
-            assert process.poll() is None, "the service exited at start"
-            assert time.monotonic() < deadline, "the service did not start in 60 s"
-            time.sleep(0.2)
+    process, url = serve_config(path)
+    return process, url, folder / name / config["log"]["replica"]
 
 
 def stop(process: subprocess.Popen) -> None:

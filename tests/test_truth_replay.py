@@ -5,40 +5,19 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 import yaml
 
-from infra.ports import free_port
 from pipeline.outcomes import ab_day, per_user, potential_outcomes, replay
-from sim.remote import ServiceUnreachable, check_service
-from support.sim import REPO, generate_small_world, read_sessions, run_module
+from support.sim import REPO, generate_small_world, read_sessions, run_module, serve_config
 
 pytestmark = pytest.mark.slow  # a real service
 
 SEED, SESSIONS = 31, 400
 ARMS = [{"name": "RANDOM", "weight": 1.0, "recommender": "random"},
         {"name": "STICKY", "weight": 1.0, "recommender": "sticky_artist"}]
-
-
-def serve(config_path, log_dir):
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "service", "--config", str(config_path),
-                                "--port", str(port)], cwd=REPO)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            check_service(url, 1.0)
-            return process, url
-        except ServiceUnreachable:
-            assert process.poll() is None, "the service exited at start"
-            assert time.monotonic() < deadline, "the service did not start in 60 s"
-            time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +38,7 @@ def simulated_run(tmp_path_factory):
     (run / "manifest.json").write_text(json.dumps({"settings": {
         "seed": SEED, "scale": "smoke", "plan_config": plan,
         "sim": yaml.safe_load(sim_config.read_text())}}, default=str))
-    process, url = serve(run / "conf" / "service-ab.yml", folder / "logs")
+    process, url = serve_config(run / "conf" / "service-ab.yml")
     try:
         result = run_module("sim.run", "--recommender", "remote", "--url", url,
                             "--episodes", str(SESSIONS), "--seed", str(SEED), "--processes", "2",

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import orjson
 import yaml
 
+from infra.ports import free_port
+from sim.remote import ServiceUnreachable, check_service
 from sim.world import World
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,3 +65,20 @@ def tiny_world(budget=2) -> World:
                  interest_neighbours=np.array([[[0]]], dtype=np.int32),
                  consume_bias=np.array([1.0]), consume_sharpness=np.array([2.0]),
                  session_budget=budget, artist_discount_gamma=0.5)
+
+
+def serve_config(config_path: Path) -> tuple[subprocess.Popen, str]:
+    """A real `python -m service` on a free port, once it answers: (its process, its URL)."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "service", "--config", str(config_path),
+                                "--port", str(port)], cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            check_service(url, 1.0)
+            return process, url
+        except ServiceUnreachable:
+            assert process.poll() is None, "the service exited at start"
+            assert time.monotonic() < deadline, "the service did not start in 60 s"
+            time.sleep(0.2)
