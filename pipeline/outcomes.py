@@ -12,7 +12,8 @@ the same users and sessions with fresh streams (`draw_seed`).
 A per-user table holds, per arm and draw, what the event-log metrics are built from in the log
 view (analysis/user_metrics.py): the user's sessions, the sum of `time` over their events
 (1 + the simulator's session time, per session) and their events (the session's /next
-requests, tracks + failed steps, + its /last).
+requests, tracks + failed steps, + its /last); for an interleaved arm also each team's credit
+(the listen time of the tracks it served, as analysis/interleaving.py credits it).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.sequential import LOOKS
+from contract.events import TEAMS
 from service.config import load_config as load_service_config
 from service.interleaving import Interleaved
 from service.recommenders import Listen
@@ -38,18 +40,19 @@ from sim.world import World, load_world
 
 @dataclass(frozen=True)
 class AbDay:
-    """What replaying a run's one-day A/B day needs."""
+    """What replaying a run's one-day A/B day, or interleaved day, needs."""
 
     name: str
     experiment: str
-    control: str
-    arms: list[str]            # the compared arms, control first
-    weights: list[float]       # their split weights
+    control: str | None        # None on an interleaved day
+    arms: list[str]            # the compared arms, control first (interleaved: the teams' arms)
+    weights: list[float]       # their split weights (interleaved: the pairs' shares of users)
     seed: int                  # the day's simulator seed (the run's seed + the day's index)
     episodes: int              # the day's sessions
     previous: str | None       # the day before it (CUPED's pre-period), if any
     service_config: Path
     max_tracks: int
+    pairs: list[tuple[str, str, str]] = ()   # interleaved: (arm, team a's arm, team b's arm)
 
     def users(self, n_users: int) -> np.ndarray:
         """The user of each of the day's sessions, in episode order."""
@@ -58,6 +61,31 @@ class AbDay:
 
 def ab_day(run: Path, day: str | None = None) -> AbDay:
     """The A/B day `day` (default: the plan's last A/B day) of the run in folder `run`."""
+    chosen, read = _plan_day(run, day, "A/B", lambda d: d.get("control") is not None)
+    plain = [a for a in chosen["arms"] if a.get("interleave") is None]
+    control = chosen["control"]
+    arms = [control, *[a["name"] for a in plain if a["name"] != control]]
+    weight = {a["name"]: float(a.get("weight", 1)) for a in plain}
+    return read(control=control, arms=arms, weights=[weight[a] for a in arms])
+
+
+def interleaved_day(run: Path, day: str | None = None) -> AbDay:
+    """The interleaved day `day` (default: the plan's last day with interleaved arms) of the
+    run in folder `run`: its `arms` are the teams' arms, its `pairs` the interleaved arms."""
+    chosen, read = _plan_day(run, day, "interleaved",
+                             lambda d: any(a.get("interleave") for a in d["arms"]))
+    pairs = [(a["name"], a["interleave"]["a"], a["interleave"]["b"]) for a in chosen["arms"]
+             if a.get("interleave")]
+    weight = {a["name"]: float(a.get("weight", 1)) for a in chosen["arms"]}
+    total = sum(weight.values())
+    teams = list(dict.fromkeys(team for _, a, b in pairs for team in (a, b)))
+    return read(control=None, arms=teams, weights=[weight[arm] / total for arm, _, _ in pairs],
+                pairs=pairs)
+
+
+def _plan_day(run: Path, day: str | None, kind: str, is_kind):
+    """The plan's day `day` (default: its last day of the kind) and a function making its AbDay
+    from the kind's fields."""
     manifest_path = run / "manifest.json"
     if not manifest_path.exists():
         raise ConfigError(f"{run}: no manifest.json; pass the folder of a pipeline run (runs/<id>)")
@@ -65,32 +93,31 @@ def ab_day(run: Path, day: str | None = None) -> AbDay:
     settings = manifest["settings"]
     plan = settings["plan_config"]
     days = plan["days"]
-    ab_days = [d for d in days if d.get("control") is not None]
-    chosen = [d for d in ab_days if day in (None, d["name"])]
+    of_kind = [d for d in days if is_kind(d)]
+    chosen = [d for d in of_kind if day in (None, d["name"])]
     if not chosen:
-        raise ConfigError(f"{run}: the plan has no A/B day {day!r} (A/B days: "
-                          f"{[d['name'] for d in ab_days]})")
+        raise ConfigError(f"{run}: the plan has no {kind} day {day!r} ({kind} days: "
+                          f"{[d['name'] for d in of_kind]})")
     chosen = chosen[-1]
     if chosen.get("sim_days", 1) > 1 or chosen.get("returns") or chosen.get("trending"):
         raise ConfigError(f"{run}: day {chosen['name']!r} plays several simulated days or returns "
-                          f"or trending; its potential outcomes are not replayed (one-day A/B "
-                          f"days only)")
+                          f"or trending; its potential outcomes are not replayed (one-day "
+                          f"{kind} days only)")
     index = [d["name"] for d in days].index(chosen["name"])
     service_config = run / "conf" / f"service-{chosen['name']}.yml"
     if not service_config.exists():
         raise ConfigError(f"{run}: {service_config.name} is missing: run the day first "
                           f"(./run.sh --run {run} --step {chosen['name']})")
-    plain = [a for a in chosen["arms"] if a.get("interleave") is None]
-    control = chosen["control"]
-    arms = [control, *[a["name"] for a in plain if a["name"] != control]]
-    weight = {a["name"]: float(a.get("weight", 1)) for a in plain}
     # the simulator config the run used (the manifest keeps a copy)
     max_tracks = validate(settings["sim"], SimConfig, manifest_path).run.max_session_tracks
-    return AbDay(name=chosen["name"], experiment=plan["experiment"], control=control, arms=arms,
-                 weights=[weight[a] for a in arms], seed=settings["seed"] + index,
-                 episodes=chosen["sessions"][settings["scale"]],
-                 previous=days[index - 1]["name"] if index else None,
-                 service_config=service_config, max_tracks=max_tracks)
+
+    def read(**fields) -> AbDay:
+        return AbDay(name=chosen["name"], experiment=chosen.get("experiment") or plan["experiment"],
+                     seed=settings["seed"] + index,
+                     episodes=chosen["sessions"][settings["scale"]],
+                     previous=days[index - 1]["name"] if index else None,
+                     service_config=service_config, max_tracks=max_tracks, **fields)
+    return chosen, read
 
 
 def load_serving(day: AbDay):
@@ -119,6 +146,7 @@ class Sessions:
     session_time: np.ndarray  # the simulator's session time (without the first track)
     tracks: np.ndarray        # recommended tracks listened
     failed_steps: np.ndarray
+    credit: np.ndarray | None = None   # (episodes, 2): teams a and b's listen time, if interleaved
 
 
 def play(world: World, users: np.ndarray, seed: int, max_tracks: int,
@@ -128,6 +156,7 @@ def play(world: World, users: np.ndarray, seed: int, max_tracks: int,
     model = UserModel(world, max_tracks)
     streams: dict[int, tuple] = {}
     times, tracks = np.empty(len(users)), np.empty(len(users), dtype=np.int64)
+    credit = np.zeros((len(users), 2))
     for episode, user in enumerate(users.tolist()):
         if user not in streams:
             streams[user] = user_streams(seed, user)
@@ -137,12 +166,14 @@ def play(world: World, users: np.ndarray, seed: int, max_tracks: int,
         while not session.over:
             listen = Listen(user, history[-1][0], history[-1][1], history)
             if type(recommender) is Interleaved:
-                track = recommender.draft(listen)[0]
+                track, team = recommender.draft(listen)
+                history.append((track, session.listen(int(track))))
+                credit[episode, TEAMS.index(team)] += history[-1][1]
             else:
                 track = recommender.recommend(listen)
-            history.append((track, session.listen(int(track))))
+                history.append((track, session.listen(int(track))))
         times[episode], tracks[episode] = round(session.session_time, 2), session.tracks
-    return Sessions(users, times, tracks, np.zeros(len(users), dtype=np.int64))
+    return Sessions(users, times, tracks, np.zeros(len(users), dtype=np.int64), credit)
 
 
 def replay(day: AbDay, serving=None) -> Sessions:
@@ -168,6 +199,7 @@ class Outcomes:
     look_sessions: np.ndarray    # (looks, n)
     look_episodes: np.ndarray    # (looks,) sessions of the day by each look
     look_time_total: np.ndarray  # (arms, draws, looks, n)
+    credit: np.ndarray | None = None   # (arms, draws, 2, n) teams a and b's credit (interleaved arms)
 
     @property
     def draws(self) -> int:
@@ -193,7 +225,14 @@ def look_ends(episodes: int, looks: int) -> np.ndarray:
     return np.ceil(np.arange(1, looks + 1) * episodes / looks).astype(int)
 
 
-def _play_one(task: tuple[int, int]) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray]:
+def per_user_credit(sessions: Sessions, users: np.ndarray) -> np.ndarray:
+    """(2, n): teams a and b's credit per user of `users` (sorted)."""
+    index = np.searchsorted(users, sessions.users)
+    return np.stack([np.bincount(index, weights=sessions.credit[:, team], minlength=len(users))
+                     for team in range(2)])
+
+
+def _play_one(task: tuple[int, int]) -> tuple:
     arm, draw = task
     job = _JOB
     recommender = job["recommenders"][arm]
@@ -202,7 +241,7 @@ def _play_one(task: tuple[int, int]) -> tuple[int, int, np.ndarray, np.ndarray, 
     _, time_total, events = per_user(sessions, job["users"])
     at_looks = np.stack([per_user(_first(sessions, end), job["users"])[1]
                          for end in job["look_ends"]])
-    return arm, draw, time_total, events, at_looks
+    return arm, draw, time_total, events, at_looks, per_user_credit(sessions, job["users"])
 
 
 def _first(sessions: Sessions, count: int) -> Sessions:
@@ -232,6 +271,7 @@ def potential_outcomes(day: AbDay, draws: int, processes: int = 1, arms: list[st
     time_total = np.empty((len(arms), draws, len(users)))
     events = np.empty((len(arms), draws, len(users)))
     look_time_total = np.empty((len(arms), draws, looks, len(users)))
+    credit = np.empty((len(arms), draws, 2, len(users)))
     try:
         if processes > 1:
             with multiprocessing.get_context("fork").Pool(processes) as pool:
@@ -240,11 +280,11 @@ def potential_outcomes(day: AbDay, draws: int, processes: int = 1, arms: list[st
             results = [_play_one(task) for task in tasks]
     finally:
         _JOB.clear()
-    for a, k, t, e, at_looks in results:
-        time_total[a, k], events[a, k], look_time_total[a, k] = t, e, at_looks
+    for a, k, t, e, at_looks, c in results:
+        time_total[a, k], events[a, k], look_time_total[a, k], credit[a, k] = t, e, at_looks, c
     return Outcomes(arms=list(arms), users=users, sessions=sessions, time_total=time_total,
                     events=events, look_sessions=look_sessions, look_episodes=ends,
-                    look_time_total=look_time_total)
+                    look_time_total=look_time_total, credit=credit)
 
 
 def previous_day_metrics(run: Path, day: AbDay) -> dict[str, np.ndarray] | None:

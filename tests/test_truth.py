@@ -209,7 +209,7 @@ def test_the_report_shows_the_truth_and_marks_the_intervals_that_miss_it(tmp_pat
 
 
 def synthetic_pool(n: int = 300, draws: int = 3):
-    from pipeline.calibrate import Pool
+    from pipeline.calibration_pool import Pool
     from pipeline.outcomes import Outcomes
 
     rng = np.random.default_rng(8)
@@ -224,7 +224,7 @@ def synthetic_pool(n: int = 300, draws: int = 3):
 
 
 def test_a_replication_takes_each_users_draw_of_the_arm_it_is_split_into():
-    from pipeline.calibrate import replication_table
+    from pipeline.calibration_pool import replication_table
 
     pool = synthetic_pool()
     o = pool.outcomes
@@ -241,7 +241,7 @@ def test_a_replication_takes_each_users_draw_of_the_arm_it_is_split_into():
 
 
 def test_previous_day_covariates_fill_the_missing_with_the_mean_of_the_others():
-    from pipeline.calibrate import covariates_of
+    from pipeline.calibration_pool import covariates_of
 
     pool = synthetic_pool(n=4)
     previous = {"user": np.array([10, 12, 99]), "mean_session_time": np.array([1.0, 3.0, 50.0])}
