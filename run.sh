@@ -4,9 +4,10 @@
 #                                  day 1, the A/B day, the report; options: ./run.sh experiment --help)
 #   ./run.sh plans                 list the plans (conf/plans/) with a line each
 #   ./run.sh compare [--plan NAME] a leaderboard of recorded runs (MLflow)
-#   ./run.sh calibrate --plan NAME [--replications N] [--scale S] [--run runs/<id>]
+#   ./run.sh calibrate --plan NAME [--replications N] [--scale S] [--run runs/<id>] [--day D]
 #                                  each analysis method's coverage, A/A false positives, power
-#                                  and bias over replications of the plan's simulated A/B day
+#                                  and bias over replications of the plan's simulated A/B day;
+#                                  an interleaved day's sign agreement and users for power
 #   ./run.sh test [pytest args]    the test suite against a private HDFS + Redis on free ports
 #                                  (./run.sh test -m "not slow": the quick part, no JVM)
 #   ./run.sh up | down | status    the local stack for a person at the keyboard (HDFS, Redis, service)

@@ -10,6 +10,11 @@ Given each replication's estimate and interval of a relative effect, and the eff
   effect (undefined when the truth is 0);
 - bias: the mean of estimate - truth; width: the mean interval width.
 
+An interleaved pair (pipeline/calibrate_interleaving.py) is scored by its sign agreement: the
+share of replications whose preference for b has the sign of the true A/B effect of b over a;
+and by the users it needs for 80% power beside the A/B test's, both from the replications'
+spread (`users_for_power`).
+
 Shares come with Wilson's score interval (Wilson 1927), good at shares near 0 or 1 and at a
 few hundred replications; means with a percentile bootstrap over the replications (seeded).
 """
@@ -113,3 +118,65 @@ def score(ab: pd.DataFrame, aa: pd.DataFrame, truth: dict[tuple[str, str, str], 
             width=bootstrap_mean((defined["upper"] - defined["lower"]).to_numpy(), seed + 1,
                                  level)))
     return scores
+
+
+def users_for_power(users: float, estimates: np.ndarray, null: float, alpha: float = 0.05,
+                    power: float = 0.8) -> float:
+    """The users a method needs for `power` in a two-sided `alpha`-level test of its estimate
+    against `null`, from its replications at `users` users: an estimate's standard error falls
+    as 1 / sqrt(users), so users * ((z_(1-alpha/2) + z_power) * sd / |mean - null|)^2. Inf when
+    the estimates average the null."""
+    estimates = np.asarray(estimates, dtype=float)
+    shift = abs(float(estimates.mean()) - null)
+    if shift == 0:
+        return float("inf")
+    z = NormalDist().inv_cdf(1 - alpha / 2) + NormalDist().inv_cdf(power)
+    return float(users * (z * float(estimates.std(ddof=1)) / shift) ** 2)
+
+
+@dataclass(frozen=True)
+class PairScore:
+    """An interleaved pair scored against the true A/B effect of b over a."""
+
+    arm: str
+    a: str
+    b: str
+    truth: float                  # true relative effect of b over a (each serving everyone)
+    agreement: Share              # replications whose preference has the truth's sign
+    share: Mean                   # b's share of the credit over the replications
+    sign_test_power: Share        # replications whose sign test rejected on the truth's side
+    users: float                  # mean users of an interleaving replication
+    interleaving_users: float     # users the interleaving needs for 80% power
+    ab_method: str                # the A/B method compared ("cuped", or "bootstrap" without a
+                                  # pre-period)
+    ab_users: float               # users the A/B test needs for 80% power
+    trusted: bool                 # the agreement reaches the bar
+
+    @property
+    def ratio(self) -> float:
+        """How many times fewer users the interleaving needs than the A/B test."""
+        return self.ab_users / self.interleaving_users if self.interleaving_users else math.inf
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "ratio": self.ratio}
+
+
+def score_pair(arm: str, a: str, b: str, truth: float, interleaved: pd.DataFrame,
+               ab: pd.DataFrame, ab_users: int, ab_method: str, *, alpha: float = 0.05,
+               level: float = 0.95, seed: int = 0, agreement_bar: float = 0.95) -> PairScore:
+    """`interleaved`: one row per replication with `users`, `share` and `p` (the sign test's);
+    `ab`: one row per replication with the A/B test's `effect` (at `ab_users` users). A pair
+    is trusted when its preference has the truth's sign in `agreement_bar` of the replications."""
+    sign = np.sign(truth)
+    agreed = int((np.sign(interleaved["share"] - 0.5) == sign).sum())
+    agreement = wilson(agreed, len(interleaved), level)
+    detected = (interleaved["p"] < alpha) & (np.sign(interleaved["share"] - 0.5) == sign)
+    users = float(interleaved["users"].mean())
+    return PairScore(
+        arm=arm, a=a, b=b, truth=float(truth), agreement=agreement,
+        share=bootstrap_mean(interleaved["share"].to_numpy(), seed, level),
+        sign_test_power=wilson(int(detected.sum()), len(interleaved), level), users=users,
+        interleaving_users=users_for_power(users, interleaved["share"].to_numpy(), 0.5, alpha),
+        ab_method=ab_method,
+        ab_users=users_for_power(ab_users, ab["effect"].to_numpy(), 0.0, alpha),
+        trusted=bool(agreement.value >= agreement_bar))

@@ -1,7 +1,10 @@
 """Calibration on the simulator: how often each analysis method's interval covers the truth.
 
     ./run.sh calibrate --plan NAME [--replications N] [--scale S] [--run runs/<id>] [--draws K]
+                       [--day D]
 
+Every one-day A/B or interleaved day of the plan (`--day`: one of them); an interleaved day is
+calibrated by pipeline/calibrate_interleaving.py. On an A/B day:
 N replications of the plan's A/B day (a fresh user split and fresh simulator randomness each,
 the same tables) and N A/A replications (the control against itself), each analysed with every
 method of the A/B analysis (analysis/compare.py's numpy engine: the same estimator code as the
@@ -28,7 +31,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,55 +41,14 @@ from analysis.calibration import Score, score
 from analysis.compare import compare_numpy
 from analysis.config import load_config as load_analysis_config
 from analysis.sequential import moments, monitor
-from analysis.truth import estimand_key, per_user_metrics, true_values
-from pipeline.outcomes import Outcomes, ab_day, potential_outcomes, previous_day_metrics
+from analysis.truth import estimand_key, true_values
+from pipeline import calibrate_interleaving
+from pipeline.calibration_pool import Pool, covariates_of, replication_table
+from pipeline.outcomes import ab_day, potential_outcomes, previous_day_metrics
 from settings import ConfigError
 
 DEFAULT_DRAWS = 8
 SEQUENTIAL_METRIC = "mean_session_time"   # the sequential method monitors the session time
-
-
-@dataclass(frozen=True)
-class Pool:
-    """The potential outcomes and what every replication shares."""
-
-    outcomes: Outcomes
-    weights: np.ndarray            # the split's arm probabilities
-    covariates: dict[str, np.ndarray]  # pre_<metric> per user (pooled mean where missing)
-
-
-def covariates_of(outcomes: Outcomes, previous: dict[str, np.ndarray] | None,
-                  metrics: list[str]) -> dict[str, np.ndarray]:
-    """CUPED's pre_<metric> per user: the previous day's value, else the mean over the users
-    who have one (as analysis/user_metrics.py's with_covariates fills it)."""
-    if previous is None:
-        return {}
-    where = np.searchsorted(previous["user"], outcomes.users)
-    where = np.minimum(where, len(previous["user"]) - 1)
-    found = previous["user"][where] == outcomes.users
-    covariates = {}
-    for metric in metrics:
-        values = np.where(found, previous[metric][where], np.nan)
-        fill = np.nanmean(values) if found.any() else 0.0
-        covariates[f"pre_{metric}"] = np.where(found, values, fill)
-    return covariates
-
-
-def replication_table(pool: Pool, arm_of_user: np.ndarray, source_arm: np.ndarray,
-                      draw: np.ndarray) -> pd.DataFrame:
-    """The per-user table of one replication: each user in arm `arm_of_user`, with the
-    outcome of draw `draw` of arm `source_arm` (the same as the arm in an A/B replication,
-    the control in an A/A one)."""
-    o = pool.outcomes
-    users = np.arange(len(o.users))
-    time_total = o.time_total[source_arm, draw, users]
-    events = o.events[source_arm, draw, users]
-    table = pd.DataFrame({"user": o.users, "arm": arm_of_user,
-                          **per_user_metrics(o.sessions, time_total, events),
-                          "time_total": time_total, "events": events.astype(float)})
-    for name, values in pool.covariates.items():
-        table[name] = values
-    return table
 
 
 def analyse(table: pd.DataFrame, arm_names: list[str], settings, replication: int,
@@ -244,11 +205,11 @@ def plot(path: Path, scores: list[Score], info: dict) -> None:
 
 
 def calibrate(run: Path, replications: int, draws: int, processes: int, seed: int,
-              plan_name: str, scale: str,
-              progress=None) -> tuple[list[Score], dict, pd.DataFrame, pd.DataFrame]:
-    """Pool, truth, replications and scores of the run's A/B day."""
+              plan_name: str, scale: str, progress=None,
+              day_name: str | None = None) -> tuple[list[Score], dict, pd.DataFrame, pd.DataFrame]:
+    """Pool, truth, replications and scores of the run's A/B day `day_name` (default: its last)."""
     started = time.perf_counter()
-    day = ab_day(run)
+    day = ab_day(run, day_name)
     config = load_analysis_config()
     outcomes = potential_outcomes(day, draws, processes)
     pool_seconds = time.perf_counter() - started
@@ -311,6 +272,8 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--processes", type=int, default=2, help="workers playing the pool")
     parser.add_argument("--seed", type=int, default=1, help="seed of the splits, the draws "
                         "chosen and the bootstrap (default 1)")
+    parser.add_argument("--day", help="the A/B or interleaved day to calibrate (default: every "
+                        "one the plan has)")
     parser.add_argument("--config", type=Path, help="pipeline settings (default "
                         "conf/pipeline.yml): where runs and MLflow's store are")
     return parser
@@ -334,8 +297,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.scale not in plan.scales:
             raise ConfigError(f"unknown scale {args.scale!r}; plan {plan_name} has "
                               f"{sorted(plan.scales)}")
-        if not plan.ab_days:
-            raise ConfigError(f"plan {plan_name} has no A/B day to calibrate")
+        days = [day.name for day in plan.days
+                if (day.control is not None or day.interleaved) and args.day in (None, day.name)]
+        if not days:
+            raise ConfigError(f"plan {plan_name} has no A/B or interleaved day "
+                              f"{args.day or ''} to calibrate".replace("  ", " "))
         run = args.run
         if run is None:
             run = REPO_ROOT / config.runs_dir / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -344,33 +310,59 @@ def main(argv: list[str] | None = None) -> int:
                             ("world", *(day.name for day in plan.days)), run, False)
             if code != 0:
                 return code
-        with progress_meter(args.replications, "calibrate", "replication") as bar:
-            done = 0
+        for name in days:
+            interleaved = {day.name: day for day in plan.days}[name].interleaved
+            with progress_meter(args.replications, f"calibrate {name}", "replication") as bar:
+                done = 0
 
-            def progress(count: int) -> None:
-                nonlocal done
-                bar.update(count - done)
-                done = count
+                def progress(count: int) -> None:
+                    nonlocal done
+                    bar.update(count - done)
+                    done = count
 
-            scores, info, ab, aa = calibrate(run, args.replications, args.draws,
-                                             args.processes, args.seed, Path(plan_name).stem,
-                                             args.scale, progress)
+                if interleaved:
+                    recorded = calibrate_interleaved_day(run, args, plan_name, name, progress)
+                else:
+                    recorded = calibrate_ab_day(run, args, plan_name, name, progress)
+            try:
+                run_id = tracking.record_calibration(REPO_ROOT / config.runs_dir,
+                                                     Path(plan_name).stem, *recorded)
+                print(f"MLflow run {run_id} (experiment {Path(plan_name).stem}-calibration)")
+            except Exception as error:  # noqa: BLE001 - the folder has everything
+                print(f"warning: not recorded in MLflow ({error})", file=sys.stderr)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    return 0
+
+
+def calibrate_ab_day(run: Path, args, plan_name: str, day: str, progress) -> tuple:
+    """Calibrate, write and print the A/B day; what MLflow records of it."""
+    from pipeline.tracking import calibration_metrics
+
+    scores, info, ab, aa = calibrate(run, args.replications, args.draws, args.processes,
+                                     args.seed, Path(plan_name).stem, args.scale, progress, day)
     folder = run / "calibration"
     write(folder, scores, info, ab, aa)
     print_table(scores, info)
     print(f"wall time {info['seconds']:.0f} s (pool {info['pool_seconds']:.0f} s); "
           f"wrote calibration.md, calibration.png, calibration.json, replications.csv to {folder}")
-    try:
-        run_id = tracking.record_calibration(REPO_ROOT / config.runs_dir, Path(plan_name).stem,
-                                             folder, info, scores)
-        print(f"MLflow run {run_id} (experiment {Path(plan_name).stem}-calibration)")
-    except Exception as error:  # noqa: BLE001 - the folder has everything
-        print(f"warning: not recorded in MLflow ({error})", file=sys.stderr)
-    return 0
+    return folder, info, calibration_metrics(scores), ["calibration.md", "calibration.png",
+                                                        "calibration.json"]
 
+
+def calibrate_interleaved_day(run: Path, args, plan_name: str, day: str, progress) -> tuple:
+    """Calibrate, write and print the interleaved day; what MLflow records of it."""
+    scores, info, table = calibrate_interleaving.calibrate(
+        run, args.replications, args.draws, args.processes, args.seed, Path(plan_name).stem,
+        args.scale, day, progress)
+    folder = run / "calibration"
+    calibrate_interleaving.write(folder, scores, info, table)
+    calibrate_interleaving.print_table(scores, info)
+    print(f"wall time {info['seconds']:.0f} s (pool {info['pool_seconds']:.0f} s); wrote "
+          f"interleaving_calibration.md, .png, .json, interleaving_replications.csv to {folder}")
+    return folder, info, calibrate_interleaving.metrics(scores), [
+        f"interleaving_calibration.{ext}" for ext in ("md", "png", "json")]
 
 if __name__ == "__main__":
     sys.exit(main())

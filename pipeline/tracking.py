@@ -216,8 +216,10 @@ def calibration_metrics(scores) -> dict[str, float]:
     return metrics
 
 
-def record_calibration(runs_dir: Path, plan_name: str, folder: Path, info: dict, scores) -> str:
-    """Log a calibration (pipeline/calibrate.py) as a run of experiment `<plan>-calibration`."""
+def record_calibration(runs_dir: Path, plan_name: str, folder: Path, info: dict,
+                       metrics: dict[str, float], artifacts: list[str]) -> str:
+    """Log a calibration (pipeline/calibrate.py) as a run of experiment `<plan>-calibration`:
+    its `metrics` and the files `artifacts` of `folder`."""
     local_store = "MLFLOW_TRACKING_URI" not in os.environ  # (set_tracking_uri sets it too)
     mlflow = _mlflow(runs_dir)
     experiment = f"{plan_name}-calibration"
@@ -229,7 +231,7 @@ def record_calibration(runs_dir: Path, plan_name: str, folder: Path, info: dict,
                                               "draws", "users", "sessions", "alpha", "seed")}
     with mlflow.start_run(run_name=Path(info["run"]).name) as run:
         mlflow.log_params(params)
-        mlflow.log_metrics({**calibration_metrics(scores), "seconds": info["seconds"]})
-        for name in ("calibration.md", "calibration.png", "calibration.json"):
+        mlflow.log_metrics({**metrics, "seconds": info["seconds"]})
+        for name in artifacts:
             mlflow.log_artifact(str(folder / name), "calibration")
         return run.info.run_id

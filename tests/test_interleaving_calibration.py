@@ -1,0 +1,104 @@
+"""Calibration of an interleaved day (pipeline/calibrate_interleaving.py, analysis/calibration.py's
+pair scores): on a small world played in process, and on synthetic replications whose answers
+are known."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from analysis.calibration import score_pair, users_for_power
+from support.sim import REPO, generate_small_world
+
+SEED, SESSIONS = 23, 600
+ARMS = [{"name": "random", "weight": 0.0, "recommender": "random"},
+        {"name": "sticky", "weight": 0.0, "recommender": "sticky_artist",
+         "params": {"anchor": "first"}},
+        {"name": "random-sticky", "weight": 1.0, "interleave": {"a": "random", "b": "sticky"}}]
+
+
+@pytest.fixture(scope="module")
+def interleaved_run(tmp_path_factory):
+    """A run folder whose one day interleaves Random (a) with StickyArtist (b): all the
+    calibration reads (the pool is played in process, no service runs)."""
+    folder = tmp_path_factory.mktemp("interleaved-run")
+    sim_config = generate_small_world(folder, seed=21)
+    run = folder / "run"
+    (run / "conf").mkdir(parents=True)
+    service = yaml.safe_load((REPO / "conf" / "service.yml").read_text())
+    service.update(seed=SEED, catalog=str(folder / "world" / "tracks.jsonl"),
+                   experiments=[{"name": "IL", "arms": ARMS}])
+    service["log"].update(dir=str(folder / "logs"))
+    (run / "conf" / "service-screen.yml").write_text(yaml.safe_dump(service))
+    plan = {"experiment": "IL", "days": [{"name": "screen", "sessions": {"smoke": SESSIONS},
+                                          "arms": ARMS}]}
+    (run / "manifest.json").write_text(json.dumps({"settings": {
+        "seed": SEED, "scale": "smoke", "plan_config": plan,
+        "sim": yaml.safe_load(sim_config.read_text())}}, default=str))
+    return run
+
+
+def test_an_interleaved_day_is_replicated_against_its_truth(interleaved_run):
+    from pipeline import calibrate_interleaving
+
+    scores, info, table = calibrate_interleaving.calibrate(interleaved_run, 12, 2, 1, 4,
+                                                           "screen", "smoke")
+    (pair,) = scores
+    assert (pair.arm, pair.a, pair.b) == ("random-sticky", "random", "sticky")
+    # StickyArtist(first) beats Random in the A/B truth and in every replication's interleaving
+    assert pair.truth > 0.03 and pair.agreement.value == 1.0 and pair.share.lower > 0.5
+    assert pair.trusted and info["ab_method"] == "bootstrap"       # no previous day: no CUPED
+    # the pair has the whole day's weight: each replication interleaves as many users as it has
+    assert (table["users"] == info["users"]).all() and len(table) == 12
+    # the users' own spread counts: a sample with replacement, not every user every time
+    assert table["share"].std() > 0.005
+    assert 0 < pair.interleaving_users < np.inf and 0 < pair.ab_users < np.inf
+    calibrate_interleaving.write(interleaved_run / "calibration", scores, info, table)
+    document = json.loads((interleaved_run / "calibration" / "interleaving_calibration.json")
+                          .read_text())
+    assert document["pairs"][0]["ratio"] == pytest.approx(pair.ab_users / pair.interleaving_users)
+    png = (interleaved_run / "calibration" / "interleaving_calibration.png").read_bytes()
+    assert png[:4] == b"\x89PNG"
+    assert "| random-sticky |" in (interleaved_run / "calibration"
+                                   / "interleaving_calibration.md").read_text()
+
+
+def test_the_pool_credits_each_team_with_the_listen_time_of_its_tracks(interleaved_run):
+    """An interleaved arm's two credits add up to its sessions' listen time (the log view's
+    time total less the first track's 1.0 per session)."""
+    from pipeline.outcomes import interleaved_day, potential_outcomes
+
+    day = interleaved_day(interleaved_run)
+    assert day.arms == ["random", "sticky"] and day.control is None
+    outcomes = potential_outcomes(day, 1, 1, arms=[*day.arms, "random-sticky"])
+    credit = outcomes.credit[2, 0]
+    assert np.allclose(credit.sum(axis=0), outcomes.time_total[2, 0] - outcomes.sessions)
+    assert (credit[1] > 0).any() and (credit[0] > 0).any()
+    assert (outcomes.credit[:2] == 0).all()      # plain arms have no teams
+
+
+def test_users_for_power_follow_the_spread_and_the_shift():
+    rng = np.random.default_rng(3)
+    estimates = rng.normal(0.1, 0.02, size=4000)
+    # (1.96 + 0.84)^2 * (0.02 / 0.1)^2 = 0.314 of the replications' 1000 users
+    assert users_for_power(1000, estimates, 0.0) == pytest.approx(314, rel=0.06)
+    assert users_for_power(1000, estimates / 2 + 0.25, 0.25) == pytest.approx(314, rel=0.06)
+    assert users_for_power(1000, np.array([-1.0, 1.0]), 0.0) == np.inf
+
+
+def test_a_pair_whose_preference_often_has_the_wrong_sign_is_not_trusted():
+    rng = np.random.default_rng(4)
+    interleaved = pd.DataFrame({"users": 500, "share": rng.normal(0.52, 0.02, size=100),
+                                "p": 0.01})
+    ab = pd.DataFrame({"effect": rng.normal(0.05, 0.04, size=100)})
+    right = score_pair("AB", "x", "y", 0.05, interleaved, ab, 2000, "cuped")
+    assert right.agreement.value > 0.75 and not right.trusted        # 84% on the truth's side
+    wrong = score_pair("AB", "x", "y", -0.05, interleaved, ab, 2000, "cuped")
+    assert wrong.agreement.value < 0.25 and wrong.sign_test_power.value < 0.25
+    sure = score_pair("AB", "x", "y", 0.05, interleaved.assign(share=interleaved["share"] + 0.1), ab, 2000, "cuped")
+    assert sure.trusted and sure.agreement.value == 1.0
+    # a far narrower spread than the A/B's for a like shift: far fewer users
+    assert right.ratio > 1
