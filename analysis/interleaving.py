@@ -12,7 +12,14 @@ again or left). Per user: credit_a, credit_b and sessions. Per pair, over its us
 - `difference`: the mean over users of (credit_b - credit_a) / sessions, per session, with its
   bootstrap interval;
 - a sign test over users (users whose b credit beat a's against the reverse; ties left out),
-  its p-value Holm-adjusted across the pairs.
+  its p-value Holm-adjusted across the pairs;
+- `first step`: b's share of the mean listen time of a session's first recommended track,
+  over the sessions whose first pair b led against those a led (a fair coin per session), with
+  its bootstrap interval over users. The first answer is the only one no team's earlier tracks
+  can have shaped (each recommender sees the whole session, whoever served it), so it is a
+  carryover-free comparison of the two; a pair whose first-step interval lies wholly on the
+  other side of 0.5 from its share's is flagged: one team's tracks change what the other earns,
+  and its interleaving is not to be trusted (`trusted` false).
 Writes interleaving.json, interleaving.md and interleaving.png into DIR. The per-user table is
 built in Spark; the bootstrap runs on it (one row per user) with numpy.
 """
@@ -52,6 +59,10 @@ class Preference:
     p: float
     p_adjusted: float
     verdict: str
+    first_step: float
+    first_step_lower: float
+    first_step_upper: float
+    trusted: bool
 
 
 def parse_pair(text: str) -> tuple[str, str, str]:
@@ -77,8 +88,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def user_credits(events, experiment: str):
-    """Per (arm, user): credit_a, credit_b (listen time of the tracks each team recommended)
-    and sessions, for the users of interleaved arms (events with a team)."""
+    """Per (arm, user): credit_a, credit_b (listen time of the tracks each team recommended),
+    sessions, and the first step's first_a, first_b (listen time of the sessions' first
+    recommended track, by the team that served it) and led_a, led_b (the sessions each team
+    led), for the users of interleaved arms (events with a team)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -87,18 +100,25 @@ def user_credits(events, experiment: str):
         "timestamp", (F.col("message") == "last").cast("int"), "position", "track")
     credited = (valid.withColumn("arm", F.col("experiments")[experiment])
                 .withColumn("listened", F.lead("time").over(order)))
+    first = (F.col("position") == 0) & (F.col("message") == "next")
+    sums = []
+    for team in ("a", "b"):
+        sums += [F.sum(F.when(F.col("team") == team, F.col("listened"))).alias(f"credit_{team}"),
+                 F.sum(F.when(first & (F.col("team") == team), F.col("listened"))).alias(f"first_{team}"),
+                 F.sum((first & (F.col("team") == team)).cast("int")).alias(f"led_{team}")]
     return (credited.groupBy("arm", "user")
-            .agg(F.sum(F.when(F.col("team") == "a", F.col("listened"))).alias("credit_a"),
-                 F.sum(F.when(F.col("team") == "b", F.col("listened"))).alias("credit_b"),
-                 F.sum((F.col("message") == "last").cast("int")).alias("sessions"))
+            .agg(*sums, F.sum((F.col("message") == "last").cast("int")).alias("sessions"))
             .where(F.col("sessions") > 0)
-            .fillna(0.0, ["credit_a", "credit_b"]))
+            .fillna(0.0, ["credit_a", "credit_b", "first_a", "first_b", "led_a", "led_b"]))
 
 
 def preference(arm: str, a: str, b: str, credit_a: np.ndarray, credit_b: np.ndarray,
-               sessions: np.ndarray, replicates: int, seed: int) -> dict:
+               sessions: np.ndarray, replicates: int, seed: int,
+               first: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict:
     """The pair's preference for b (share and per-session difference) with percentile bootstrap
-    intervals over users (multinomial resampling), and the sign test's p-value."""
+    intervals over users (multinomial resampling), and the sign test's p-value; with `first`
+    (first_a, first_b, led_a, led_b per user), the first step's share with its interval (the
+    same resamples)."""
     if len(credit_a) < 2:
         raise AnalysisError(f"interleaved arm {arm!r} has {len(credit_a)} user(s) with a closed "
                             f"session: nothing to compare")
@@ -108,6 +128,7 @@ def preference(arm: str, a: str, b: str, credit_a: np.ndarray, credit_b: np.ndar
     total_b, total = counts @ credit_b, counts @ (credit_a + credit_b)
     shares = np.divide(total_b, total, out=np.full(replicates, 0.5), where=total > 0)
     differences = counts @ difference / len(credit_a)
+    first_step = first_step_share(*first, counts) if first is not None else (np.nan,) * 3
     b_wins, a_wins = int((credit_b > credit_a).sum()), int((credit_a > credit_b).sum())
     p = binomtest(b_wins, b_wins + a_wins).pvalue if b_wins + a_wins else 1.0
     whole = credit_a.sum() + credit_b.sum()
@@ -118,7 +139,37 @@ def preference(arm: str, a: str, b: str, credit_a: np.ndarray, credit_b: np.ndar
             "difference": float(difference.mean()),
             "difference_lower": float(np.quantile(differences, 0.025)),
             "difference_upper": float(np.quantile(differences, 0.975)),
-            "b_wins": b_wins, "a_wins": a_wins, "p": float(p)}
+            "b_wins": b_wins, "a_wins": a_wins, "p": float(p), "first_step": first_step[0],
+            "first_step_lower": first_step[1], "first_step_upper": first_step[2]}
+
+
+def first_step_share(first_a: np.ndarray, first_b: np.ndarray, led_a: np.ndarray,
+                     led_b: np.ndarray, counts: np.ndarray) -> tuple[float, float, float]:
+    """b's share of the first step's mean listen time, mean_b / (mean_a + mean_b), over the
+    sessions each team led, and its percentile interval over the resamples `counts` (NaN
+    where a resample has no session led by a team)."""
+    def share(sum_a, sum_b, n_a, n_b):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_a, mean_b = sum_a / n_a, sum_b / n_b
+            return mean_b / (mean_a + mean_b)
+
+    point = share(first_a.sum(), first_b.sum(), led_a.sum(), led_b.sum())
+    resampled = share(counts @ first_a, counts @ first_b, counts @ led_a, counts @ led_b)
+    if not np.isfinite(resampled).all():
+        return float(point), float("nan"), float("nan")
+    return (float(point), float(np.quantile(resampled, 0.025)),
+            float(np.quantile(resampled, 0.975)))
+
+
+def carryover(found: dict) -> bool:
+    """The first step's interval lies wholly on the other side of 0.5 from the share's."""
+    if not np.isfinite(found["first_step_lower"]):
+        return False
+    if found["share_lower"] > 0.5:
+        return found["first_step_upper"] < 0.5
+    if found["share_upper"] < 0.5:
+        return found["first_step_lower"] > 0.5
+    return False
 
 
 def decide(found: list[dict], alpha: float) -> list[Preference]:
@@ -130,7 +181,8 @@ def decide(found: list[dict], alpha: float) -> list[Preference]:
             verdict = "no preference"
         else:
             verdict = f"{f['b']} preferred" if f["b_wins"] > f["a_wins"] else f"{f['a']} preferred"
-        decided.append(Preference(**f, p_adjusted=float(p_adj), verdict=verdict))
+        decided.append(Preference(**f, p_adjusted=float(p_adj), verdict=verdict,
+                                  trusted=not carryover(f)))
     return decided
 
 
@@ -139,8 +191,10 @@ def analyze(spark, args: argparse.Namespace) -> list[Preference]:
     found = []
     for index, (arm, a, b) in enumerate(args.pair):
         users = table[table["arm"] == arm]
-        found.append(preference(arm, a, b, users["credit_a"].to_numpy(float), users["credit_b"].to_numpy(float),
-                                users["sessions"].to_numpy(float), args.bootstrap, args.seed + index))
+        column = {name: users[name].to_numpy(float) for name in users.columns if name not in ("arm", "user")}
+        found.append(preference(arm, a, b, column["credit_a"], column["credit_b"], column["sessions"],
+                                args.bootstrap, args.seed + index,
+                                (column["first_a"], column["first_b"], column["led_a"], column["led_b"])))
     return decide(found, args.alpha)
 
 
@@ -149,14 +203,20 @@ def markdown(preferences: list[Preference], experiment: str) -> str:
              "Each interleaved arm drafts two recommenders into every session (team a, team b); a "
              "team's credit is the listen time of the tracks it recommended. `share`: b's share of "
              "all credit (0.5 = no preference); `difference`: mean over users of (b - a) credit per "
-             "session; 95% bootstrap intervals over users; sign test over users, Holm-adjusted.", "",
-             "| pair | a | b | users | share of b | CI | difference | CI | b wins / a wins | p_adj | verdict |",
-             "|---|---|---|---:|---:|---|---:|---|---:|---:|---|"]
+             "session; 95% bootstrap intervals over users; sign test over users, Holm-adjusted. "
+             "`first step`: b's share of the mean listen time of the sessions' first recommended "
+             "track (the one answer no team's earlier tracks shaped); a pair whose first step "
+             "prefers the other team (intervals on opposite sides of 0.5) shows carryover and "
+             "is flagged ⚠: its interleaving is not to be trusted.", "",
+             "| pair | a | b | users | share of b | CI | difference | CI | b wins / a wins | p_adj | verdict "
+             "| first step | CI |",
+             "|---|---|---|---:|---:|---|---:|---|---:|---:|---|---:|---|"]
     for p in preferences:
         lines.append(f"| {p.arm} | {p.a} | {p.b} | {p.users} | {p.share:.3f} | "
                      f"[{p.share_lower:.3f}, {p.share_upper:.3f}] | {p.difference:+.3f} | "
                      f"[{p.difference_lower:+.3f}, {p.difference_upper:+.3f}] | {p.b_wins} / {p.a_wins} | "
-                     f"{p.p_adjusted:.3g} | {p.verdict} |")
+                     f"{p.p_adjusted:.3g} | {p.verdict}{'' if p.trusted else ' ⚠ carryover'} | "
+                     f"{p.first_step:.3f} | [{p.first_step_lower:.3f}, {p.first_step_upper:.3f}] |")
     return "\n".join(lines) + "\n"
 
 
@@ -170,7 +230,8 @@ def plot(path: Path, preferences: list[Preference], experiment: str) -> None:
         ax.errorbar(p.share, row, xerr=[[p.share - p.share_lower], [p.share_upper - p.share]],
                     fmt="o", color="tab:green" if p.verdict != "no preference" else "tab:gray", capsize=4)
     ax.axvline(0.5, color="black", linewidth=0.8)
-    ax.set_yticks(range(len(preferences)), [f"{p.b} over {p.a}" for p in preferences])
+    ax.set_yticks(range(len(preferences)), [f"{p.b} over {p.a}{'' if p.trusted else ' (carryover!)'}"
+                                            for p in preferences])
     ax.set_xlabel("share of listening credit earned by b (95% bootstrap interval)")
     ax.set_title(f"Interleaving {experiment}")
     fig.tight_layout()

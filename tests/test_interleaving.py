@@ -119,3 +119,31 @@ def test_the_preference_is_calibrated_under_no_preference():
         covered += found["share_lower"] < 0.5 < found["share_upper"]
         rejected += found["p"] < 0.05
     assert covered >= 180 and rejected <= 20        # binomial 99.9% bounds around 95% and 5%
+
+
+def test_the_first_step_share_compares_the_sessions_each_team_led():
+    from analysis.interleaving import first_step_share
+
+    rng = np.random.default_rng(2)
+    led_a = rng.integers(0, 3, size=500).astype(float)
+    led_b = rng.integers(0, 3, size=500).astype(float)
+    first_a, first_b = 0.3 * led_a, 0.6 * led_b        # each led session's first listen
+    counts = rng.multinomial(500, np.full(500, 1 / 500), size=200)
+    share, lower, upper = first_step_share(first_a, first_b, led_a, led_b, counts)
+    assert share == pytest.approx(2 / 3) and lower <= share <= upper
+    alike = first_step_share(0.5 * led_a, 0.5 * led_b, led_a, led_b, counts)
+    assert alike[0] == pytest.approx(0.5)
+
+
+def test_a_pair_whose_first_step_prefers_the_other_team_is_flagged():
+    from analysis.interleaving import carryover
+
+    found = {"share_lower": 0.55, "share_upper": 0.6, "first_step_lower": 0.4,
+             "first_step_upper": 0.45}
+    assert carryover(found)
+    assert not carryover({**found, "first_step_upper": 0.52})                 # overlaps 0.5
+    assert not carryover({**found, "first_step_lower": 0.6, "first_step_upper": 0.7})
+    assert carryover({"share_lower": 0.4, "share_upper": 0.45, "first_step_lower": 0.55,
+                      "first_step_upper": 0.6})
+    assert not carryover({**found, "share_lower": 0.45})                     # no preference
+    assert not carryover({**found, "first_step_lower": float("nan")})       # no first steps
