@@ -159,7 +159,7 @@ class Experiment:
         config["store"] = {"backend": self.config.service.store,
                            "redis_url": self.stack.env()["BOTIFY_REDIS_URL"],
                            "redis_prefix": f"botify:{self.run_id}:{day.name}"}
-        config["experiments"] = [{"name": self.plan.experiment,
+        config["experiments"] = [{"name": self.plan.experiment_of(day),
                                   "arms": [self.arm(arm) for arm in day.arms]}]
         path = self.folder("conf") / f"service-{day.name}.yml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -242,7 +242,7 @@ class Experiment:
         treatments = [arm.name for arm in served if arm.name != day.control]
         # The previous day's logs are the pre-period of CUPED (the same users, before the split).
         pre = ["--pre-events", self.day_uri(self.plan.days[index - 1].name, "events")] if index else []
-        return ["--events", self.day_uri(day.name, "events"), "--experiment", self.plan.experiment,
+        return ["--events", self.day_uri(day.name, "events"), "--experiment", self.plan.experiment_of(day),
                 "--control", day.control, "--treatments", *treatments, *pre,
                 "--primary", self.plan.primary_metric, "--out", str(self.folder("report")),
                 "--seed", str(self.seed),
@@ -252,7 +252,7 @@ class Experiment:
 
     def interleaving_args(self, day: DayPlan) -> list[str]:
         pairs = [f"{arm.name}={arm.interleave.a}:{arm.interleave.b}" for arm in day.arms if arm.interleave]
-        return ["--events", self.day_uri(day.name, "events"), "--experiment", self.plan.experiment,
+        return ["--events", self.day_uri(day.name, "events"), "--experiment", self.plan.experiment_of(day),
                 *[arg for pair in pairs for arg in ("--pair", pair)],
                 "--out", str(self.folder("report")), "--seed", str(self.seed)]
 

@@ -93,6 +93,10 @@ class DayPlan(Strict):
     sessions: dict[str, int]      # scale -> simulated sessions
     arms: list[ArmPlan] = Field(min_length=1)
     control: str | None = None    # set on an A/B day: the arm the others are compared with
+    # The day's experiment name in the service and logs (default: the plan's). A user's arm is a
+    # hash of (experiment, user), so days of one name split alike: a day whose previous day
+    # split by other arms takes its own name, or CUPED's pre-period would differ by arm.
+    experiment: str | None = None
     jobs: list[JobPlan] = []
     # The simulator's long term (sim/README.md, "Days and returns"): this step may span several
     # simulated calendar days, with listeners who come back or leave, and trending tracks.
@@ -148,6 +152,9 @@ class Plan(Strict):
     @property
     def ab_days(self) -> list[DayPlan]:
         return [day for day in self.days if day.control is not None]
+
+    def experiment_of(self, day: DayPlan) -> str:
+        return day.experiment or self.experiment
 
 
 def plan_path(name_or_path: str | Path) -> Path:

@@ -94,3 +94,15 @@ def test_an_arm_may_serve_a_table_of_the_users_own_checked_like_any_table(tmp_pa
     (tmp_path / "mine" / "neighbours.jsonl").unlink()
     with pytest.raises(ConfigError, match="does not exist"):
         load_plan(path)
+
+
+def test_an_ab_day_is_split_independently_of_the_day_before_it():
+    """CUPED's pre-period is the day before, and a user's arm hashes (experiment, user): after a
+    day that split its users between arms, an A/B day of the same name would split them alike,
+    and the pre-period would differ by arm. Such a day takes its own experiment name."""
+    for path in PLANS.glob("*.yml"):
+        plan = load_plan(path)
+        for before, day in zip(plan.days, plan.days[1:]):
+            if day.control is not None and sum(arm.weight > 0 for arm in before.arms) > 1:
+                assert plan.experiment_of(day) != plan.experiment_of(before), \
+                    f"{path.name}: day {day.name} splits like day {before.name}"
