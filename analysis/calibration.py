@@ -11,9 +11,9 @@ Given each replication's estimate and interval of a relative effect, and the eff
 - bias: the mean of estimate - truth; width: the mean interval width.
 
 An interleaved pair (pipeline/calibrate_interleaving.py) is scored by its sign agreement: the
-share of replications whose preference for b has the sign of the true A/B effect of b over a;
-and by the users it needs for 80% power beside the A/B test's, both from the replications'
-spread (`users_for_power`).
+share of replications whose verdict (the sign test over users) leans to the side of the true
+A/B effect of b over a; and by the users it needs for 80% power beside the A/B test's, both
+from the replications' spread (`users_for_power`).
 
 Shares come with Wilson's score interval (Wilson 1927), good at shares near 0 or 1 and at a
 few hundred replications; means with a percentile bootstrap over the replications (seeded).
@@ -142,11 +142,14 @@ class PairScore:
     a: str
     b: str
     truth: float                  # true relative effect of b over a (each serving everyone)
-    agreement: Share              # replications whose preference has the truth's sign
+    agreement: Share              # replications whose verdict's side (more users preferring b
+                                  # than a, or fewer) is the truth's
+    share_agreement: Share        # replications whose share of b lies on the truth's side of 0.5
     share: Mean                   # b's share of the credit over the replications
+    wins: Mean                    # b's share of the users with a preference (the sign test's)
     sign_test_power: Share        # replications whose sign test rejected on the truth's side
     users: float                  # mean users of an interleaving replication
-    interleaving_users: float     # users the interleaving needs for 80% power
+    interleaving_users: float     # users the interleaving's sign test needs for 80% power
     ab_method: str                # the A/B method compared ("cuped", or "bootstrap" without a
                                   # pre-period)
     ab_users: float               # users the A/B test needs for 80% power
@@ -164,19 +167,26 @@ class PairScore:
 def score_pair(arm: str, a: str, b: str, truth: float, interleaved: pd.DataFrame,
                ab: pd.DataFrame, ab_users: int, ab_method: str, *, alpha: float = 0.05,
                level: float = 0.95, seed: int = 0, agreement_bar: float = 0.95) -> PairScore:
-    """`interleaved`: one row per replication with `users`, `share` and `p` (the sign test's);
-    `ab`: one row per replication with the A/B test's `effect` (at `ab_users` users). A pair
-    is trusted when its preference has the truth's sign in `agreement_bar` of the replications."""
+    """`interleaved`: one row per replication with `users`, `share`, `b_wins`, `a_wins` and `p`
+    (the sign test's); `ab`: one row per replication with the A/B test's `effect` (at `ab_users`
+    users). The interleaving's verdict is its sign test's (analysis/interleaving.py), so its
+    agreement and power are the verdict's: the side of b's share of the users with a preference
+    (`wins`), whose spread gives the users it needs; a user without one (a tie) still counts
+    among the users. A pair is trusted when the verdict's side is the truth's in
+    `agreement_bar` of the replications."""
     sign = np.sign(truth)
-    agreed = int((np.sign(interleaved["share"] - 0.5) == sign).sum())
-    agreement = wilson(agreed, len(interleaved), level)
-    detected = (interleaved["p"] < alpha) & (np.sign(interleaved["share"] - 0.5) == sign)
+    wins = interleaved["b_wins"] / (interleaved["b_wins"] + interleaved["a_wins"])
+    agreement = wilson(int((np.sign(wins - 0.5) == sign).sum()), len(interleaved), level)
+    share_agreed = int((np.sign(interleaved["share"] - 0.5) == sign).sum())
+    detected = (interleaved["p"] < alpha) & (np.sign(wins - 0.5) == sign)
     users = float(interleaved["users"].mean())
     return PairScore(
         arm=arm, a=a, b=b, truth=float(truth), agreement=agreement,
+        share_agreement=wilson(share_agreed, len(interleaved), level),
         share=bootstrap_mean(interleaved["share"].to_numpy(), seed, level),
+        wins=bootstrap_mean(wins.to_numpy(), seed + 1, level),
         sign_test_power=wilson(int(detected.sum()), len(interleaved), level), users=users,
-        interleaving_users=users_for_power(users, interleaved["share"].to_numpy(), 0.5, alpha),
+        interleaving_users=users_for_power(users, wins.to_numpy(), 0.5, alpha),
         ab_method=ab_method,
         ab_users=users_for_power(ab_users, ab["effect"].to_numpy(), 0.0, alpha),
         trusted=bool(agreement.value >= agreement_bar))

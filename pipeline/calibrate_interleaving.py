@@ -59,7 +59,8 @@ def true_effect(pool: Pool, a: int, b: int) -> float:
 
 def interleaving_replication(pool: Pool, pair: int, share: float, rng: np.random.Generator,
                              seed: int) -> dict:
-    """One interleaving replication of the pool's arm `pair`: its users, b's share, sign test."""
+    """One interleaving replication of the pool's arm `pair`: its users, b's share, the users
+    preferring each team, the sign test."""
     o = pool.outcomes
     n = len(o.users)
     chosen = rng.integers(n, size=rng.binomial(n, share))
@@ -67,7 +68,7 @@ def interleaving_replication(pool: Pool, pair: int, share: float, rng: np.random
     credit = o.credit[pair, draw, :, chosen]              # (users, 2)
     found = preference("", "a", "b", credit[:, 0], credit[:, 1],
                        o.sessions[chosen].astype(float), REPLICATES, seed)
-    return {"users": found["users"], "share": found["share"], "p": found["p"]}
+    return {key: found[key] for key in ("users", "share", "b_wins", "a_wins", "p")}
 
 
 def ab_replication(pool: Pool, a: int, b: int, arms: list[str], settings, method: str,
@@ -127,14 +128,17 @@ def calibrate(run: Path, replications: int, draws: int, processes: int, seed: in
     return scores, info, table
 
 
-HEADER = ["pair", "a", "b", "true effect of b", "sign agreement", "share of b", "sign test power",
-          "users", "interleaving users (80%)", "A/B users (80%)", "fewer users", "trusted"]
+HEADER = ["pair", "a", "b", "true effect of b", "sign agreement", "share agreement", "share of b",
+          "users preferring b", "sign test power", "users", "interleaving users (80%)",
+          "A/B users (80%)", "fewer users", "trusted"]
 
 
 def table_rows(scores: list[PairScore]) -> list[list[str]]:
     return [[s.arm, s.a, s.b, f"{s.truth:+.2%}",
              f"{s.agreement.value:.1%} [{s.agreement.lower:.1%}, {s.agreement.upper:.1%}]",
+             f"{s.share_agreement.value:.1%}",
              f"{s.share.value:.3f} [{s.share.lower:.3f}, {s.share.upper:.3f}]",
+             f"{s.wins.value:.3f} [{s.wins.lower:.3f}, {s.wins.upper:.3f}]",
              f"{s.sign_test_power.value:.1%}", f"{s.users:.0f}", f"{s.interleaving_users:,.0f}",
              f"{s.ab_users:,.0f}", f"{s.ratio:.1f}x", "yes" if s.trusted else "NO"]
             for s in scores]
@@ -150,11 +154,12 @@ def markdown(scores: list[PairScore], info: dict) -> str:
              f"{info['replications']} replications of every pair over a pool of {info['draws']} "
              f"simulator draws of every arm serving all {info['users']} users "
              f"({info['sessions']} sessions). True effect: b serving everyone against a serving "
-             f"everyone, on {METRIC}. Sign agreement: the replications whose share of b lies on "
-             f"the truth's side of 0.5 (Wilson 95%); a pair is trusted at 95% or more. Users for "
-             f"80% power at {info['alpha']:.0%} (two-sided), from the replications' spread: the "
-             f"interleaving's share of b against 0.5; the A/B test ({info['ab_method']}) of b "
-             f"against a, 50/50 over all the day's users.", "",
+             f"everyone, on {METRIC}. Sign agreement: the replications whose verdict (the sign "
+             f"test over users) leans to the truth's side (Wilson 95%); a pair is trusted at 95% "
+             f"or more. Share agreement: the same of b's share of the credit. Users for 80% "
+             f"power at {info['alpha']:.0%} (two-sided), from the replications' spread: the "
+             f"interleaving's sign test (b's share of the users preferring a team, against "
+             f"0.5); the A/B test ({info['ab_method']}) of b against a, 50/50.", "",
              "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(scores)]
     lines += ["", f"Median pair: the interleaving needs {median_ratio(scores):.1f}x fewer users "
@@ -206,7 +211,9 @@ def metrics(scores: list[PairScore]) -> dict[str, float]:
     found = {"median_ratio": median_ratio(scores)}
     for s in scores:
         found.update({f"{s.arm}.truth": s.truth, f"{s.arm}.agreement": s.agreement.value,
-                      f"{s.arm}.share": s.share.value, f"{s.arm}.ratio": s.ratio,
+                      f"{s.arm}.share_agreement": s.share_agreement.value,
+                      f"{s.arm}.share": s.share.value, f"{s.arm}.wins": s.wins.value,
+                      f"{s.arm}.ratio": s.ratio,
                       f"{s.arm}.interleaving_users": s.interleaving_users,
                       f"{s.arm}.ab_users": s.ab_users, f"{s.arm}.trusted": float(s.trusted)})
     return found

@@ -89,16 +89,23 @@ def test_users_for_power_follow_the_spread_and_the_shift():
     assert users_for_power(1000, np.array([-1.0, 1.0]), 0.0) == np.inf
 
 
-def test_a_pair_whose_preference_often_has_the_wrong_sign_is_not_trusted():
+def test_a_pair_whose_verdict_often_has_the_wrong_side_is_not_trusted():
     rng = np.random.default_rng(4)
+    b_wins = rng.binomial(400, 0.52, size=100)
     interleaved = pd.DataFrame({"users": 500, "share": rng.normal(0.52, 0.02, size=100),
-                                "p": 0.01})
+                                "b_wins": b_wins, "a_wins": 400 - b_wins, "p": 0.01})
     ab = pd.DataFrame({"effect": rng.normal(0.05, 0.04, size=100)})
     right = score_pair("AB", "x", "y", 0.05, interleaved, ab, 2000, "cuped")
-    assert right.agreement.value > 0.75 and not right.trusted        # 84% on the truth's side
+    assert 0.6 < right.agreement.value < 0.95 and not right.trusted      # about 4 in 5 on its side
+    assert right.wins.lower < 0.52 < right.wins.upper
     wrong = score_pair("AB", "x", "y", -0.05, interleaved, ab, 2000, "cuped")
-    assert wrong.agreement.value < 0.25 and wrong.sign_test_power.value < 0.25
-    sure = score_pair("AB", "x", "y", 0.05, interleaved.assign(share=interleaved["share"] + 0.1), ab, 2000, "cuped")
+    assert wrong.agreement.value < 0.4 and wrong.share_agreement.value < 0.25
+    assert wrong.sign_test_power.value < 0.4
+    clear = interleaved.assign(b_wins=b_wins + 60, a_wins=340 - b_wins)
+    sure = score_pair("AB", "x", "y", 0.05, clear, ab, 2000, "cuped")
     assert sure.trusted and sure.agreement.value == 1.0
-    # a far narrower spread than the A/B's for a like shift: far fewer users
-    assert right.ratio > 1
+    # the sign test's users follow its spread: (2.8 * sd / |mean - 0.5|)^2 of the 500 users
+    wins = clear["b_wins"] / 400
+    assert sure.interleaving_users == pytest.approx(
+        500 * (2.8016 * wins.std() / (wins.mean() - 0.5)) ** 2, rel=1e-3)
+    assert sure.ratio == pytest.approx(sure.ab_users / sure.interleaving_users)
