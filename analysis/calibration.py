@@ -134,6 +134,12 @@ def users_for_power(users: float, estimates: np.ndarray, null: float, alpha: flo
     return float(users * (z * float(estimates.std(ddof=1)) / shift) ** 2)
 
 
+def sign_test_minimum(alpha: float = 0.05) -> int:
+    """The fewest users with a preference, all on one side, that a two-sided sign test rejects
+    at `alpha`: 2 * 0.5^m < alpha."""
+    return math.floor(math.log2(2 / alpha)) + 1
+
+
 @dataclass(frozen=True)
 class PairScore:
     """An interleaved pair scored against the true A/B effect of b over a."""
@@ -180,13 +186,17 @@ def score_pair(arm: str, a: str, b: str, truth: float, interleaved: pd.DataFrame
     share_agreed = int((np.sign(interleaved["share"] - 0.5) == sign).sum())
     detected = (interleaved["p"] < alpha) & (np.sign(wins - 0.5) == sign)
     users = float(interleaved["users"].mean())
+    # The normal approximation of users_for_power fails for a handful of users: no fewer than
+    # the sign test can reject with, counting the users without a preference.
+    preferring = float(((interleaved["b_wins"] + interleaved["a_wins"]) / interleaved["users"]).mean())
+    fewest = sign_test_minimum(alpha) / preferring
     return PairScore(
         arm=arm, a=a, b=b, truth=float(truth), agreement=agreement,
         share_agreement=wilson(share_agreed, len(interleaved), level),
         share=bootstrap_mean(interleaved["share"].to_numpy(), seed, level),
         wins=bootstrap_mean(wins.to_numpy(), seed + 1, level),
         sign_test_power=wilson(int(detected.sum()), len(interleaved), level), users=users,
-        interleaving_users=users_for_power(users, wins.to_numpy(), 0.5, alpha),
+        interleaving_users=max(users_for_power(users, wins.to_numpy(), 0.5, alpha), fewest),
         ab_method=ab_method,
         ab_users=users_for_power(ab_users, ab["effect"].to_numpy(), 0.0, alpha),
         trusted=bool(agreement.value >= agreement_bar))

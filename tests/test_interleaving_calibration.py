@@ -109,3 +109,16 @@ def test_a_pair_whose_verdict_often_has_the_wrong_side_is_not_trusted():
     assert sure.interleaving_users == pytest.approx(
         500 * (2.8016 * wins.std() / (wins.mean() - 0.5)) ** 2, rel=1e-3)
     assert sure.ratio == pytest.approx(sure.ab_users / sure.interleaving_users)
+
+
+def test_the_interleaving_needs_at_least_the_users_its_sign_test_can_reject_with():
+    from analysis.calibration import sign_test_minimum
+
+    assert sign_test_minimum(0.05) == 6 and 2 * 0.5 ** 6 < 0.05 < 2 * 0.5 ** 5
+    rng = np.random.default_rng(5)
+    b_wins = rng.binomial(400, 0.99, size=50)       # nearly every user prefers b
+    interleaved = pd.DataFrame({"users": 500, "share": 0.7, "b_wins": b_wins,
+                                "a_wins": 400 - b_wins, "p": 1e-9})
+    ab = pd.DataFrame({"effect": rng.normal(0.05, 0.04, size=50)})
+    found = score_pair("AB", "x", "y", 0.05, interleaved, ab, 2000, "cuped")
+    assert found.interleaving_users == pytest.approx(6 / 0.8)   # a fifth of the users tie
