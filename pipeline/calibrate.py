@@ -44,7 +44,7 @@ from analysis.sequential import moments, monitor
 from analysis.truth import estimand_key, true_values
 from pipeline import calibrate_interleaving
 from pipeline.calibration_pool import Pool, covariates_of, replication_table
-from pipeline.outcomes import ab_day, potential_outcomes, previous_day_metrics
+from pipeline.outcomes import Outcomes, ab_day, potential_outcomes, previous_day_metrics
 from settings import ConfigError
 
 DEFAULT_DRAWS = 8

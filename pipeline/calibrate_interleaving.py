@@ -38,6 +38,7 @@ import pandas as pd
 
 from analysis.ab_test import job_settings
 from analysis.calibration import PairScore, score_pair
+from analysis.compare import compare_numpy
 from analysis.config import load_config as load_analysis_config
 from analysis.interleaving import preference
 from pipeline.calibration_pool import Pool, covariates_of, replication_table
@@ -74,8 +75,6 @@ def interleaving_replication(pool: Pool, pair: int, share: float, rng: np.random
 def ab_replication(pool: Pool, a: int, b: int, arms: list[str], settings, method: str,
                    rng: np.random.Generator) -> float:
     """One A/B replication of b against a over all the pool's users: the method's effect."""
-    from analysis.compare import compare_numpy
-
     n = len(pool.outcomes.users)
     users = rng.integers(n, size=n)
     split, draw = rng.integers(2, size=n), rng.integers(pool.outcomes.draws, size=n)
@@ -100,6 +99,7 @@ def calibrate(run: Path, replications: int, draws: int, processes: int, seed: in
     settings = dataclasses.replace(
         job_settings(config, {METRIC}, covariates=previous is not None),
         quantiles={}, replicates=REPLICATES)
+    # (no split weights: each replication splits by the pair's share, or 50/50)
     pool = Pool(outcomes, np.array([]), covariates_of(outcomes, previous, [METRIC]))
     rows = []
     for r in range(replications):
