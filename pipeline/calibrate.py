@@ -35,8 +35,10 @@ import numpy as np
 import pandas as pd
 
 from analysis.ab_test import job_settings
-from analysis.calibration import Score, score
+from analysis.calibration import Score, score, wilson
 from analysis.compare import compare_numpy
+from analysis.latency import a_a_verdicts
+from analysis.report import LATENCY_HISTOGRAMS
 from analysis.config import load_config as load_analysis_config
 from analysis.sequential import moments, monitor
 from analysis.truth import estimand_key, per_user_metrics, true_values
@@ -243,6 +245,24 @@ def plot(path: Path, scores: list[Score], info: dict) -> None:
     plt.close(fig)
 
 
+def latency_a_a(run: Path, config, replications: int, seed: int) -> dict | None:
+    """The client latency guardrail on A/A re-splits of the A/B day's control users (the pool
+    has no client latency: analysis/latency.py's a_a_verdicts says why), or None when the
+    run's report has no client latency."""
+    path = run / "report" / LATENCY_HISTOGRAMS
+    if not path.exists():
+        return None
+    guard = config.latency_guardrail
+    verdicts = a_a_verdicts(pd.read_csv(path), 0, guard.quantile, guard.margin_ms,
+                            replications, config.bootstrap.replicates, seed, config.alpha)
+    breached = wilson(verdicts.count("breached"), len(verdicts))
+    return {"quantile": guard.quantile, "margin_ms": guard.margin_ms,
+            "replications": len(verdicts), "breached": breached.count,
+            "breach_rate": breached.value, "breach_rate_lower": breached.lower,
+            "breach_rate_upper": breached.upper, "ok": verdicts.count("ok"),
+            "inconclusive": verdicts.count("inconclusive")}
+
+
 def calibrate(run: Path, replications: int, draws: int, processes: int, seed: int,
               plan_name: str, scale: str,
               progress=None) -> tuple[list[Score], dict, pd.DataFrame, pd.DataFrame]:
@@ -269,6 +289,7 @@ def calibrate(run: Path, replications: int, draws: int, processes: int, seed: in
             "replications": replications, "draws": draws, "users": int(len(outcomes.users)),
             "sessions": int(outcomes.sessions.sum()), "alpha": config.alpha,
             "level": 1 - config.alpha, "seed": seed, "truth": document,
+            "latency_guardrail_a_a": latency_a_a(run, config, replications, seed),
             "seconds": time.perf_counter() - started, "pool_seconds": pool_seconds}
     return scores, info, ab, aa
 
@@ -361,6 +382,13 @@ def main(argv: list[str] | None = None) -> int:
     folder = run / "calibration"
     write(folder, scores, info, ab, aa)
     print_table(scores, info)
+    if info["latency_guardrail_a_a"] is not None:
+        a_a = info["latency_guardrail_a_a"]
+        print(f"client latency guardrail (p{a_a['quantile'] * 100:g}, margin "
+              f"{a_a['margin_ms']:g} ms) on {a_a['replications']} A/A re-splits of the control's "
+              f"users: breached {a_a['breached']} ({a_a['breach_rate']:.1%}, 95% "
+              f"[{a_a['breach_rate_lower']:.1%}, {a_a['breach_rate_upper']:.1%}]), ok {a_a['ok']}, "
+              f"inconclusive {a_a['inconclusive']}")
     print(f"wall time {info['seconds']:.0f} s (pool {info['pool_seconds']:.0f} s); "
           f"wrote calibration.md, calibration.png, calibration.json, replications.csv to {folder}")
     try:
