@@ -220,7 +220,8 @@ def _latency_lines(results: dict) -> list[str]:
     lines = ["", f"Client latency guardrail {name}: the {guard['quantile']:g}-quantile of the "
                  f"request time the client saw over each arm's requests; the difference "
                  f"treatment - control with its {1 - guard['alpha']:.0%} bootstrap interval "
-                 f"over users; breached when the upper end exceeds the margin.", "",
+                 f"over users; ok when its upper end is within the margin, breached when its "
+                 f"lower end is beyond it, else inconclusive.", "",
              "| treatment | control ms | treatment ms | difference ms | CI ms | requests "
              "(control / treatment) | verdict |", "|---|---:|---:|---:|---|---|---|"]
     lines += [f"| {t} | {g['control_ms']:.3f} | {g['treatment_ms']:.3f} | "
