@@ -207,6 +207,8 @@ def markdown(scores: list[Score], info: dict) -> str:
              f"every look). Truth: the pool's true relative effect of the row's estimand.", "",
              "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(scores)]
+    if info.get("latency_guardrail_a_a") is not None:
+        lines += ["", latency_line(info["latency_guardrail_a_a"])]
     lines += ["", f"Wall time {info['seconds']:.0f} s (pool {info['pool_seconds']:.0f} s).", ""]
     return "\n".join(lines)
 
@@ -261,6 +263,15 @@ def latency_a_a(run: Path, config, replications: int, seed: int) -> dict | None:
             "breach_rate": breached.value, "breach_rate_lower": breached.lower,
             "breach_rate_upper": breached.upper, "ok": verdicts.count("ok"),
             "inconclusive": verdicts.count("inconclusive")}
+
+
+def latency_line(a_a: dict) -> str:
+    """The latency guardrail's A/A verdicts in one line."""
+    return (f"Client latency guardrail (p{a_a['quantile'] * 100:g}, margin {a_a['margin_ms']:g} "
+            f"ms) on {a_a['replications']} A/A re-splits of the control's users: breached "
+            f"{a_a['breached']} ({a_a['breach_rate']:.1%}, 95% [{a_a['breach_rate_lower']:.1%}, "
+            f"{a_a['breach_rate_upper']:.1%}]), ok {a_a['ok']}, inconclusive "
+            f"{a_a['inconclusive']}.")
 
 
 def calibrate(run: Path, replications: int, draws: int, processes: int, seed: int,
@@ -383,12 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     write(folder, scores, info, ab, aa)
     print_table(scores, info)
     if info["latency_guardrail_a_a"] is not None:
-        a_a = info["latency_guardrail_a_a"]
-        print(f"client latency guardrail (p{a_a['quantile'] * 100:g}, margin "
-              f"{a_a['margin_ms']:g} ms) on {a_a['replications']} A/A re-splits of the control's "
-              f"users: breached {a_a['breached']} ({a_a['breach_rate']:.1%}, 95% "
-              f"[{a_a['breach_rate_lower']:.1%}, {a_a['breach_rate_upper']:.1%}]), ok {a_a['ok']}, "
-              f"inconclusive {a_a['inconclusive']}")
+        print(latency_line(info["latency_guardrail_a_a"]))
     print(f"wall time {info['seconds']:.0f} s (pool {info['pool_seconds']:.0f} s); "
           f"wrote calibration.md, calibration.png, calibration.json, replications.csv to {folder}")
     try:
