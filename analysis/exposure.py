@@ -51,6 +51,8 @@ def effects_by_day(frame: pd.DataFrame, arm_names: list[str], metric: str,
     plain = dataclasses.replace(settings, metrics={metric: settings.metrics[metric]},
                                 quantiles={}, covariates={}, ratios={}, estimands={})
     days = []
+    # users in a fixed order: the bootstrap's weights follow the rows, and Spark's do not
+    frame = frame.sort_values(["day", "user"], kind="stable")
     for day, users in frame.groupby("day", sort=True):
         counts = users["arm"].value_counts()
         if any(counts.get(arm, 0) < 2 for arm in range(len(arm_names))):
