@@ -367,7 +367,7 @@ def test_logs_of_any_span(spark, tmp_path):
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["data"]["days"] == 400
     rows = {(r["metric"], r["method"]): r for r in results["results"]}
-    assert {m for m, _ in rows} >= {*METRICS, *RETENTION_METRICS}
+    assert {m for m, _ in rows} >= {*SETTINGS.metrics, *RETENTION_METRICS}
     for metric in RETENTION_METRICS:
         by_arm = want.groupby("arm")[metric].mean()
         assert rows[metric, "bootstrap"]["control"] == pytest.approx(by_arm[0], rel=1e-12)
