@@ -203,6 +203,10 @@ def test_calibrate_scores_every_method_on_a_finished_run(seed_runs):
         assert s["coverage"]["lower"] <= s["coverage"]["value"] <= s["coverage"]["upper"]
     assert (run / "calibration" / "calibration.png").read_bytes()[:4] == b"\x89PNG"
     assert "coverage" in (run / "calibration" / "calibration.md").read_text()
+    # the latency guardrail, which the pool cannot carry, on A/A re-splits of the real day
+    a_a = calibration["latency_guardrail_a_a"]
+    assert a_a["replications"] == 6 and a_a["ok"] + a_a["inconclusive"] + a_a["breached"] == 6
+    assert "Client latency guardrail" in (run / "calibration" / "calibration.md").read_text()
     client = mlflow.MlflowClient(f"sqlite:///{runs_dir / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("seed-calibration")
     (recorded,) = client.search_runs([experiment.experiment_id])
