@@ -1,11 +1,13 @@
 """A/B/n analysis of an experiment from the event logs: every treatment against the control,
 per-user metrics with Poisson-bootstrap (and CUPED, delta-method) intervals computed in Spark,
 Holm-adjusted verdicts per metric role, a sample-ratio check, always-valid (sequential)
-intervals of the primary metric at each tenth of the sessions, and the report.
+intervals of the primary metric at each tenth of the sessions, on multi-day logs the primary
+effect per day since exposure, the client latency guardrail, and the report.
 
     spark-submit analysis/ab_test.py --events PATH --experiment NAME --control C \\
         [--treatments T1 T2 ...] --out DIR [--seed S] [--bootstrap B] [--primary METRIC] \\
-        [--config conf/analysis.yml] [--pre-events PATH] [--truth FILE]
+        [--config conf/analysis.yml] [--pre-events PATH] [--truth FILE] \\
+        [--latency-quantile Q] [--latency-margin-ms M]
 
 or `python analysis/ab_test.py ...` (Spark local[*]), or `main(argv, spark)` inside a running
 SparkSession. Writes ab_report.png, ab_report.md, results.json and results.csv into DIR and
@@ -28,6 +30,8 @@ from analysis.config import DEFAULT_CONFIG, AnalysisConfig, load_config
 from analysis.decisions import ResultRow, decide
 from analysis.effects import sample_ratio_check
 from analysis.errors import AnalysisError
+from analysis.exposure import exposure_curve
+from analysis.latency import client_guardrail
 from analysis.looks import monitor_primary
 from analysis.report import SESSION_TIME_VIEW, print_table, write_outputs
 from analysis.user_metrics import (CONFLICT, INVALID, METRICS, OUTSIDE, RATIOS,
@@ -67,6 +71,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="truth.json of a simulated day (python -m pipeline.truth): the "
                              "report shows each row's true effect and marks intervals that "
                              "miss it")
+    parser.add_argument("--latency-quantile", type=float, metavar="Q",
+                        help="the client latency guardrail's quantile (default: "
+                             "latency_guardrail.quantile in config)")
+    parser.add_argument("--latency-margin-ms", type=float, metavar="M",
+                        help="its margin in milliseconds (default: latency_guardrail.margin_ms)")
     args = parser.parse_args(argv)
     args.treatments = [*args.treatments, *args.treatment] or None
     return args
@@ -152,6 +161,12 @@ def analyze(spark, args: argparse.Namespace, config: AnalysisConfig, console: Co
         primary = config.roles.primary
         sequential = monitor_primary(events, args.experiment, table, arms, primary,
                                      settings.metrics.get(primary, "higher"), config.family_alpha)
+        exposure = exposure_curve(events, args.experiment, table, arms, primary, settings,
+                                  period.days)
+        guard = config.latency_guardrail
+        latency = client_guardrail(events, args.experiment, table, arms, guard.quantile,
+                                   guard.margin_ms, settings.replicates, settings.seed,
+                                   config.alpha)
     finally:
         users.unpersist()
         for frame in cached:
@@ -203,7 +218,10 @@ def analyze(spark, args: argparse.Namespace, config: AnalysisConfig, console: Co
         "quantile_escapes": comparison.quantile_escapes,
         "decision": primary_decision(rows, config.roles.primary, decision_method),
         "sequential": sequential,
+        "latency_guardrail": latency,
     }
+    if exposure is not None:
+        results["exposure"] = exposure
     if truth is not None:
         results["truth"] = truth
     return results, rows
@@ -256,8 +274,11 @@ def main(argv: list[str] | None = None, spark=None) -> int:
     args = parse_args(argv)
     log = Console(stderr=True)
     try:
+        latency = {key: value for key, value in [("quantile", args.latency_quantile),
+                                                 ("margin_ms", args.latency_margin_ms)]
+                   if value is not None}
         config = load_config(args.config, replicates=args.bootstrap, seed=args.seed,
-                             primary=args.primary)
+                             primary=args.primary, latency=latency)
         results, rows = analyze(spark or spark_session(), args, config, log)
         write_outputs(args.out, results, rows)
     except AnalysisError as error:

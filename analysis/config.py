@@ -1,5 +1,8 @@
 """conf/analysis.yml as pydantic models (read through `settings.load`), and the job's settings.
 
+The file holds every default (one home, like conf/sim.yml); the models hold the keys' types and
+bounds, so a file that leaves a key out is refused, naming it.
+
 Every mistake is an AnalysisError naming the file, the dotted key and what is allowed, e.g.
 `conf/analysis.yml: roles.primary: unknown metric 'foo' (known: sessions, ...)`.
 """
@@ -34,18 +37,18 @@ def _fail(model: str, key: tuple[str, ...], message: str) -> ValidationError:
 
 
 class Bootstrap(settings.Strict):
-    replicates: int = Field(1000, ge=100, description="B; percentile intervals need hundreds")
-    seed: int = 20261129
-    partitions: int = Field(4, ge=1)
-    chunk_rows: int = Field(4096, ge=1)
+    replicates: int = Field(ge=100, description="B; percentile intervals need hundreds")
+    seed: int
+    partitions: int = Field(ge=1)
+    chunk_rows: int = Field(ge=1)
 
 
 class Quantiles(settings.Strict):
-    variable: str = "mean_session_time"
-    direction: Direction = "higher"
-    levels: dict[str, float] = {"median_session_time": 0.5, "p90_session_time": 0.9}
-    bins: int = Field(100, ge=1)
-    window_sd: float = Field(6.0, gt=0)
+    variable: str
+    direction: Direction
+    levels: dict[str, float]
+    bins: int = Field(ge=1)
+    window_sd: float = Field(gt=0)
 
     @model_validator(mode="after")
     def _check(self):
@@ -59,19 +62,26 @@ class Quantiles(settings.Strict):
 
 
 class Srm(settings.Strict):
-    alpha: float = Field(0.001, gt=0, lt=1, description="the check fails below this p")
-    splits: dict[str, dict[str, float]] = {}
+    alpha: float = Field(gt=0, lt=1, description="the check fails below this p")
+    splits: dict[str, dict[str, float]]
+
+
+class LatencyGuardrail(settings.Strict):
+    """The request time a client sees (analysis/latency.py): a quantile of it per arm, and how
+    many milliseconds more the treatment's may take than the control's."""
+
+    quantile: float = Field(gt=0, lt=1, description="e.g. 0.95: the arm's p95")
+    margin_ms: float = Field(gt=0, description="breached when the difference's upper end "
+                                               "exceeds this")
 
 
 class Roles(settings.Strict):
     """Which metric decides (primary), which are reported with a family-wise correction
     (secondary), and which may not get worse by more than a margin (guardrails)."""
 
-    primary: str = "mean_session_time"
-    secondary: list[str] = ["mean_session_length", "sessions", "median_session_time",
-                            "p90_session_time", "active_days_share", "churned"]
+    primary: str
+    secondary: list[str]
     guardrails: dict[str, float] = Field(
-        {"mean_request_time": 0.05},
         description="metric -> largest tolerated relative change in its bad direction")
 
     def role(self, metric: str) -> str:
@@ -89,17 +99,15 @@ class Roles(settings.Strict):
 
 
 class AnalysisConfig(settings.Strict):
-    alpha: float = Field(0.05, gt=0, lt=1, description="1 - interval level")
-    family_alpha: float = Field(0.05, gt=0, lt=1, description="Holm family-wise alpha")
-    power: float = Field(0.8, gt=0, lt=1, description="power of the reported MDE")
-    bootstrap: Bootstrap = Bootstrap()
-    metrics: dict[str, Direction] = {
-        "mean_session_time": "higher", "mean_session_length": "higher",
-        "mean_request_time": "lower", "sessions": "higher",
-        "active_days_share": "higher", "churned": "lower"}
-    roles: Roles = Roles()
-    quantiles: Quantiles = Quantiles()
-    srm: Srm = Srm()
+    alpha: float = Field(gt=0, lt=1, description="1 - interval level")
+    family_alpha: float = Field(gt=0, lt=1, description="Holm family-wise alpha")
+    power: float = Field(gt=0, lt=1, description="power of the reported MDE")
+    bootstrap: Bootstrap
+    metrics: dict[str, Direction]
+    roles: Roles
+    quantiles: Quantiles
+    srm: Srm
+    latency_guardrail: LatencyGuardrail
 
     @model_validator(mode="after")
     def _check(self):
@@ -158,8 +166,10 @@ class AnalysisConfig(settings.Strict):
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG, replicates: int | None = None,
-                seed: int | None = None, primary: str | None = None) -> AnalysisConfig:
-    """Read the YAML at `path`; the command line's `replicates`, `seed` and `primary` win."""
+                seed: int | None = None, primary: str | None = None,
+                latency: dict[str, float] | None = None) -> AnalysisConfig:
+    """Read the YAML at `path`; the command line's `replicates`, `seed`, `primary` and
+    `latency` (latency_guardrail keys, e.g. a plan's margin) win."""
     try:
         config = settings.load(path, AnalysisConfig)
         data = config.model_dump()
@@ -167,6 +177,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG, replicates: int | None = None
             data["bootstrap"]["replicates"] = replicates
         if seed is not None:
             data["bootstrap"]["seed"] = seed
+        data["latency_guardrail"].update(latency or {})
         if primary is not None:
             known = [*config.metrics, *config.quantiles.levels]
             if primary not in known:

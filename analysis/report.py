@@ -55,8 +55,16 @@ def row_dicts(results: dict, rows: list[ResultRow]) -> tuple[list[dict], list[st
             COLUMNS + TRUTH_COLUMNS)
 
 
+LATENCY_HISTOGRAMS = "client_latency.csv"   # per (user, cell) requests: the calibration's input
+
+
 def write_outputs(out: Path, results: dict, rows: list[ResultRow]) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    latency = results.get("latency_guardrail") or {}
+    if "histograms" in latency:
+        latency = dict(latency)
+        latency.pop("histograms").to_csv(out / LATENCY_HISTOGRAMS, index=False)
+        results = {**results, "latency_guardrail": latency}
     dicts, columns = row_dicts(results, rows)
     document = _clean({**results, "results": dicts})
     (out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
@@ -64,6 +72,8 @@ def write_outputs(out: Path, results: dict, rows: list[ResultRow]) -> None:
     today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     (out / "ab_report.md").write_text(markdown(results, rows, today))
     forest_plot(out / "ab_report.png", results, rows, today)
+    if results.get("exposure", {}).get("days"):
+        exposure_plot(out / "ab_exposure.png", results, today)
 
 
 def _percent(value: float | None) -> str:
@@ -143,6 +153,100 @@ def _truth_note(results: dict) -> list[str]:
             f"that misses it.", ""]
 
 
+def _exposure_lines(results: dict) -> list[str]:
+    """The primary effect per day since each user's first exposure, with its interval."""
+    exposure = results.get("exposure")
+    if not exposure:
+        return []
+    if "skipped" in exposure:
+        return ["", f"Effect by day since exposure of {exposure['metric']}: left out, "
+                    f"{exposure['skipped']}."]
+    arms = [results["control"], *results["treatments"]]
+    lines = ["", f"Effect by day since exposure of {exposure['metric']} (day d: the 24 hours "
+                 f"from d days after a user's first event in the experiment; users with a closed "
+                 f"session that day; {1 - exposure['alpha']:.0%} bootstrap intervals):", "",
+             "| day | treatment | users (" + " / ".join(arms) + ") | control | treatment | "
+             "effect | CI |", "|---:|---|---|---:|---:|---:|---|"]
+    for day in exposure["days"]:
+        users = " / ".join(str(day["users"].get(arm, 0)) for arm in arms)
+        lines += [f"| {day['day']} | {t} | {users} | {e['control']:.6g} | {e['treatment']:.6g} "
+                  f"| {_percent(e['effect'])} | {_interval(e['lower'], e['upper'])} |"
+                  for t, e in day["treatments"].items()]
+    return lines
+
+
+def exposure_plot(path: Path, results: dict, today: str) -> None:
+    """Each treatment's effect against the day since exposure, with its interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    exposure = results["exposure"]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    treatments = results["treatments"]
+    for k, treatment in enumerate(treatments):
+        shift = 0.08 * (k - (len(treatments) - 1) / 2)  # side by side, not on top
+        days = [d for d in exposure["days"] if treatment in d["treatments"]]
+        x = [d["day"] + shift for d in days]
+        effect = [100 * d["treatments"][treatment]["effect"] for d in days]
+        low = [100 * d["treatments"][treatment]["lower"] for d in days]
+        high = [100 * d["treatments"][treatment]["upper"] for d in days]
+        ax.errorbar(x, effect, yerr=[[e - lo for e, lo in zip(effect, low)],
+                                     [hi - e for e, hi in zip(effect, high)]],
+                    marker="o", capsize=3, label=treatment)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks([d["day"] for d in exposure["days"]])
+    ax.set_xlabel("days since the user's first exposure")
+    ax.set_ylabel(f"relative effect on {exposure['metric']}, %")
+    ax.set_title(f"{_title(results, today)}\n{1 - exposure['alpha']:.0%} bootstrap intervals "
+                 f"per day", fontsize=9, loc="left")
+    ax.grid(alpha=0.3)
+    ax.legend(title=f"vs {results['control']}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _latency_lines(results: dict) -> list[str]:
+    """The client latency guardrail: per treatment, the arms' quantiles, the difference with
+    its interval, and the verdict against the margin."""
+    guard = results.get("latency_guardrail")
+    if not guard:
+        return []
+    name = f"{guard['metric']} (guardrail, margin {guard['margin_ms']:g} ms)"
+    if "skipped" in guard:
+        return ["", f"Client latency guardrail {name}: left out, {guard['skipped']}."]
+    lines = ["", f"Client latency guardrail {name}: the {guard['quantile']:g}-quantile of the "
+                 f"request time the client saw over each arm's requests; the difference "
+                 f"treatment - control with its {1 - guard['alpha']:.0%} bootstrap interval "
+                 f"over users; ok when its upper end is within the margin, breached when its "
+                 f"lower end is beyond it, else inconclusive.", "",
+             "| treatment | control ms | treatment ms | difference ms | CI ms | requests "
+             "(control / treatment) | verdict |", "|---|---:|---:|---:|---|---|---|"]
+    lines += [f"| {t} | {g['control_ms']:.3f} | {g['treatment_ms']:.3f} | "
+              f"{g['difference_ms']:+.3f} | {_ms_interval(g)} | {g['control_requests']} / "
+              f"{g['treatment_requests']} | {g['verdict']} |"
+              for t, g in guard["treatments"].items()]
+    return lines
+
+
+def _ms_interval(g: dict) -> str:
+    return f"[{g['lower_ms']:+.3f}, {g['upper_ms']:+.3f}]"
+
+
+def _latency_summary(results: dict) -> str | None:
+    """One line for the PNG and the console."""
+    guard = results.get("latency_guardrail")
+    if not guard:
+        return None
+    head = f"client latency guardrail {guard['metric']}, margin {guard['margin_ms']:g} ms: "
+    if "skipped" in guard:
+        return head + f"left out, {guard['skipped']}"
+    return head + "; ".join(f"{t} {g['difference_ms']:+.3f} ms {_ms_interval(g)} {g['verdict']}"
+                            for t, g in guard["treatments"].items())
+
+
 def _sequential_lines(results: dict) -> list[str]:
     """The always-valid intervals of the primary metric at each look, and where each treatment
     could have stopped."""
@@ -207,6 +311,8 @@ def markdown(results: dict, rows: list[ResultRow], today: str) -> str:
                      f"{_interval(r.lower, r.upper)}{_miss(results, r)} | {truth}"
                      f"{_p(r.p, r.method, replicates)} | "
                      f"{_p(r.p_adjusted, r.method, replicates)} | {verdict} | {r.estimand} |")
+    lines += _latency_lines(results)
+    lines += _exposure_lines(results)
     lines += ["", "Minimum detectable effect (relative) of the primary metric:", *_mde_lines(
         results, rows)]
     lines += _sequential_lines(results)
@@ -230,7 +336,7 @@ def forest_plot(path: Path, results: dict, rows: list[ResultRow], today: str) ->
     metrics = list(dict.fromkeys(r.metric for r in rows))
     panels = [[r for r in rows if r.metric == m] for m in metrics]
     # Laid out in inches: each line 0.3", each panel's title and tick labels 0.8".
-    line, gap, top, bottom = 0.3, 0.8, 0.8, 1.0
+    line, gap, top, bottom = 0.3, 0.8, 0.8, 1.3
     heights = [line * (len(p) + 0.6) for p in panels]
     height = top + sum(heights) + gap * (len(panels) - 1) + bottom
     fig = plt.figure(figsize=(16, height))
@@ -280,6 +386,11 @@ def forest_plot(path: Path, results: dict, rows: list[ResultRow], today: str) ->
         + ("; | the truth, ✗ an interval that misses it" if "truth" in results else "") + ")",
         fontsize=9)
     fig.text(0.01, 1 - 0.35 / height, _title(results, today), fontsize=11, va="center")
+    latency = _latency_summary(results)
+    if latency is not None:
+        breached = "breached" in latency
+        fig.text(0.01, 0.5 / height, latency, fontsize=9,
+                 color="#d73027" if breached else "black")
     srm = results["srm"]
     fig.text(0.01, 0.25 / height, _srm_line(srm), color="black" if srm["passed"] else "#d73027",
              fontsize=9, weight="normal" if srm["passed"] else "bold")
@@ -307,5 +418,9 @@ def print_table(results: dict, rows: list[ResultRow], console) -> None:
                       _p(r.p_adjusted, r.method, replicates), r.verdict,
                       style=styles[r.verdict])
     console.print(table)
+    latency = _latency_summary(results)
+    if latency is not None:
+        console.print(latency, style="red" if "breached" in latency else "", markup=False,
+                      highlight=False)
     srm = results["srm"]
     console.print(_srm_line(srm), style="" if srm["passed"] else "bold red")

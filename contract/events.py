@@ -26,9 +26,13 @@ REQUIRED_FIELDS = tuple(FIELDS)
 # the position keeps such events in the order they happened.
 # `team`: on a "next" event of an interleaved session, which of the two interleaved
 # recommenders ("a" or "b") answered (service/interleaving.py).
+# `client_latency`: seconds the client waited, by its own clock, for the same user's previous
+# request (sent in the X-Client-Latency header of the next one; sim/remote.py measures it). The
+# request time a user sees, for the latency guardrail (analysis/latency.py).
 OPTIONAL_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "position": ((int,), True),
     "team": ((str,), True),
+    "client_latency": ((float, int), True),
 }
 TEAMS = ("a", "b")
 MESSAGES = ("next", "last")
@@ -37,7 +41,8 @@ MESSAGES = ("next", "last")
 def make_event(message: str, timestamp: int, user: int, track: int, time: float,
                latency: float, recommendation: int | None,
                experiments: dict[str, str], position: int | None = None,
-               team: str | None = None) -> dict[str, Any]:
+               team: str | None = None,
+               client_latency: float | None = None) -> dict[str, Any]:
     """One log record, fields in contract order, then the extra fields that are set."""
     event = {"message": message, "timestamp": timestamp, "user": user, "track": track,
              "time": time, "latency": latency, "recommendation": recommendation,
@@ -46,6 +51,8 @@ def make_event(message: str, timestamp: int, user: int, track: int, time: float,
         event["position"] = position
     if team is not None:
         event["team"] = team
+    if client_latency is not None:
+        event["client_latency"] = client_latency
     return event
 
 
@@ -90,4 +97,5 @@ def spark_schema():
         T.StructField("experiments", T.MapType(T.StringType(), T.StringType()), False),
         T.StructField("position", T.LongType(), True),
         T.StructField("team", T.StringType(), True),
+        T.StructField("client_latency", T.DoubleType(), True),
     ])

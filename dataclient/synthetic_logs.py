@@ -22,7 +22,10 @@ Three models, each for what its readers need to find in the logs:
   then 1 + Geometric(`session_end`) - 1 more requests, the last one "last". Recommended tracks
   are listened to a fraction U(0, 0.8) * (1 + time_lift[arm]), rounded to two decimals like
   the simulator; latency is Exponential(`latency_mean`) * (1 + latency_lift[arm]). Vectorised
-  (a pandas frame), so a benchmark can draw millions of users.
+  (a pandas frame), so a benchmark can draw millions of users. Options: `client_latency_mean`
+  adds each event's `client_latency`, Exponential(mean) * (1 + client_latency_lift[arm]);
+  `exposure_lift` (with `days` > 1) adds to an arm's time lift one value per day since the
+  user's first session (a novelty or learning curve; the last value holds for later days).
 """
 from __future__ import annotations
 
@@ -192,7 +195,9 @@ def synthetic_events(users: int, seed: int | list[int], experiment: str = "EXP",
                      latency_lift: dict[str, float] | None = None,
                      extra_sessions: float = 0.25, session_end: float = 0.2,
                      latency_mean: float = 0.004, first_user: int = 0,
-                     days: int = 1) -> pd.DataFrame:
+                     days: int = 1, client_latency_mean: float | None = None,
+                     client_latency_lift: dict[str, float] | None = None,
+                     exposure_lift: dict[str, list[float]] | None = None) -> pd.DataFrame:
     """Events (contract columns, in time order per user) of `users` users. With `days` > 1
     each session falls on a random one of that many consecutive days (a user's sessions in
     day order), so users come back or leave."""
@@ -214,8 +219,7 @@ def synthetic_events(users: int, seed: int | list[int], experiment: str = "EXP",
     is_last = position == length[event_session] - 1
 
     lift = np.array([time_lift.get(a, 0.0) for a in names])[arm[event_user]]
-    listened = np.round(rng.uniform(0, LISTEN_MAX, size=len(event_user)) * (1 + lift), 2)
-    time = np.where(position == 0, 1.0, listened)
+    uniform = rng.uniform(0, LISTEN_MAX, size=len(event_user))
     slow = np.array([latency_lift.get(a, 0.0) for a in names])[arm[event_user]]
     latency = rng.exponential(latency_mean, size=len(event_user)) * (1 + slow)
 
@@ -230,19 +234,34 @@ def synthetic_events(users: int, seed: int | list[int], experiment: str = "EXP",
         session_day = rng.integers(0, days, size=len(session_user))
         session_day = np.sort(session_day + days * session_user) - days * session_user
         timestamp = timestamp + DAY_MS * session_day[event_session]
+        if exposure_lift:  # the user's first session is on their first day of exposure
+            since = session_day - session_day[np.searchsorted(session_user, session_user)]
+            curves = [np.array(exposure_lift.get(a, [0.0]), dtype=float) for a in names]
+            lift = lift + np.array([curves[a][min(d, len(curves[a]) - 1)] for a, d in
+                                    zip(arm[event_user], since[event_session])])
+    if len(lift) and lift.max() > 1 / LISTEN_MAX - 1:
+        raise ValueError(f"a lift above {1 / LISTEN_MAX - 1:.2f} would push time past 1.0")
+    time = np.where(position == 0, 1.0, np.round(uniform * (1 + lift), 2))
     recommendation = pd.array(np.where(is_last, -1, rng.integers(0, 50_000, len(event_user))),
                               dtype="Int64")
     recommendation[is_last] = pd.NA
     assignments = [{experiment: a, "OTHER": "C"} for a in names]  # shared dicts: cheap rows
+    track = rng.integers(0, 50_000, len(event_user))
+    extra = {}
+    if client_latency_mean is not None:
+        slower = np.array([(client_latency_lift or {}).get(a, 0.0) for a in names])
+        extra["client_latency"] = (rng.exponential(client_latency_mean, size=len(event_user))
+                                   * (1 + slower[arm[event_user]]))
     return pd.DataFrame({
         "message": np.where(is_last, "last", "next"),
         "timestamp": timestamp,
         "user": first_user + event_user,
-        "track": rng.integers(0, 50_000, len(event_user)),
+        "track": track,
         "time": time,
         "latency": latency,
         "recommendation": recommendation,
         "experiments": [assignments[i] for i in arm[event_user]],
+        **extra,
     })
 
 

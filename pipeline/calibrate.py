@@ -37,8 +37,10 @@ import numpy as np
 import pandas as pd
 
 from analysis.ab_test import job_settings
-from analysis.calibration import Score, score
+from analysis.calibration import Score, score, wilson
 from analysis.compare import compare_numpy
+from analysis.latency import a_a_verdicts
+from analysis.report import LATENCY_HISTOGRAMS
 from analysis.config import load_config as load_analysis_config
 from analysis.sequential import moments, monitor
 from analysis.truth import estimand_key, true_values
@@ -166,6 +168,8 @@ def markdown(scores: list[Score], info: dict) -> str:
              f"every look). Truth: the pool's true relative effect of the row's estimand.", "",
              "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(scores)]
+    if info.get("latency_guardrail_a_a") is not None:
+        lines += ["", latency_line(info["latency_guardrail_a_a"])]
     lines += ["", f"Wall time {info['seconds']:.0f} s (pool {info['pool_seconds']:.0f} s).", ""]
     return "\n".join(lines)
 
@@ -204,6 +208,33 @@ def plot(path: Path, scores: list[Score], info: dict) -> None:
     plt.close(fig)
 
 
+def latency_a_a(run: Path, config, replications: int, seed: int) -> dict | None:
+    """The client latency guardrail on A/A re-splits of the A/B day's control users (the pool
+    has no client latency: analysis/latency.py's a_a_verdicts says why), or None when the
+    run's report has no client latency."""
+    path = run / "report" / LATENCY_HISTOGRAMS
+    if not path.exists():
+        return None
+    guard = config.latency_guardrail
+    verdicts = a_a_verdicts(pd.read_csv(path), 0, guard.quantile, guard.margin_ms,
+                            replications, config.bootstrap.replicates, seed, config.alpha)
+    breached = wilson(verdicts.count("breached"), len(verdicts))
+    return {"quantile": guard.quantile, "margin_ms": guard.margin_ms,
+            "replications": len(verdicts), "breached": breached.count,
+            "breach_rate": breached.value, "breach_rate_lower": breached.lower,
+            "breach_rate_upper": breached.upper, "ok": verdicts.count("ok"),
+            "inconclusive": verdicts.count("inconclusive")}
+
+
+def latency_line(a_a: dict) -> str:
+    """The latency guardrail's A/A verdicts in one line."""
+    return (f"Client latency guardrail (p{a_a['quantile'] * 100:g}, margin {a_a['margin_ms']:g} "
+            f"ms) on {a_a['replications']} A/A re-splits of the control's users: breached "
+            f"{a_a['breached']} ({a_a['breach_rate']:.1%}, 95% [{a_a['breach_rate_lower']:.1%}, "
+            f"{a_a['breach_rate_upper']:.1%}]), ok {a_a['ok']}, inconclusive "
+            f"{a_a['inconclusive']}.")
+
+
 def calibrate(run: Path, replications: int, draws: int, processes: int, seed: int,
               plan_name: str, scale: str, progress=None,
               day_name: str | None = None) -> tuple[list[Score], dict, pd.DataFrame, pd.DataFrame]:
@@ -230,6 +261,7 @@ def calibrate(run: Path, replications: int, draws: int, processes: int, seed: in
             "replications": replications, "draws": draws, "users": int(len(outcomes.users)),
             "sessions": int(outcomes.sessions.sum()), "alpha": config.alpha,
             "level": 1 - config.alpha, "seed": seed, "truth": document,
+            "latency_guardrail_a_a": latency_a_a(run, config, replications, seed),
             "seconds": time.perf_counter() - started, "pool_seconds": pool_seconds}
     return scores, info, ab, aa
 
@@ -345,6 +377,8 @@ def calibrate_ab_day(run: Path, args, plan_name: str, day: str, progress) -> tup
     folder = run / "calibration"
     write(folder, scores, info, ab, aa)
     print_table(scores, info)
+    if info["latency_guardrail_a_a"] is not None:
+        print(latency_line(info["latency_guardrail_a_a"]))
     print(f"wall time {info['seconds']:.0f} s (pool {info['pool_seconds']:.0f} s); "
           f"wrote calibration.md, calibration.png, calibration.json, replications.csv to {folder}")
     return folder, info, calibration_metrics(scores), ["calibration.md", "calibration.png",

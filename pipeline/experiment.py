@@ -242,11 +242,15 @@ class Experiment:
         treatments = [arm.name for arm in served if arm.name != day.control]
         # The previous day's logs are the pre-period of CUPED (the same users, before the split).
         pre = ["--pre-events", self.day_uri(self.plan.days[index - 1].name, "events")] if index else []
+        latency = self.plan.latency_guardrail
         return ["--events", self.day_uri(day.name, "events"), "--experiment", self.plan.experiment_of(day),
                 "--control", day.control, "--treatments", *treatments, *pre,
                 "--primary", self.plan.primary_metric, "--out", str(self.folder("report")),
                 "--seed", str(self.seed),
                 "--weights", *[f"{arm.name}={arm.weight}" for arm in served],
+                *[arg for flag, value in [("--latency-quantile", latency.quantile),
+                                          ("--latency-margin-ms", latency.margin_ms)]
+                  if value is not None for arg in (flag, str(value))],
                 *(["--truth", str(self.folder("report") / "truth.json")]
                   if self.simulated_truth(day) else [])]
 

@@ -126,12 +126,20 @@ class DayPlan(Strict):
         return any(arm.interleave is not None for arm in self.arms)
 
 
+class LatencyOverride(Strict):
+    quantile: float | None = Field(None, gt=0, lt=1)
+    margin_ms: float | None = Field(None, gt=0)
+
+
 class Plan(Strict):
     description: str
     world_seed: int | Literal["run"] = "run"   # "run": the world is generated from --seed
     seed: int = 42                             # the run's default seed (--seed overrides)
     experiment: str = "EXP"                    # experiment name in the service config and logs
     primary_metric: str = "mean_session_time"
+    # The client latency guardrail's quantile and margin_ms for this plan (conf/analysis.yml's
+    # latency_guardrail holds the defaults).
+    latency_guardrail: LatencyOverride = LatencyOverride()
     scales: dict[str, Scale]
     days: list[DayPlan] = Field(min_length=1)
 

@@ -27,6 +27,7 @@ from pipeline.plan import Plan
 RESULT_FIELDS = ("effect", "lower", "upper", "p_adjusted", "truth", "truth_mc_se")
 # The report files a run may have: the A/B report and, on an interleaved day, the interleaving one.
 REPORT_FILES = ("ab_report.png", "ab_report.md", "results.json", "results.csv",
+                "ab_exposure.png", "client_latency.csv",
                 "interleaving.png", "interleaving.md", "interleaving.json", "truth.json")
 
 
@@ -97,6 +98,28 @@ def result_metrics(results: dict) -> dict[str, float]:
     return metrics
 
 
+def guardrail_metrics(results: dict) -> dict[str, float]:
+    """`<arm>.<pNN>_client_request_time.<field>` of the client latency guardrail: the arms'
+    quantiles, the difference, its interval and `breached` (1 or 0)."""
+    guard = results.get("latency_guardrail") or {}
+    fields = ("control_ms", "treatment_ms", "difference_ms", "lower_ms", "upper_ms")
+    metrics = {}
+    for arm, g in guard.get("treatments", {}).items():
+        key = f"{arm}.{guard['metric']}"
+        metrics |= {f"{key}.{field}": float(g[field]) for field in fields}
+        metrics[f"{key}.breached"] = float(g["verdict"] == "breached")
+    return metrics
+
+
+def exposure_steps(results: dict) -> list[tuple[str, float, int]]:
+    """(key, value, day) of the primary effect per day since exposure, logged with the day
+    as MLflow's step so each treatment's curve plots as one metric:
+    `<arm>.exposure.<effect|lower|upper>`."""
+    return [(f"{arm}.exposure.{field}", float(e[field]), day["day"])
+            for day in (results.get("exposure") or {}).get("days", [])
+            for arm, e in day["treatments"].items() for field in ("effect", "lower", "upper")]
+
+
 def interleaving_metrics(interleaving: dict) -> dict[str, float]:
     """`interleaving.<arm>.<field>` of every interleaved pair: b's share of the credit and the
     per-session difference with their intervals, the sign test's adjusted p."""
@@ -141,9 +164,12 @@ def record_run(runs_dir: Path, plan_name: str, run_folder: Path, params: dict[st
         mlflow.log_params(params)
         metrics = {**step_metrics(manifest), **offline_metrics(manifest),
                    **result_metrics(manifest.get("results") or {}),
+                   **guardrail_metrics(manifest.get("results") or {}),
                    **interleaving_metrics(manifest.get("interleaving") or {})}
         if metrics:
             mlflow.log_metrics(metrics)
+        for key, value, day in exposure_steps(manifest.get("results") or {}):
+            mlflow.log_metric(key, value, step=day)
         mlflow.set_tag("run_folder", str(run_folder))
         mlflow.log_artifact(str(run_folder / "manifest.json"))
         checksums = "".join(f"{entry['sha256']}  {table}\n"

@@ -48,6 +48,23 @@ def event_timestamp(request: Request) -> int:
     return parse_id(simulated, "the X-Simulated-Time header (ms since the epoch)")
 
 
+# The client's own measure of how long it waited for the user's previous request (seconds), sent
+# with the next one; the event carries it as `client_latency` (contract/events.py).
+CLIENT_LATENCY = "x-client-latency"
+
+
+def client_latency(request: Request) -> float | None:
+    """The X-Client-Latency header as seconds, None when absent or not a number >= 0."""
+    value = request.header(CLIENT_LATENCY)
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds < float("inf") else None
+
+
 class Service:
     """The service's state: store, event log, and the Serving snapshot a reload replaces."""
 
@@ -126,7 +143,8 @@ def create_app(config: ServiceConfig, reload_config: Callable[[], ServiceConfig]
             recommendation, team = recommender.recommend(listen), None
         body = orjson.dumps({"user": user, "track": recommendation})
         service.events.append("next", event_timestamp(request), user, track_id, listened_time,
-                              perf_counter() - started, recommendation, arms, len(history) - 1, team)
+                              perf_counter() - started, recommendation, arms, len(history) - 1, team,
+                              client_latency(request))
         return body
 
     async def last_track(request: Request) -> bytes:
@@ -135,7 +153,8 @@ def create_app(config: ServiceConfig, reload_config: Callable[[], ServiceConfig]
         _, arms = serving.split.assign(user)
         body = orjson.dumps({"user": user})
         service.events.append("last", event_timestamp(request), user, track_id, listened_time,
-                              perf_counter() - started, None, arms)
+                              perf_counter() - started, None, arms,
+                              client_latency=client_latency(request))
         return body
 
     async def openapi_document(request: Request) -> bytes:

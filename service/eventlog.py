@@ -46,10 +46,11 @@ class EventLog:
 
     def append(self, message: str, timestamp: int, user: int, track: int, time: float,
                latency: float, recommendation: int | None, experiments: dict[str, str],
-               position: int | None = None, team: str | None = None) -> None:
+               position: int | None = None, team: str | None = None,
+               client_latency: float | None = None) -> None:
         """Queue one event (arguments as events.make_event); cheap and thread-safe."""
         self._queue.append((message, timestamp, user, track, time, latency, recommendation,
-                            experiments, position, team))
+                            experiments, position, team, client_latency))
 
     def close(self) -> None:
         self._stop.set()

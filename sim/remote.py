@@ -8,6 +8,14 @@
 
 In multi-day runs every /next and /last also carries `X-Simulated-Time: <ms since the epoch>`,
 the simulated time of the request (sim/calendar.py); the service logs the event with it.
+Every request of a user after their first also carries `X-Client-Latency: <seconds>`, how long
+this client waited for that user's previous answer: from the write that sent the request to
+the moment its answer was parsed, so a request pipelined behind others waits for theirs too.
+The service logs it as the event's `client_latency` (contract/events.py): the request time a
+user sees, which the latency guardrail compares between arms (analysis/latency.py). Why with
+the next request: the event log is the one channel from the traffic to the analysis, and the
+event of the next request carries the same user and arm, so no second log has to be joined.
+A user's last request of the run, and a request without an answer, are not reported.
 
 The client is small because the simulator shares the machine with the service: its CPU is
 the service's loss. A worker plays several sessions at once (of different users,
@@ -23,6 +31,7 @@ connection is reopened.
 from __future__ import annotations
 
 import socket
+from time import perf_counter
 from typing import Sequence
 from urllib.parse import urlsplit
 
@@ -35,6 +44,8 @@ from sim.play import NEXT, Answer, Request
 # The header carrying a request's simulated time (ms since the epoch) in multi-day runs; the
 # service stamps the event with it instead of its own clock (service/app.py).
 TIME_HEADER = b"X-Simulated-Time"
+# The header carrying the client's wait for the user's previous request, in seconds.
+LATENCY_HEADER = b"X-Client-Latency"
 
 
 class ServiceUnreachable(RuntimeError):
@@ -52,6 +63,7 @@ class Responses:
     def __init__(self):
         self.parser = httptools.HttpResponseParser(self)
         self.done: list[tuple[int, bytes]] = []
+        self.arrived: list[float] = []  # perf_counter() when each answer was complete
         self.closing = False  # the last answer closes the connection: no more will come
         self._body: list[bytes] = []
         self._status, self._keep_alive = 0, False
@@ -67,6 +79,7 @@ class Responses:
     def on_message_complete(self) -> None:
         if not self.closing:
             self.done.append((self._status, b"".join(self._body)))
+            self.arrived.append(perf_counter())
         self.closing = self.closing or not self._keep_alive
         self._body = []
 
@@ -90,6 +103,7 @@ class KeepAliveClient:
         self.timeout_s = timeout_s
         self._socket: socket.socket | None = None
         self.failure = ""  # why the last exchange got fewer answers than requests
+        self.waited: list[float] = []  # seconds from the last exchange's write to each answer
 
     def _connect(self) -> socket.socket:
         if self.unix_path is not None:
@@ -117,9 +131,11 @@ class KeepAliveClient:
         refused or reset connection, unparseable reply, or an earlier answer that closed the
         connection)."""
         responses, self.failure = Responses(), ""
+        sent = perf_counter()
         try:
             if self._socket is None:
                 self._socket = self._connect()
+                sent = perf_counter()  # the connection's set-up is not the request's wait
             self._socket.sendall(b"".join(messages))
             while len(responses.done) < len(messages) and not responses.closing:
                 data = self._socket.recv(65536)
@@ -134,6 +150,7 @@ class KeepAliveClient:
             if len(responses.done) < len(messages):
                 self.failure = self.failure or "the service closed the connection"
         answers = responses.done[:len(messages)]
+        self.waited = [arrived - sent for arrived in responses.arrived[:len(messages)]]
         return answers + [None] * (len(messages) - len(answers))
 
     def request(self, method: bytes, path: bytes, body: bytes = b"",
@@ -172,6 +189,7 @@ class RemoteAgent:
     def __init__(self, url: str, timeout_s: float, n_tracks: int):
         self.client = KeepAliveClient(url, timeout_s)
         self.n_tracks = n_tracks
+        self.waited: dict[int, float] = {}  # user -> seconds waited for their previous answer
 
     def answer_all(self, batch: Sequence[Request]) -> list[Answer]:
         """The service's answers to requests of different users, sent in one pipelined write."""
@@ -180,10 +198,15 @@ class RemoteAgent:
             # multi-day runs tell the service the simulated time of the event (sim/calendar.py)
             clock = session.clock
             headers = b"" if clock is None else b"%s: %d\r\n" % (TIME_HEADER, clock.stamp(session))
+            waited = self.waited.pop(session.user, None)
+            if waited is not None:
+                headers += b"%s: %.6f\r\n" % (LATENCY_HEADER, waited)
             messages.append(self.client.message(b"POST", b"/%s/%d" % (endpoint, session.user),
                                                 orjson.dumps({"track": track, "time": time}), headers))
-        return [self._answer(request, reply)
-                for request, reply in zip(batch, self.client.exchange(messages))]
+        replies = self.client.exchange(messages)
+        for request, waited in zip(batch, self.client.waited):
+            self.waited[request.session.user] = waited
+        return [self._answer(request, reply) for request, reply in zip(batch, replies)]
 
     def _answer(self, request: Request, reply: tuple[int, bytes] | None) -> Answer:
         """/next: the recommended track, or None unless it is a valid track id for this user;

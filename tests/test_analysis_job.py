@@ -43,8 +43,10 @@ BAD_LINES = ["not json at all",
 @pytest.fixture(scope="module")
 def events() -> pd.DataFrame:
     """~5,000 sessions of 4,000 users; T1 listens longer (session time +10% in expectation)
-    and is answered 20% slower."""
-    return synthetic_events(4000, seed=21, time_lift={"T1": 0.15}, latency_lift={"T1": 0.2})
+    and is answered 20% slower; its clients wait 50% longer (p95 4 ms x ln 20 = 12.0 ms in C,
+    18.0 ms in T1)."""
+    return synthetic_events(4000, seed=21, time_lift={"T1": 0.15}, latency_lift={"T1": 0.2},
+                            client_latency_mean=0.004, client_latency_lift={"T1": 0.5})
 
 
 def valid_line(user: int, experiments: dict) -> str:
@@ -166,7 +168,7 @@ def test_job_writes_report_and_detects_effect(event_dir, tmp_path, capsys):
     assert run_job(event_dir, tmp_path / "a") == 0
     out = tmp_path / "a"
     assert {p.name for p in out.iterdir()} == {"ab_report.png", "ab_report.md", "results.json",
-                                               "results.csv"}
+                                               "results.csv", "client_latency.csv"}
     assert (out / "ab_report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     results = json.loads((out / "results.json").read_text())
     assert results["parameters"]["replicates"] == 1000 and results["srm"]["passed"]
@@ -182,9 +184,19 @@ def test_job_writes_report_and_detects_effect(event_dir, tmp_path, capsys):
     assert session_time["p_adjusted"] == session_time["p"]  # one treatment: a family of one
     assert 0.03 < session_time["effect"] < 0.17  # true +10%; the estimate's sd is ~2%
     assert rows["mean_session_time", "delta"]["lower"] > 0
-    # 20% slower against a 5% margin: the guardrail is breached.
-    assert rows["mean_request_time", "bootstrap"]["role"] == "guardrail"
-    assert rows["mean_request_time", "bootstrap"]["verdict"] == "breached"
+    # The clients' p95 6 ms slower against a 5 ms margin: the guardrail is breached; with a
+    # 20 ms margin (a plan's override) it is not.
+    guard = results["latency_guardrail"]["treatments"]["T1"]
+    assert guard["control_ms"] == pytest.approx(4 * np.log(20), rel=0.1)
+    assert guard["lower_ms"] < 2 * np.log(20) < guard["upper_ms"]
+    assert guard["verdict"] == "breached" and guard["upper_ms"] > 5
+    assert "mean_request_time" not in {m for m, _ in rows}
+    assert "exposure" not in results  # one-day logs
+    assert "Client latency guardrail p95_client_request_time" in (out / "ab_report.md").read_text()
+    assert run_job(event_dir, tmp_path / "wide", "--latency-margin-ms", "20",
+                   "--bootstrap", "200") == 0
+    wide = json.loads((tmp_path / "wide" / "results.json").read_text())["latency_guardrail"]
+    assert wide["margin_ms"] == 20 and wide["treatments"]["T1"]["verdict"] == "ok"
     assert rows["sessions", "bootstrap"]["verdict"] == "no difference"
     assert results["decision"]["treatments"]["T1"]["verdict"] == "better"
     monitoring = results["sequential"]["treatments"]["T1"]
@@ -355,7 +367,7 @@ def test_logs_of_any_span(spark, tmp_path):
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["data"]["days"] == 400
     rows = {(r["metric"], r["method"]): r for r in results["results"]}
-    assert {m for m, _ in rows} >= {*METRICS, *RETENTION_METRICS}
+    assert {m for m, _ in rows} >= {*SETTINGS.metrics, *RETENTION_METRICS}
     for metric in RETENTION_METRICS:
         by_arm = want.groupby("arm")[metric].mean()
         assert rows[metric, "bootstrap"]["control"] == pytest.approx(by_arm[0], rel=1e-12)
@@ -439,3 +451,35 @@ def test_treatment_subset_alias_and_primary(spark, event_dir, tmp_path):
     roles = {r["metric"]: r["role"] for r in results["results"]}
     assert roles["mean_session_length"] == "primary" and roles["mean_session_time"] == "secondary"
     assert results["decision"]["metric"] == "mean_session_length"
+
+
+def test_effect_by_day_since_exposure(spark, tmp_path):
+    """Four days of logs where T1's listening lift fades with the days since a user's first
+    session (+20%, +10%, then 0 of the listened part): each day's interval covers the known
+    effect, day 0's effect exceeds day 2's, and the point estimates equal pandas' per-day
+    means; one-day logs have no such section."""
+    lift = [0.2, 0.1, 0.0]
+    events = synthetic_events(6000, seed=51, extra_sessions=2.0, days=4,
+                              exposure_lift={"T1": lift})
+    folder = write_events(events, tmp_path / "logs", files=2)
+    assert run_job(folder, tmp_path / "out", "--bootstrap", "1000") == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    days = {d["day"]: d for d in results["exposure"]["days"]}
+    assert results["exposure"]["metric"] == "mean_session_time" and set(days) == {0, 1, 2, 3}
+    first = events.groupby("user")["timestamp"].transform("min")
+    events = events.assign(day=(events.timestamp - first) // 86_400_000,
+                           arm=[e["EXP"] for e in events.experiments])
+    for day, found in days.items():
+        sums = events[events.day == day].groupby(["user", "arm"]).agg(
+            time=("time", "sum"), sessions=("message", lambda m: (m == "last").sum()))
+        sums = sums[sums.sessions > 0]
+        means = (sums.time / sums.sessions).groupby("arm").mean()
+        t1 = found["treatments"]["T1"]
+        assert t1["control"] == pytest.approx(means["C"], rel=1e-9)
+        assert t1["effect"] == pytest.approx(means["T1"] / means["C"] - 1, rel=1e-9)
+        # the lift multiplies the listened part, (control - 1) of each session's time
+        truth = lift[min(day, 2)] * (t1["control"] - 1) / t1["control"]
+        assert t1["lower"] <= truth <= t1["upper"], day
+    assert days[0]["treatments"]["T1"]["lower"] > days[2]["treatments"]["T1"]["upper"]
+    assert (tmp_path / "out" / "ab_exposure.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Effect by day since exposure" in (tmp_path / "out" / "ab_report.md").read_text()

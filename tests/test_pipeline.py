@@ -20,7 +20,7 @@ from sparkapp.config import spark_config
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("runs"), pytest.mark.heavy(9)]
 
 REPO = Path(__file__).resolve().parent.parent
-METRICS = {"mean_session_time", "mean_session_length", "mean_request_time"}
+METRICS = {"mean_session_time", "mean_session_length"}
 
 
 def pipeline(*args: str, runs_dir: Path, env: dict | None = None, timeout: float = 1500):
@@ -70,6 +70,9 @@ def test_every_artefact_exists_and_is_well_formed(seed_runs):
     assert manifest["results"] == results
     rows = list(csv.DictReader((report / "results.csv").open()))
     assert {r["metric"] for r in rows} >= METRICS
+    # the latency guardrail: the client's waits reached the analysis through the logs
+    guard = results["latency_guardrail"]["treatments"]["T1"]
+    assert guard["control_requests"] > 0 and guard["lower_ms"] <= guard["upper_ms"]
     for row in rows:
         assert row["treatment"] == "T1"
         assert float(row["lower"]) <= float(row["effect"]) <= float(row["upper"])
@@ -96,9 +99,7 @@ def test_same_seed_same_results(seed_runs):
 
     def table(run: Path) -> dict:
         rows = csv.DictReader((run / "report" / "results.csv").open())
-        # mean_request_time is wall-clock latency: it may differ between runs.
-        return {(r["treatment"], r["metric"], r.get("method")): r for r in rows
-                if r["metric"] != "mean_request_time"}
+        return {(r["treatment"], r["metric"], r.get("method")): r for r in rows}
 
     first, second = table(first_run), table(second_run)
     assert first and first == second
@@ -175,9 +176,6 @@ def test_a_simulated_ab_day_shows_its_truth_beside_every_estimate(seed_runs):
                      "seconds": truth["seconds"]}   # the same seed, the same truth
     rows = json.loads((run / "report" / "results.json").read_text())["results"]
     for row in rows:
-        if row["metric"] == "mean_request_time":
-            assert row["truth"] is None   # the simulator has no service latency
-            continue
         key = f"{row['metric']}:ratio" if row["method"] == "delta" else row["metric"]
         assert row["truth"] == pytest.approx(truth["effects"]["T1"][key]["effect"])
         assert row["covers_truth"] == (row["lower"] <= row["truth"] <= row["upper"])
@@ -205,6 +203,10 @@ def test_calibrate_scores_every_method_on_a_finished_run(seed_runs):
         assert s["coverage"]["lower"] <= s["coverage"]["value"] <= s["coverage"]["upper"]
     assert (run / "calibration" / "calibration.png").read_bytes()[:4] == b"\x89PNG"
     assert "coverage" in (run / "calibration" / "calibration.md").read_text()
+    # the latency guardrail, which the pool cannot carry, on A/A re-splits of the real day
+    a_a = calibration["latency_guardrail_a_a"]
+    assert a_a["replications"] == 6 and a_a["ok"] + a_a["inconclusive"] + a_a["breached"] == 6
+    assert "Client latency guardrail" in (run / "calibration" / "calibration.md").read_text()
     client = mlflow.MlflowClient(f"sqlite:///{runs_dir / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("seed-calibration")
     (recorded,) = client.search_runs([experiment.experiment_id])

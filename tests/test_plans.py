@@ -49,6 +49,10 @@ def arm(plan: dict, day: int, index: int) -> dict:
     (lambda p: p["days"][0]["sessions"].pop("smoke"), "(top level)", "no count for scale(s) ['smoke']"),
     (lambda p: p["days"][0]["jobs"][0]["args"].append("{event}"),
      "days[0].jobs[0].args", "unknown placeholder {event}"),
+    (lambda p: p.update(latency_guardrail={"margin_ms": 0}),
+     "latency_guardrail.margin_ms", "greater than 0"),
+    (lambda p: p.update(latency_guardrail={"quantile": 95}),
+     "latency_guardrail.quantile", "less than 1"),
 ])
 def test_a_bad_plan_stops_before_anything_starts_with_one_line(tmp_path, change, key, advice):
     plan = seed_plan()

@@ -76,7 +76,8 @@ class Peer:
         user = request.path_params["user"]
         body = await request.json()
         self.requests.append((endpoint, user, body["track"], body["time"],
-                              time.time_ns() // 1_000_000))
+                              time.time_ns() // 1_000_000,
+                              request.headers.get("x-client-latency")))
         self.connections.add(request.client)
         return user, body["track"]
 
@@ -160,6 +161,19 @@ def test_remote_sessions_follow_the_protocol(setup):
     # one keep-alive connection per worker process (plus the parent's reachability check)
     assert len(peer.connections) <= 3
     assert "workers' time in the simulator" in result.stdout
+
+
+def test_every_request_but_a_users_first_reports_the_wait_for_the_previous_one(setup):
+    with Peer("deterministic") as peer:
+        simulate(setup, peer, "waits", "--episodes", "100", "--seed", "5", "--processes", "2")
+    firsts = set()
+    for endpoint, user, *_, waited in peer.requests:
+        if user not in firsts:
+            firsts.add(user)
+            assert waited is None
+        else:  # seconds, from the batch's write to the answer: positive, below the timeout
+            assert 0 < float(waited) < TIMEOUT_S
+    assert sum(r[5] is not None for r in peer.requests) == len(peer.requests) - len(firsts)
 
 
 def test_a_users_sessions_never_share_a_millisecond(tmp_path):

@@ -134,8 +134,22 @@ def test_a_one_day_run_leaves_the_time_to_the_service(world):
         bad = httpx.post(f"{url}/next/1", json={"track": 0, "time": 1.0},
                          headers={"X-Simulated-Time": "yesterday"})
         assert bad.status_code == 422 and "X-Simulated-Time" in bad.json()["detail"]
+        # the client's telemetry is not the request: a bad wait is ignored, not refused
+        odd = httpx.post(f"{url}/next/999999", json={"track": 0, "time": 1.0},
+                         headers={"X-Client-Latency": "soon"})
+        assert odd.status_code == 200
     finally:
         stop(process)
     events = events_of(log)
     assert len(events) > 30
-    assert all(before <= e["timestamp"] <= after for e in events)
+    assert all(before <= e["timestamp"] <= after for e in events if e["user"] != 999999)
+    # every event of a user but their first carries the client's wait for the previous one
+    from contract.events import validation_error
+
+    seen = set()
+    for event in events:
+        assert validation_error(event) is None
+        first = event["user"] not in seen
+        seen.add(event["user"])
+        assert ("client_latency" in event) != (first or event["user"] == 999999), event
+        assert event.get("client_latency", 1) > 0

@@ -254,12 +254,12 @@ def test_replications_of_a_known_effect_cover_it():
     import dataclasses
 
     from analysis.ab_test import job_settings
-    from analysis.config import AnalysisConfig
+    from analysis.config import load_config
     from pipeline.calibrate import replicate, truths
 
     pool = synthetic_pool(n=400, draws=4)
     settings = dataclasses.replace(
-        job_settings(AnalysisConfig(), {"sessions", "mean_session_time", "mean_session_length"},
+        job_settings(load_config(), {"sessions", "mean_session_time", "mean_session_length"},
                      covariates=False), replicates=200)
     pool = dataclasses.replace(pool, covariates={})
     document, flat = truths(pool.outcomes, settings)
