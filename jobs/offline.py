@@ -61,9 +61,10 @@ def hit_rate_ndcg(lookup: Callable[[int], Sequence[int] | None], keys: Sequence[
 def report(job: str, k: int, results: dict[str, dict[str, float]]) -> None:
     """Print the comparison as a small aligned table (stdout: it is the job's result)."""
     print(f"[{job}] offline check on held-out sessions (next track with time >= good_time):")
-    print(f"  {'table':<24}{'queries':>9}{'coverage':>10}{f'hit@{k}':>10}{f'ndcg@{k}':>10}")
+    width = max(24, *(len(name) + 2 for name in results))
+    print(f"  {'table':<{width}}{'queries':>9}{'coverage':>10}{f'hit@{k}':>10}{f'ndcg@{k}':>10}")
     for name, r in results.items():
-        print(f"  {name:<24}{r['queries']:>9}{r['coverage']:>10.3f}{r['hit_rate']:>10.4f}{r['ndcg']:>10.4f}")
+        print(f"  {name:<{width}}{r['queries']:>9}{r['coverage']:>10.3f}{r['hit_rate']:>10.4f}{r['ndcg']:>10.4f}")
 
 
 def compare(job: str, table_name: str, lookup: Callable[[int], Sequence[int] | None],
