@@ -108,6 +108,13 @@ def _number(value, form: str) -> str:
     return "–" if value is None else format(value, form)
 
 
+def ranked(points: dict[str, dict], field: str) -> str:
+    """The arms best first by `field`, "=" between equal values (ties are not an order)."""
+    arms = order(points, field)
+    return "".join(("" if i == 0 else " = " if points[arm][field] == points[arms[i - 1]][field] else " > ") + arm
+                   for i, arm in enumerate(arms)) or "–"
+
+
 def markdown(s: dict) -> str:
     k = next((r["k"] for r in s["rows"] if r["k"] is not None), "k")
     queries = next((r["queries"] for r in s["rows"] if r["queries"] is not None), "?")
@@ -124,11 +131,11 @@ def markdown(s: dict) -> str:
         lines.append(f"| {r['table']} | {arm} | {_number(r['coverage'], '.3f')} | "
                      f"{_number(r['hit_rate'], '.4f')} | {_number(r['ndcg'], '.4f')} | {online} |")
     lines += ["", "## Which offline metric orders the arms as the A/B does", "",
-              f"Each arm by its first table; A/B order: {' > '.join(s['ab_order']) or '–'}.", "",
+              f"Each arm by its first table; A/B order: {ranked(s['arms'], 'effect')}.", "",
               "| offline metric | its order | Spearman | Kendall |", "| --- | --- | ---: | ---: |"]
     names = {"coverage": "coverage", "hit_rate": f"hit@{k}", "ndcg": f"ndcg@{k}"}
     for metric, a in s["agreement"].items():
-        lines.append(f"| {names[metric]} | {' > '.join(a['order']) or '–'} | "
+        lines.append(f"| {names[metric]} | {ranked(s['arms'], metric)} | "
                      f"{_number(a['spearman'], '+.2f')} | {_number(a['kendall'], '+.2f')} |")
     return "\n".join(lines) + "\n"
 

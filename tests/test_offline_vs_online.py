@@ -73,6 +73,7 @@ def test_written_files_and_mlflow_metrics(tmp_path):
     assert "| day1/b.json | b | 0.500 | 0.1000 | 0.0900 | +50.0% [+40.0%, +60.0%] |" in text
     assert "| day1/c.json | c (control) |" in text
     assert "A/B order: b > c > a" in text and "| ndcg@10 | b > c > a | +1.00 | +1.00 |" in text
+    assert "| coverage | a = b = c | – | – |" in text               # a tie is no order
     assert (tmp_path / "offline_vs_online.json").exists()
     metrics = offline_vs_online.metrics({**data, "offline_vs_online": s})
     assert metrics["offline_vs_online.ndcg.spearman"] == pytest.approx(1.0)
