@@ -9,6 +9,7 @@ table is a miss (coverage says how often). Top-pop answers every query with the 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -60,9 +61,10 @@ def hit_rate_ndcg(lookup: Callable[[int], Sequence[int] | None], keys: Sequence[
 def report(job: str, k: int, results: dict[str, dict[str, float]]) -> None:
     """Print the comparison as a small aligned table (stdout: it is the job's result)."""
     print(f"[{job}] offline check on held-out sessions (next track with time >= good_time):")
-    print(f"  {'table':<24}{'queries':>9}{'coverage':>10}{f'hit@{k}':>10}{f'ndcg@{k}':>10}")
+    width = max(24, *(len(name) + 2 for name in results))
+    print(f"  {'table':<{width}}{'queries':>9}{'coverage':>10}{f'hit@{k}':>10}{f'ndcg@{k}':>10}")
     for name, r in results.items():
-        print(f"  {name:<24}{r['queries']:>9}{r['coverage']:>10.3f}{r['hit_rate']:>10.4f}{r['ndcg']:>10.4f}")
+        print(f"  {name:<{width}}{r['queries']:>9}{r['coverage']:>10.3f}{r['hit_rate']:>10.4f}{r['ndcg']:>10.4f}")
 
 
 def compare(job: str, table_name: str, lookup: Callable[[int], Sequence[int] | None],
@@ -78,26 +80,53 @@ def compare(job: str, table_name: str, lookup: Callable[[int], Sequence[int] | N
     return results
 
 
-def compare_on_executors(job: str, table_name: str, table: DataFrame, heldout_sessions: DataFrame,
-                         key: str, top_pop: Sequence[int], good_time: float,
-                         k: int) -> dict[str, dict[str, float]]:
-    """`compare` for a table left on the executors (`table`: columns `key` and `recs`): the held-out
-    queries meet it in a join and each partition counts its hits; only the counts reach the driver."""
-    columns = [f"{name}_{count}" for name in ("table", "top") for count in ("queries", "covered", "hits", "gains")]
+@dataclass(frozen=True)
+class Checked:
+    """A table checked on the executors: its rows (`rows`: columns `key` and `recs`), met by the
+    queries in a join, or a function of the key (`lookup`: top-pop's one list, an artist table's
+    expansion), shipped to the executors. `key`: the queries' column, "context" or "user"."""
+    key: str
+    rows: DataFrame | None = None
+    lookup: Callable[[int], Sequence[int] | None] | None = None
+
+
+def rates_on_executors(queries: DataFrame, tables: dict[str, Checked], k: int) -> dict[str, dict[str, float]]:
+    """rates() of every table on the same queries (columns context, user, target) in one pass:
+    each partition counts its hits; only the counts reach the driver."""
+    names = list(tables)
+    columns = [f"t{i}_{count}" for i in range(len(names)) for count in ("queries", "covered", "hits", "gains")]
+    joined = queries
+    for i, name in enumerate(names):
+        table = tables[name]
+        if table.rows is not None:
+            joined = joined.join(table.rows.select(table.key, F.col("recs").alias(f"recs{i}")), table.key, "left")
+    lookups = {i: (tables[name].key, tables[name].lookup) for i, name in enumerate(names)
+               if tables[name].rows is None}
 
     def count(batches):
         for batch in batches:
-            recs, targets = batch["recs"].tolist(), batch["target"].tolist()
-            positions = range(len(batch))
-            yield pd.DataFrame([np.concatenate([hit_counts(recs.__getitem__, positions, targets, k),
-                                                hit_counts(lambda _: top_pop, positions, targets, k)])],
-                               columns=columns)
+            targets, counts = batch["target"].tolist(), []
+            for i in range(len(names)):
+                if i in lookups:
+                    key, lookup = lookups[i]
+                    counts.append(hit_counts(lookup, batch[key].tolist(), targets, k))
+                else:
+                    recs = batch[f"recs{i}"].tolist()
+                    counts.append(hit_counts(recs.__getitem__, range(len(batch)), targets, k))
+            yield pd.DataFrame([np.concatenate(counts)], columns=columns)
 
-    queries = heldout_queries(heldout_sessions, good_time).select(key, "target")
-    joined = queries.join(table.select(key, "recs"), key, "left")
     totals = (joined.mapInPandas(count, ", ".join(f"{c} double" for c in columns))
               .agg(*[F.sum(c).alias(c) for c in columns]).first())
     totals = [0.0 if totals[c] is None else totals[c] for c in columns]
-    results = {table_name: rates(totals[:4]), "top-pop": rates(totals[4:])}
+    return {name: rates(totals[4 * i:4 * i + 4]) for i, name in enumerate(names)}
+
+
+def compare_on_executors(job: str, table_name: str, table: DataFrame, heldout_sessions: DataFrame,
+                         key: str, top_pop: Sequence[int], good_time: float,
+                         k: int) -> dict[str, dict[str, float]]:
+    """`compare` for a table left on the executors (`table`: columns `key` and `recs`)."""
+    queries = heldout_queries(heldout_sessions, good_time)
+    results = rates_on_executors(queries, {table_name: Checked(key, rows=table),
+                                           "top-pop": Checked(key, lookup=lambda _: top_pop)}, k)
     report(job, k, results)
     return results

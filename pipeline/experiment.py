@@ -27,7 +27,7 @@ from infra.errors import StackError
 from infra.lifetime import die_with_parent
 from infra.logtail import tail
 from infra.stack import Stack, new_stack
-from pipeline import tracking
+from pipeline import offline_vs_online, tracking
 from pipeline.job_server import JobServer, JobServerFailed
 from pipeline.plan import PLACEHOLDER, DayPlan, JobPlan, Plan, user_table
 from pipeline.record import RunRecord
@@ -292,6 +292,8 @@ class Experiment:
         if day.control is not None:
             report = self.record.folder / "report" / "results.json"
             self.record.set("results", json.loads(report.read_text()))
+            self.record.set("offline_vs_online", offline_vs_online.write(
+                self.plan, day, self.record.data, self.record.folder / "report"))
         if self.simulated_truth(day):
             self.record.set("truth", json.loads(
                 (self.record.folder / "report" / "truth.json").read_text()))
@@ -312,7 +314,7 @@ class Experiment:
 
 def print_results(record: RunRecord) -> None:
     report = record.folder / "report"
-    for name in ("interleaving.md", "ab_report.md"):
+    for name in ("interleaving.md", "ab_report.md", "offline_vs_online.md"):
         if (report / name).exists():
             print((report / name).read_text())
     for name in tracking.REPORT_FILES:

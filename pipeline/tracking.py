@@ -21,6 +21,7 @@ import threading
 import warnings
 from pathlib import Path
 
+from pipeline import offline_vs_online
 from pipeline.plan import Plan
 
 # truth, truth_mc_se: a simulated day's rows only (analysis/truth.py)
@@ -28,7 +29,8 @@ RESULT_FIELDS = ("effect", "lower", "upper", "p_adjusted", "truth", "truth_mc_se
 # The report files a run may have: the A/B report and, on an interleaved day, the interleaving one.
 REPORT_FILES = ("ab_report.png", "ab_report.md", "results.json", "results.csv",
                 "ab_exposure.png", "client_latency.csv",
-                "interleaving.png", "interleaving.md", "interleaving.json", "truth.json")
+                "interleaving.png", "interleaving.md", "interleaving.json", "truth.json",
+                "offline_vs_online.md", "offline_vs_online.json")
 
 
 def tracking_uri(runs_dir: Path) -> str:
@@ -163,6 +165,7 @@ def record_run(runs_dir: Path, plan_name: str, run_folder: Path, params: dict[st
     with mlflow.start_run(run_name=run_folder.name) as run:
         mlflow.log_params(params)
         metrics = {**step_metrics(manifest), **offline_metrics(manifest),
+                   **offline_vs_online.metrics(manifest),
                    **result_metrics(manifest.get("results") or {}),
                    **guardrail_metrics(manifest.get("results") or {}),
                    **interleaving_metrics(manifest.get("interleaving") or {})}

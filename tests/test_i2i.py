@@ -10,6 +10,7 @@ from contract.catalog import load_catalog
 from service.recommenders import Listen
 from service.recommenders.i2i import I2I
 from service.recommenders.random import Random
+from service.recommenders.toppop import TopPop
 from service.recommenders.registry import check_arm, lookup
 from service.tables import read_keyed, read_list
 from service.stores.memory import MemoryStore
@@ -92,3 +93,12 @@ def test_config_checks_the_table_and_the_fallback(tmp_path, world):
     built = spec.build(params, tables, catalog, SEED, lambda kind, path: load[kind](path))
     assert built.recommend(listen([(7, 1.0), (8, 1.0)])) in {30, 31, 32}
     assert lookup("i2i").tables["neighbours"].kind == "tracks"
+
+
+def test_the_default_window_is_the_courses_last_10_listens_and_a_rowless_anchor_falls_back(world):
+    catalog, neighbours, top = world
+    i2i = I2I(neighbours, TopPop(top, 100, SEED), catalog, I2I.Params().history, SEED)
+    history = [(1, 1.0)] + [(t, 0.5) for t in range(10, 20)]     # 1 is the 11th listen back
+    assert {i2i.anchor(listen(history, user=user)) for user in range(500)} == set(range(10, 20))
+    answers = {i2i.recommend(listen([(9, 1.0)], user=user)) for user in range(200)}
+    assert answers == {30, 31, 32}                                 # 9 has no row: top-pop answers

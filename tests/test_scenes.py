@@ -3,43 +3,24 @@ registration. No JVM."""
 from __future__ import annotations
 
 import numpy as np
-import orjson
 import pytest
 
-from contract.catalog import load_catalog
-from service.recommenders import Listen
 from service.recommenders.registry import lookup
 from service.recommenders.scenes import Scenes
-from service.stores.memory import MemoryKeyedTable
-from service.tables import read_keyed
+from support.artists import artist_world, ask
 
 SEED = 5
 
 
 @pytest.fixture
 def world(tmp_path):
-    """Artists A (tracks 0-3), B (4-6), C (7-9), D (10-11), E (12); rows: A -> C (its track 8),
-    B, D; C -> E."""
-    names = {**{t: "A" for t in range(4)}, **{t: "B" for t in range(4, 7)},
-             **{t: "C" for t in range(7, 10)}, 10: "D", 11: "D", 12: "E"}
-    path = tmp_path / "tracks.jsonl"
-    path.write_bytes(b"".join(orjson.dumps({"track": t, "artist": a, "title": f"t{t}"}) + b"\n"
-                              for t, a in sorted(names.items())))
-    catalog = load_catalog(path)
-    table = tmp_path / "scenes.json"
-    table.write_bytes(b'{"track": 0, "recommendations": [8, 4, 10]}\n'
-                      b'{"track": 7, "recommendations": [12]}\n')
-    return catalog, MemoryKeyedTable(read_keyed(table, "tracks", catalog.id_array))
+    """support/artists.py's artists; rows: A -> C (its track 8), B, D; C -> E."""
+    return artist_world(tmp_path, {0: [8, 4, 10], 7: [12]})
 
 
 def recommender(world, **params):
     catalog, table = world
     return Scenes(table, catalog, Scenes.Params(**params), SEED)
-
-
-def ask(rec, history):
-    track, time = history[-1]
-    return rec.recommend(Listen(1, track, time, history))
 
 
 def test_choice_rule(world):

@@ -3,13 +3,13 @@
 own group first."""
 from __future__ import annotations
 
-import orjson
 import pytest
 
 from jobs import common, scenes
 from contract.catalog import load_catalog
 from service.recommenders.taste import row_key
 from service.tables import read_keyed
+from support.artists import write_catalog
 from test_neighbour_jobs import GROUPS, TRACKS_PER_GROUP, planted_sessions  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.slow
@@ -20,9 +20,7 @@ TRACKS_PER_ARTIST = 2    # artist a holds tracks 2a, 2a + 1: five artists per pl
 @pytest.fixture(scope="module")
 def catalog_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("scenes") / "tracks.jsonl"
-    path.write_bytes(b"".join(
-        orjson.dumps({"track": t, "artist": f"artist{t // TRACKS_PER_ARTIST}", "title": f"t{t}"}) + b"\n"
-        for t in range(GROUPS * TRACKS_PER_GROUP)))
+    write_catalog(path, {t: f"artist{t // TRACKS_PER_ARTIST}" for t in range(GROUPS * TRACKS_PER_GROUP)})
     return path
 
 

@@ -3,28 +3,20 @@ session-aware recommender over its table (service/recommenders/taste.py)."""
 from __future__ import annotations
 
 import numpy as np
-import orjson
 import pandas as pd
 import pytest
 
 from jobs import common, sessions, taste as job
 from contract.catalog import load_catalog
-from service.recommenders import Listen
 from service.recommenders.registry import lookup
 from service.recommenders.taste import Taste, row_key
-from service.stores.memory import MemoryKeyedTable
 from service.tables import read_keyed
 from dataclient.synthetic_logs import synthetic_sessions, write_event_log
+from support.artists import artist_world, ask, write_catalog
 
 pytestmark = [pytest.mark.xdist_group("spark"), pytest.mark.heavy(8)]
 
 SEED = 5
-
-
-def write_catalog(path, artist_of):
-    path.write_bytes(b"".join(orjson.dumps({"track": t, "artist": a, "title": f"t{t}"}) + b"\n"
-                              for t, a in sorted(artist_of.items())))
-    return load_catalog(path)
 
 
 # --- the job -------------------------------------------------------------------------------------
@@ -101,24 +93,13 @@ def test_job_entry_runs_inside_a_given_session_and_leaves_it_running(spark, synt
 
 @pytest.fixture
 def world(tmp_path):
-    """Artists A (tracks 0-3), B (4-6), C (7-9), D (10-11), E (12); rows: A -> C, B, D; C -> E."""
-    names = {**{t: "A" for t in range(4)}, **{t: "B" for t in range(4, 7)},
-             **{t: "C" for t in range(7, 10)}, 10: "D", 11: "D", 12: "E"}
-    catalog = write_catalog(tmp_path / "tracks.jsonl", names)
-    table = tmp_path / "taste.json"
-    table.write_bytes(b'{"track": 0, "recommendations": [7, 4, 10]}\n'
-                      b'{"track": 7, "recommendations": [12]}\n')
-    return catalog, MemoryKeyedTable(read_keyed(table, "tracks", catalog.id_array))
+    """support/artists.py's artists; rows: A -> C, B, D; C -> E."""
+    return artist_world(tmp_path, {0: [7, 4, 10], 7: [12]})
 
 
 def recommender(world, **params):
     catalog, table = world
     return Taste(table, catalog, Taste.Params(**params), SEED)
-
-
-def ask(rec, history):
-    track, time = history[-1]
-    return rec.recommend(Listen(1, track, time, history))
 
 
 def test_choice_rule(world):

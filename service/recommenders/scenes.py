@@ -22,32 +22,19 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from contract.catalog import Catalog
 from service.recommenders import Listen
-from service.recommenders.registry import BuildContext, Params, Slot, register
-from service.recommenders.taste import row_key
-from service.stores import KeyedTable
+from service.recommenders.registry import Slot, register
+from service.recommenders.taste import ArtistWalk, ArtistWalkParams
 
 
 @register("scenes")
-class Scenes:
-    tables = {"scenes": Slot("tracks")}
+class Scenes(ArtistWalk):
+    slot = "scenes"
+    tables = {slot: Slot("tracks")}
 
-    class Params(Params):
-        first_weight: float = Field(1.0, ge=0, description="weight of the first track's artist as an anchor")
+    class Params(ArtistWalkParams):
         anchors: int = Field(6, ge=0, le=50, description="recent recommended tracks that may join as anchors")
         rank_scale: float = Field(20.0, gt=0, description="an artist at rank r of a row weighs 1 / (1 + r / rank_scale)")
-        repeat_factor: float = Field(0.8, ge=0, le=1,
-                                     description="expected time of an artist's next track / its last time")
-        fresh_prior: float = Field(0.8, ge=0, le=1,
-                                   description="expected time of a fresh artist before the session shows one")
-
-    def __init__(self, table: KeyedTable, catalog: Catalog, params: "Scenes.Params", seed: int):
-        self._table, self._catalog, self._p, self._seed = table, catalog, params, seed
-
-    @classmethod
-    def build(cls, ctx: BuildContext) -> "Scenes":
-        return cls(ctx.table("scenes"), ctx.catalog, ctx.params, ctx.seed)
 
     def recommend(self, listen: Listen) -> int:
         p, artist_of = self._p, self._catalog.artist_of
@@ -71,8 +58,8 @@ class Scenes:
                 return replay
         if fresh is not None:
             artist, track = fresh
-            return track if track not in played else self._unplayed(artist, played) or self._random(listen, played)
-        return self._random(listen, played)
+            return track if track not in played else self._unplayed(artist, played) or self._random_unplayed(listen, played)
+        return self._random_unplayed(listen, played)
 
     def _best_fresh(self, history, first: str | None, last_time: dict) -> tuple[str, int] | None:
         """(artist, its row track) of the best-scored artist not yet played, or None."""
@@ -97,15 +84,3 @@ class Scenes:
         best = max(scores, key=scores.get)
         return best, tracks[best]
 
-    def _row(self, artist: str | None):
-        return (self._table.get(row_key(self._catalog, artist)) if artist is not None else None) or ()
-
-    def _unplayed(self, artist: str, played: set[int]) -> int | None:
-        return next((t for t in self._catalog.tracks_by_artist[artist] if t not in played), None)
-
-    def _random(self, listen: Listen, played: set[int]) -> int:
-        """The first unplayed catalog track from a random place (request-derived, like Random)."""
-        ids = self._catalog.track_ids
-        start = listen.pick(range(len(ids)), self._seed, "scenes")
-        return next((ids[(start + i) % len(ids)] for i in range(len(ids))
-                     if ids[(start + i) % len(ids)] not in played), ids[start])

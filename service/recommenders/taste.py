@@ -38,25 +38,50 @@ def row_key(catalog: Catalog, artist: str) -> int:
     return catalog.tracks_by_artist[artist][0]
 
 
-@register("taste")
-class Taste:
-    tables = {"taste": Slot("tracks")}
+class ArtistWalkParams(Params):
+    """The parameters every walk over artist rows has (Taste, Scenes); each adds its anchors."""
+    first_weight: float = Field(1.0, ge=0, description="weight of the first track's row")
+    repeat_factor: float = Field(0.8, ge=0, le=1,
+                                 description="expected time of an artist's next track / its last time")
+    fresh_prior: float = Field(0.8, ge=0, le=1,
+                               description="expected time of a fresh artist before the session shows one")
 
-    class Params(Params):
-        first_weight: float = Field(1.0, ge=0, description="weight of the first track's row")
-        anchors: int = Field(0, ge=0, le=50, description="recent recommended tracks used as anchors")
-        rank_scale: float = Field(10.0, gt=0, description="an artist at rank r of a row weighs 1 / (1 + r / rank_scale)")
-        repeat_factor: float = Field(0.8, ge=0, le=1,
-                                     description="expected time of an artist's next track / its last time")
-        fresh_prior: float = Field(0.8, ge=0, le=1,
-                                   description="expected time of a fresh artist before the session shows one")
 
-    def __init__(self, table: KeyedTable, catalog: Catalog, params: "Taste.Params", seed: int):
+class ArtistWalk:
+    """What a session-aware walk over an artist-row table shares (Taste, Scenes): the table of
+    the slot `slot` (one row per artist, keyed by `row_key`), an artist's row, its first
+    unplayed track, a random unplayed track (its draw salted by `slot`)."""
+    slot: str
+
+    def __init__(self, table: KeyedTable, catalog: Catalog, params: ArtistWalkParams, seed: int):
         self._table, self._catalog, self._p, self._seed = table, catalog, params, seed
 
     @classmethod
-    def build(cls, ctx: BuildContext) -> "Taste":
-        return cls(ctx.table("taste"), ctx.catalog, ctx.params, ctx.seed)
+    def build(cls, ctx: BuildContext):
+        return cls(ctx.table(cls.slot), ctx.catalog, ctx.params, ctx.seed)
+
+    def _row(self, artist: str | None):
+        return (self._table.get(row_key(self._catalog, artist)) if artist is not None else None) or ()
+
+    def _unplayed(self, artist: str, played: set[int]) -> int | None:
+        return next((t for t in self._catalog.tracks_by_artist[artist] if t not in played), None)
+
+    def _random_unplayed(self, listen: Listen, played: set[int]) -> int:
+        """The first unplayed catalog track from a random place (request-derived, like Random)."""
+        ids = self._catalog.track_ids
+        start = listen.pick(range(len(ids)), self._seed, self.slot)
+        return next((ids[(start + i) % len(ids)] for i in range(len(ids))
+                     if ids[(start + i) % len(ids)] not in played), ids[start])
+
+
+@register("taste")
+class Taste(ArtistWalk):
+    slot = "taste"
+    tables = {slot: Slot("tracks")}
+
+    class Params(ArtistWalkParams):
+        anchors: int = Field(0, ge=0, le=50, description="recent recommended tracks used as anchors")
+        rank_scale: float = Field(10.0, gt=0, description="an artist at rank r of a row weighs 1 / (1 + r / rank_scale)")
 
     def recommend(self, listen: Listen) -> int:
         p, artist_of = self._p, self._catalog.artist_of
@@ -67,7 +92,7 @@ class Taste:
             last_time[artist_of.get(track)] = time
         first = artist_of.get(history[0][0])
         if len(history) == 1 and first is not None:
-            replay = self._unplayed_track(first, played)
+            replay = self._unplayed(first, played)
             if replay is not None:
                 return replay
         fresh = next((a for a in self._ranked(history, first) if a not in last_time), None)
@@ -76,11 +101,11 @@ class Taste:
         for artist, time in sorted(last_time.items(), key=lambda item: -item[1]):
             if artist is None or (fresh is not None and time * p.repeat_factor < fresh_value):
                 break
-            replay = self._unplayed_track(artist, played)
+            replay = self._unplayed(artist, played)
             if replay is not None:
                 return replay
         if fresh is not None:
-            return self._unplayed_track(fresh, played)
+            return self._unplayed(fresh, played)
         return self._random_unplayed(listen, played)
 
     def _ranked(self, history, first: str | None) -> Iterable[str]:
@@ -101,19 +126,6 @@ class Taste:
                 neighbour = artist_of[track]
                 scores[neighbour] = scores.get(neighbour, 0.0) + weight / (1 + rank / p.rank_scale)
         return sorted((a for a in scores if scores[a] > 0), key=scores.get, reverse=True)
-
-    def _row(self, artist: str | None):
-        return (self._table.get(row_key(self._catalog, artist)) if artist is not None else None) or ()
-
-    def _unplayed_track(self, artist: str, played: set[int]) -> int | None:
-        return next((t for t in self._catalog.tracks_by_artist[artist] if t not in played), None)
-
-    def _random_unplayed(self, listen: Listen, played: set[int]) -> int:
-        """The first unplayed catalog track from a random place (request-derived, like Random)."""
-        ids = self._catalog.track_ids
-        start = listen.pick(range(len(ids)), self._seed, "taste")
-        return next((ids[(start + i) % len(ids)] for i in range(len(ids))
-                     if ids[(start + i) % len(ids)] not in played), ids[start])
 
 
 def _first_plays(history, artist_of) -> list[bool]:
