@@ -24,6 +24,7 @@ receives the artist graph and the per-track like counts (artist- and catalog-siz
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,8 +35,9 @@ from pyspark.sql import functions as F
 
 from jobs import common
 from jobs.config import JobsConfig
-from jobs.taste import (ArtistIndex, add_artist_table_arguments, artist_catalog, publish_artist_rows,
-                        recommended_listens, with_tail)
+from jobs.taste import ArtistIndex, expanded, offline_check, recommended_listens, with_tail
+from contract.catalog import load_catalog
+from contract.tables import TableError
 
 NAME = "scenes"
 NANO = 1_000_000_000
@@ -118,15 +120,28 @@ def table_rows(index: ArtistIndex, lists: list[np.ndarray], best: np.ndarray) ->
 
 def add_arguments(parser: argparse.ArgumentParser, cfg: JobsConfig) -> None:
     c = cfg.scenes
-    add_artist_table_arguments(parser, cfg, c.max_tail, cfg.tables.scenes)
+    common.add_table_job_arguments(parser, "table")
+    parser.add_argument("--catalog", required=True,
+                        help="the public catalog tracks.jsonl (track -> artist), a local file")
+    parser.add_argument("--max-tail", type=float, default=c.max_tail,
+                        help="a track counts as liked when less than this share of its user's "
+                             "recommended listens were as long")
     parser.add_argument("--dim", type=int, default=c.dim, help="eigenvectors of the artist graph kept")
     parser.add_argument("--top-k", type=int, default=c.top_k, help="similar artists per row")
     parser.add_argument("--min-similarity", type=float, default=c.min_similarity,
                         help="an artist is listed as similar only above this cosine")
+    parser.add_argument("--nn-table", default=None,
+                        help="the NN table (tracks_nn.json) to print next to this one in the offline check")
+    parser.add_argument("--table", default=cfg.tables.scenes, help="file name in --out")
+    common.add_split_arguments(parser, cfg)
 
 
 def run(spark: SparkSession, args: argparse.Namespace) -> dict:
-    catalog, index = artist_catalog(args.catalog)
+    try:
+        catalog = load_catalog(Path(args.catalog))
+    except TableError as e:
+        raise common.JobError(str(e)) from None
+    index = ArtistIndex(catalog)
     known = np.flatnonzero(index.of_track >= 0)
     artists = spark.createDataFrame(pd.DataFrame({"track": known, "artist": index.of_track[known]}))
     sessions = common.read_sessions(spark, args.sessions)
@@ -148,9 +163,14 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
             coords = spectral_coordinates(graph, args.dim, args.seed)
             lists = similar_artists(coords, args.top_k, args.min_similarity)
         rows = table_rows(index, lists, best_tracks(index, likes))
-        return publish_artist_rows(spark, NAME, args, rows, graph.nnz // 2, catalog, index, lists, heldout, train)
+        uri = common.join(args.out, args.table)
+        common.write_jsonl(spark, rows, uri)
+        common.log(NAME, f"{graph.nnz // 2} artist links, {len(rows)} of {n} artists with a row -> {uri}")
+        with common.stage(NAME, "offline check"):
+            results = offline_check(spark, args, heldout, train, expanded(catalog, index, lists, args.eval_k))
     finally:
         split.unpersist()
+    return {"offline": results, "rows": len(rows), "links": graph.nnz // 2}
 
 
 def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> int:

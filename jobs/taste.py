@@ -157,10 +157,10 @@ def read_track_table(spark: SparkSession, path: str) -> dict[int, list[int]]:
     return {int(r["track"]): list(r["recommendations"]) for r in spark.read.json(uri).collect()}
 
 
-def offline_check(spark: SparkSession, name: str, args: argparse.Namespace, heldout: DataFrame,
-                  train: DataFrame, lookup) -> dict[str, dict[str, float]]:
-    """jobs/offline.py's hit rate / NDCG of job `name`'s table, the NN table (--nn-table) and
-    top-pop on the same held-out queries (keyed by the session's first track)."""
+def offline_check(spark: SparkSession, args: argparse.Namespace, heldout: DataFrame, train: DataFrame,
+                  lookup) -> dict[str, dict[str, float]]:
+    """jobs/offline.py's hit rate / NDCG of this table, the NN table (--nn-table) and top-pop on
+    the same held-out queries (keyed by the session's first track)."""
     queries = offline.heldout_queries(heldout, args.good_time).select("context", "target").toPandas()
     keys, targets = queries["context"].tolist(), queries["target"].tolist()
     lookups = {args.table: lookup}
@@ -169,55 +169,32 @@ def offline_check(spark: SparkSession, name: str, args: argparse.Namespace, held
     top = top_tracks(train, args.eval_k)
     lookups["top-pop"] = lambda _: top
     results = {name: offline.hit_rate_ndcg(f, keys, targets, args.eval_k) for name, f in lookups.items()}
-    offline.report(name, args.eval_k, results)
+    offline.report(NAME, args.eval_k, results)
     return results
 
 
-def add_artist_table_arguments(parser: argparse.ArgumentParser, cfg: JobsConfig, max_tail: float,
-                               table: str) -> None:
-    """The flags of a job writing artist rows from liked listens (taste, scenes)."""
+def add_arguments(parser: argparse.ArgumentParser, cfg: JobsConfig) -> None:
+    c = cfg.taste
     common.add_table_job_arguments(parser, "table")
     parser.add_argument("--catalog", required=True,
                         help="the public catalog tracks.jsonl (track -> artist), a local file")
-    parser.add_argument("--max-tail", type=float, default=max_tail,
+    parser.add_argument("--max-tail", type=float, default=c.max_tail,
                         help="a track counts as liked when less than this share of its user's "
                              "recommended listens were as long")
+    parser.add_argument("--hops", type=int, default=c.hops, help="steps of the walk on the artist graph")
+    parser.add_argument("--top-k", type=int, default=c.top_k, help="neighbour artists per row")
     parser.add_argument("--nn-table", default=None,
                         help="the NN table (tracks_nn.json) to print next to this one in the offline check")
-    parser.add_argument("--table", default=table, help="file name in --out")
+    parser.add_argument("--table", default=cfg.tables.taste, help="file name in --out")
     common.add_split_arguments(parser, cfg)
 
 
-def artist_catalog(path: str) -> tuple[Catalog, ArtistIndex]:
-    """The public catalog and its artist numbers, or JobError."""
+def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     try:
-        catalog = load_catalog(Path(path))
+        catalog = load_catalog(Path(args.catalog))
     except TableError as e:
         raise common.JobError(str(e)) from None
-    return catalog, ArtistIndex(catalog)
-
-
-def publish_artist_rows(spark: SparkSession, name: str, args: argparse.Namespace, rows: list[dict],
-                        links: int, catalog: Catalog, index: ArtistIndex, lists: list[np.ndarray],
-                        heldout: DataFrame, train: DataFrame) -> dict:
-    """Write a job's artist rows to --out, check them offline as `expanded` asks them; the
-    job's summary."""
-    uri = common.join(args.out, args.table)
-    common.write_jsonl(spark, rows, uri)
-    common.log(name, f"{links} artist links, {len(rows)} of {len(index)} artists with a row -> {uri}")
-    with common.stage(name, "offline check"):
-        results = offline_check(spark, name, args, heldout, train, expanded(catalog, index, lists, args.eval_k))
-    return {"offline": results, "rows": len(rows), "links": links}
-
-
-def add_arguments(parser: argparse.ArgumentParser, cfg: JobsConfig) -> None:
-    add_artist_table_arguments(parser, cfg, cfg.taste.max_tail, cfg.tables.taste)
-    parser.add_argument("--hops", type=int, default=cfg.taste.hops, help="steps of the walk on the artist graph")
-    parser.add_argument("--top-k", type=int, default=cfg.taste.top_k, help="neighbour artists per row")
-
-
-def run(spark: SparkSession, args: argparse.Namespace) -> dict:
-    catalog, index = artist_catalog(args.catalog)
+    index = ArtistIndex(catalog)
     sessions = common.read_sessions(spark, args.sessions)
     split = sessions.withColumn("heldout", common.holdout_flag(args.seed, args.holdout_share)).persist()
     train, heldout = split.where(~F.col("heldout")), split.where(F.col("heldout"))
@@ -234,9 +211,14 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
         if not rows:
             raise common.JobError("no artist has a neighbour: the logs hold no co-listening under "
                                   "--max-tail; lower it or give more sessions")
-        return publish_artist_rows(spark, NAME, args, rows, graph.nnz // 2, catalog, index, lists, heldout, train)
+        uri = common.join(args.out, args.table)
+        common.write_jsonl(spark, rows, uri)
+        common.log(NAME, f"{graph.nnz // 2} artist links, {len(rows)} of {len(index)} artists with a row -> {uri}")
+        with common.stage(NAME, "offline check"):
+            results = offline_check(spark, args, heldout, train, expanded(catalog, index, lists, args.eval_k))
     finally:
         split.unpersist()
+    return {"offline": results, "rows": len(rows), "links": graph.nnz // 2}
 
 
 def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> int:
