@@ -11,12 +11,14 @@ The logs go to a stack's HDFS: the one exported in the environment (`./run.sh up
 default this tree), then the new way, one `spark-submit jobs/driver.py` running the four in one
 SparkSession; same logs, both on hdfs://. Prints each submit's seconds, both totals and the ratio.
 
-`scale`: for each size, the four jobs in one driver submit; prints each job's seconds (from the
-driver's --timings), the submit's wall time, and the growth of each against the first size
-(x10 for 10x the events: linear).
+`scale`: for each size, the four jobs and the learned tables' jobs (item2vec, implicit_als,
+taste, scenes) in one driver submit; prints each job's seconds (from the driver's --timings),
+the submit's wall time, and the growth of each against the first size (x10 for 10x the events:
+linear). The driver keeps conf/spark.yml's memory.
 
 Logs: dataclient/synthetic_logs.py (seeded; 10,000 users, 50,000 tracks, random tracks, one
-"last" in ten events), generated once into benchmarks/out/ and uploaded to the stack's HDFS.
+"last" in ten events), generated once into benchmarks/out/ and uploaded to the stack's HDFS;
+taste and scenes read a catalog of the same 50,000 tracks, ten per artist.
 Every submit runs under `spark-submit --master local[2]`, like the pipeline. The machine is
 shared: compare figures within one run.
 """
@@ -127,26 +129,43 @@ def submits(args) -> None:
     print(f"  tables byte-identical old vs new: {identical}")
 
 
+# The learned tables' jobs `scale` runs after the day's four ({catalog}: benchmark_catalog's file).
+LEARNED = [("item2vec", []), ("implicit_als", []), ("taste", ["--catalog", "{catalog}"]),
+           ("scenes", ["--catalog", "{catalog}"])]
+
+
+def benchmark_catalog(out: Path) -> Path:
+    """The public catalog of synthetic_logs' 50,000 tracks, ten tracks per artist (made once)."""
+    path = out / "catalog.jsonl"
+    if not path.exists():
+        path.write_bytes(b"".join(json.dumps({"track": t, "artist": f"artist{t // 10}"}).encode() + b"\n"
+                                  for t in range(50_000)))
+    return path
+
+
 def scale(args) -> None:
     home, _, _ = stack()
+    catalog = str(benchmark_catalog(args.out).resolve())
+    extra = [(job, ["--sessions", "{sessions}", "--out", "{tables}", "--seed", "42",
+                    *[a.replace("{catalog}", catalog) for a in flags]]) for job, flags in LEARNED]
     runs = {}
     for n in args.events:
         events, lines = events_on_hdfs(args.out, n, args.seed)
         timings = args.out / f"timings_{n}.json"
         print(f"\n{lines:,} events: one driver submit", flush=True)
         wall = run_day(events, f"{home}/bench_jobs/scale_{n}", ["--dim", "200"], REPO, driver=True,
-                       timings=timings)["driver"]
+                       timings=timings, extra=extra)["driver"]
         recorded = json.loads(timings.read_text())
         runs[lines] = {"wall": wall, "startup": recorded["startup"],
                        **{t["job"]: t["seconds"] for t in recorded["jobs"]}}
     print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    names = ["sessions", "toppop", "nn", "svd", "startup", "wall"]
+    names = ["sessions", "toppop", "nn", "svd", *(job for job, _ in LEARNED), "startup", "wall"]
     sizes = list(runs)
-    print(f"  {'':<10}" + "".join(f"{s:>14,}" for s in sizes) + "".join(
+    print(f"  {'':<13}" + "".join(f"{s:>14,}" for s in sizes) + "".join(
         f"{f'x{s / sizes[0]:.0f} events':>14}" for s in sizes[1:]))
     for name in names:
         label = {"startup": "Spark up", "wall": "submit"}.get(name, name)
-        print(f"  {label:<10}" + "".join(f"{runs[s][name]:>12.1f} s" for s in sizes) + "".join(
+        print(f"  {label:<13}" + "".join(f"{runs[s][name]:>12.1f} s" for s in sizes) + "".join(
             f"{f'x{runs[s][name] / runs[sizes[0]][name]:.1f}':>14}" for s in sizes[1:]))
 
 

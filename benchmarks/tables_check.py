@@ -67,9 +67,12 @@ def spark_env(code: Path) -> dict[str, str]:
 
 
 def run_day(events: str, out: str, nn_args: list[str], code: Path, driver: bool,
-            timings: Path | None = None) -> dict[str, float]:
-    """Wall seconds of each spark-submit (start-up included); `timings`: the driver's --timings."""
+            timings: Path | None = None, extra: list[tuple[str, list[str]]] = ()) -> dict[str, float]:
+    """Wall seconds of each spark-submit (start-up included); `timings`: the driver's --timings;
+    `extra`: more jobs after the day's four (their flags may name `{sessions}` and `{tables}`)."""
     jobs = day_jobs(events, out, nn_args)
+    jobs += [(job, [a.format(sessions=f"{out}/aggregates/sessions", tables=f"{out}/tables") for a in args])
+             for job, args in extra]
     # conf/spark.yml's driver memory cannot apply once spark-submit has started the JVM: give it here.
     memory = spark_config().conf.get("spark.driver.memory")
     submit = [str(BIN / "spark-submit"), "--master", "local[2]", *(["--driver-memory", memory] if memory else [])]

@@ -18,8 +18,9 @@ together (the catalog's scenes or genres) even where two artists were never list
   by the artist's first catalog track as Taste's table (service/recommenders/taste.py
   `row_key`), so either recommender reads it.
 
-Listens, tails and the link weights are computed and summed on the executors; the driver
-receives the artist graph and the per-track like counts (artist- and catalog-sized).
+Listens, tails and the link weights are computed and summed on the executors (jobs/taste.py's
+`liked_listens` and `artist_links`); the driver receives the artist graph and the per-track
+like counts (artist- and catalog-sized).
 """
 from __future__ import annotations
 
@@ -30,43 +31,17 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.linalg import eigsh
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from jobs import common
 from jobs.config import JobsConfig
-from jobs.taste import ArtistIndex, expanded, offline_check, recommended_listens, with_tail
+from jobs.taste import (ArtistIndex, artist_frame, artist_graph, artist_links, expanded, liked_listens,
+                        offline_check)
 from contract.catalog import load_catalog
 from contract.tables import TableError
 
 NAME = "scenes"
-NANO = 1_000_000_000
-
-
-def liked_listens(sessions: DataFrame, artists: DataFrame, max_tail: float) -> DataFrame:
-    """user, session, pos, track, artist, first_artist, weight: the liked recommended listens."""
-    listened = with_tail(recommended_listens(sessions)).where(F.col("tail") < max_tail)
-    first = artists.select(F.col("track").alias("first"), F.col("artist").alias("first_artist"))
-    return (listened.join(F.broadcast(artists), "track").join(F.broadcast(first), "first")
-            .select("user", "session", "pos", "track", "artist", "first_artist",
-                    F.log(F.lit(max_tail) / F.col("tail")).alias("weight")))
-
-
-def artist_links(liked: DataFrame) -> DataFrame:
-    """a, b, weight: summed evidence that artists a and b share a taste, both directions, a != b."""
-    with_first = liked.select(F.col("first_artist").alias("a"), F.col("artist").alias("b"), "weight")
-    left = liked.select("user", "session", F.col("pos").alias("p1"), F.col("artist").alias("a"),
-                        F.col("weight").alias("w1"))
-    right = liked.select("user", "session", F.col("pos").alias("p2"), F.col("artist").alias("b"),
-                         F.col("weight").alias("w2"))
-    pairs = (left.join(right, ["user", "session"]).where(F.col("p1") < F.col("p2"))
-             .select("a", "b", F.least("w1", "w2").alias("weight")))
-    links = with_first.unionByName(pairs).where(F.col("a") != F.col("b"))
-    both = links.unionByName(links.select(F.col("b").alias("a"), F.col("a").alias("b"), "weight"))
-    # Summed in fixed point (integer nano-units): a float sum's last bits depend on the order
-    # Spark adds the rows in, and the eigenvectors (and the table) would with them.
-    nano = F.round(F.col("weight") * NANO).cast("long")
-    return both.groupBy("a", "b").agg((F.sum(nano) / NANO).alias("weight"))
 
 
 def spectral_coordinates(graph: sp.csr_matrix, dim: int, seed: int) -> np.ndarray:
@@ -142,8 +117,7 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     except TableError as e:
         raise common.JobError(str(e)) from None
     index = ArtistIndex(catalog)
-    known = np.flatnonzero(index.of_track >= 0)
-    artists = spark.createDataFrame(pd.DataFrame({"track": known, "artist": index.of_track[known]}))
+    artists = artist_frame(spark, index)
     sessions = common.read_sessions(spark, args.sessions)
     split = sessions.withColumn("heldout", common.holdout_flag(args.seed, args.holdout_share)).persist()
     train, heldout = split.where(~F.col("heldout")), split.where(F.col("heldout"))
@@ -158,8 +132,7 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
                                   f"sessions (2+ tracks each) or raise --max-tail")
         with common.stage(NAME, "spectral coordinates and similar artists"):
             n = len(index)
-            graph = sp.csr_matrix((links["weight"].to_numpy(), (links["a"].to_numpy(), links["b"].to_numpy())),
-                                  shape=(n, n))
+            graph = artist_graph(links, n)
             coords = spectral_coordinates(graph, args.dim, args.seed)
             lists = similar_artists(coords, args.top_k, args.min_similarity)
         rows = table_rows(index, lists, best_tracks(index, likes))

@@ -1,10 +1,12 @@
 """svd: per-user recommendations -> user-keyed JSONL {"user", "tracks"} (recommendations_svd.json).
 
-The user x track matrix of mean listen time (unplayed cells 0) is aggregated in Spark, collected
-on the driver as a sparse matrix (one cell per played (user, track) pair) and factorised by a
-truncated SVD (scipy ARPACK, seeded start vector: the same table in every run). Each user gets the top-k tracks by
-reconstructed score among the tracks they have not played, strictly ordered. Held-out sessions
-give the offline hit rate / NDCG next to top-pop.
+The user x track matrix of mean listen time (unplayed cells 0) is aggregated on the executors,
+one cell per played (user, track) pair; only its cells in compact form (row, column, time) reach
+the driver, which factorises it by a truncated SVD (scipy ARPACK, seeded start vector: the same
+table in every run). Each user gets the top-k tracks by reconstructed score among the tracks they
+have not played, strictly ordered, ranked on the executors: the factors are broadcast and each
+block of users is ranked next to its own played cells. Held-out sessions give the offline hit
+rate / NDCG next to top-pop, counted on the executors.
 """
 from __future__ import annotations
 
@@ -29,6 +31,25 @@ def user_track_times(sessions: DataFrame) -> DataFrame:
     return listens(sessions).groupBy("user", "track").agg(F.avg("time").alias("time"))
 
 
+def sorted_ids(frame: DataFrame, column: str) -> np.ndarray:
+    """The distinct values of an id column, ascending (users or tracks: population-sized)."""
+    return frame.select(column).distinct().orderBy(column).toPandas()[column].to_numpy(np.int64)
+
+
+def indexed_cells(spark: SparkSession, cells: DataFrame, users: np.ndarray, tracks: np.ndarray) -> DataFrame:
+    """cells -> row, col, time: the matrix's row (index in `users`) and column (in `tracks`)."""
+    shared = spark.sparkContext.broadcast((users, tracks))
+
+    def index(batches):
+        user_ids, track_ids = shared.value
+        for batch in batches:
+            yield pd.DataFrame({"row": np.searchsorted(user_ids, batch["user"].to_numpy()).astype(np.int32),
+                                "col": np.searchsorted(track_ids, batch["track"].to_numpy()).astype(np.int32),
+                                "time": batch["time"].to_numpy()})
+
+    return cells.mapInPandas(index, "row int, col int, time double")
+
+
 def factorise(matrix: csr_matrix, rank: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Truncated SVD M ~ U S Vt -> (user vectors U S, track vectors V)."""
     rank = min(rank, min(matrix.shape) - 1)
@@ -39,22 +60,29 @@ def factorise(matrix: csr_matrix, rank: int, seed: int) -> tuple[np.ndarray, np.
     return u * s, vt.T
 
 
-def recommend(cells: pd.DataFrame, rank: int, k: int, seed: int, batch: int) -> dict[int, list[int]]:
-    """user -> top-k unplayed tracks by the SVD's reconstructed score."""
-    users, user_row = np.unique(cells["user"].to_numpy(), return_inverse=True)
-    tracks, track_col = np.unique(cells["track"].to_numpy(), return_inverse=True)
-    matrix = csr_matrix((cells["time"].to_numpy(), (user_row, track_col)), shape=(len(users), len(tracks)))
-    user_vectors, track_vectors = factorise(matrix, rank, seed)
-    played = matrix.copy()
-    played.data[:] = 1  # explicit zeros (time 0 listens) are played too
+def recommend(spark: SparkSession, cells: DataFrame, users: np.ndarray, tracks: np.ndarray,
+              user_vectors: np.ndarray, track_vectors: np.ndarray, k: int, batch: int) -> DataFrame:
+    """user, recs: each user's top-k unplayed tracks, ranked on the executors per block of `batch`
+    users (the blocks jobs/ranking.py would cut on the driver), with the block's played cells
+    (persisted: the caller unpersists)."""
+    shared = spark.sparkContext.broadcast((users, tracks, user_vectors.astype(np.float32),
+                                           track_vectors.astype(np.float32)))
 
-    def exclude_played(start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
-        block = played[start:end].tocoo()
-        return block.row, block.col
+    def rank(block: pd.DataFrame) -> pd.DataFrame:
+        user_ids, track_ids, queries, items = shared.value
+        start = int(block["block"].iloc[0]) * batch
+        end = min(start + batch, len(user_ids))
+        # explicit zeros (time 0 listens) are played too
+        rows, cols = block["row"].to_numpy() - start, block["col"].to_numpy()
+        best = ranking.top_k(queries[start:end], items, k, ordered=True, exclude=lambda *_: (rows, cols),
+                             batch=batch, threads=1, desc="svd top-k")
+        return pd.DataFrame({"user": user_ids[start:end], "recs": [track_ids[b] for b in best]})
 
-    best = ranking.top_k(user_vectors, track_vectors, k, ordered=True, exclude=exclude_played,
-                         batch=batch, desc="svd top-k")
-    return {int(u): tracks[b].tolist() for u, b in zip(users, best)}
+    blocks = cells.select((F.col("row") / F.lit(batch)).cast("int").alias("block"), "row", "col")
+    recs = blocks.groupBy("block").applyInPandas(rank, "user long, recs array<long>").persist()
+    recs.count()
+    shared.unpersist()
+    return recs
 
 
 def add_arguments(parser: argparse.ArgumentParser, cfg: JobsConfig) -> None:
@@ -77,21 +105,32 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
         if n_cells == 0:
             raise common.JobError(f"no listens in {args.sessions}: the sessions table is empty")
         common.log(NAME, f"{n_cells} (user, track) cells")
-        uri = common.join(args.out, args.table)
-        top_pop = top_tracks(train_sessions, args.eval_k)
+        users, tracks = sorted_ids(cells, "user"), sorted_ids(cells, "track")
+        matrix_cells = indexed_cells(spark, cells, users, tracks).persist()
         with common.stage(NAME, "collect the user x track matrix"):
-            collected = cells.toPandas()
-        with common.stage(NAME, f"SVD rank {args.rank} and top-{args.top_k} unplayed per user"):
-            recs = recommend(collected, args.rank, args.top_k, args.seed, args.batch)
-        common.write_jsonl(spark, ({"user": u, "tracks": t} for u, t in sorted(recs.items())), uri)
-        common.log(NAME, f"{len(recs)} users -> {uri}")
-        with common.stage(NAME, "offline check"):
-            results = offline.compare(NAME, args.table, recs.get, heldout_sessions, "user",
-                                      top_pop, args.good_time, args.eval_k)
-        cells.unpersist()
+            collected = matrix_cells.toPandas()
+            matrix = csr_matrix((collected["time"].to_numpy(), (collected["row"].to_numpy(), collected["col"].to_numpy())),
+                                shape=(len(users), len(tracks)))
+            del collected
+            cells.unpersist()
+        with common.stage(NAME, f"SVD rank {args.rank}"):
+            user_vectors, track_vectors = factorise(matrix, args.rank, args.seed)
+            del matrix
+        uri = common.join(args.out, args.table)
+        with common.stage(NAME, f"top-{args.top_k} unplayed per user (executors)"):
+            recs = recommend(spark, matrix_cells, users, tracks, user_vectors, track_vectors,
+                             args.top_k, args.batch)
+            rows = common.write_ranked(spark, recs, "user", "tracks", uri)
+        common.log(NAME, f"{rows} users -> {uri}")
+        with common.stage(NAME, "offline check (executors)"):
+            results = offline.compare_on_executors(NAME, args.table, recs, heldout_sessions, "user",
+                                                   top_tracks(train_sessions, args.eval_k),
+                                                   args.good_time, args.eval_k)
+        recs.unpersist()
+        matrix_cells.unpersist()
     finally:
         split.unpersist()
-    return {"offline": results, "users": len(recs), "cells": n_cells}
+    return {"offline": results, "users": rows, "cells": n_cells}
 
 
 def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> int:

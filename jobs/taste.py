@@ -14,6 +14,10 @@ walked --hops steps (sum of its powers): artists two steps apart share neighbour
 row lists its --top-k strongest neighbours (one track each: the neighbour's first catalog track),
 keyed by the artist's first catalog track (service/recommenders/taste.py `row_key`).
 Held-out sessions give the offline check next to the NN table's (jobs/offline.py).
+
+Listens, tails and the link weights are computed and summed on the executors (jobs/scenes.py
+builds its graph the same way); the driver receives the artist graph (artist-pair-sized), and
+the offline check's hits are counted on the executors.
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ from contract.catalog import Catalog, load_catalog
 from contract.tables import TableError
 
 NAME = "taste"
+NANO = 1_000_000_000
 
 
 def recommended_listens(sessions: DataFrame) -> DataFrame:
@@ -73,36 +78,45 @@ class ArtistIndex:
         return np.where(inside, self.of_track[np.where(inside, tracks, 0)], -1)
 
 
-def artist_graph(listened: pd.DataFrame, index: ArtistIndex, max_tail: float) -> sp.csr_matrix:
-    """Symmetric artist x artist evidence weights (module docstring); no self-links.
+def artist_frame(spark: SparkSession, index: ArtistIndex) -> DataFrame:
+    """track, artist (its number in `index`) for every catalog track (catalog-sized)."""
+    known = np.flatnonzero(index.of_track >= 0)
+    return spark.createDataFrame(pd.DataFrame({"track": known, "artist": index.of_track[known]}))
 
-    `listened`: user, session, pos, track, first, tail."""
-    n = len(index)
-    liked = listened[listened["tail"] < max_tail].sort_values(["user", "session", "pos"], kind="stable")
-    strength = np.log(max_tail / liked["tail"].to_numpy())
-    rows, cols, weights = [], [], []
-    # each liked track with the session's first track
-    rows.append(index.artists(liked["first"].to_numpy()))
-    cols.append(index.artists(liked["track"].to_numpy()))
-    weights.append(strength)
-    # each liked track with the session's earlier liked tracks (pairs within a session)
-    keys = liked[["user", "session"]].to_numpy()
-    artists, lifts = index.artists(liked["track"].to_numpy()), strength
-    start = 0
-    for end in range(1, len(liked) + 1):
-        if end == len(liked) or (keys[end] != keys[start]).any():
-            for i in range(start + 1, end):
-                rows.append(np.full(i - start, artists[i]))
-                cols.append(artists[start:i])
-                weights.append(np.minimum(lifts[start:i], lifts[i]))
-            start = end
-    r, c, w = np.concatenate(rows), np.concatenate(cols), np.concatenate(weights).astype(np.float64)
-    keep = (r >= 0) & (c >= 0) & (r != c) & (w > 0)
-    r, c, w = r[keep], c[keep], w[keep]
-    graph = sp.coo_matrix((np.concatenate([w, w]), (np.concatenate([r, c]), np.concatenate([c, r]))),
-                          shape=(n, n)).tocsr()
-    graph.sum_duplicates()
-    return graph
+
+def liked_listens(sessions: DataFrame, artists: DataFrame, max_tail: float) -> DataFrame:
+    """user, session, pos, track, artist, first_artist, weight: the liked recommended listens of
+    catalog tracks in sessions that start with one, weight log(max_tail / tail)."""
+    listened = with_tail(recommended_listens(sessions)).where(F.col("tail") < max_tail)
+    first = artists.select(F.col("track").alias("first"), F.col("artist").alias("first_artist"))
+    return (listened.join(F.broadcast(artists), "track").join(F.broadcast(first), "first")
+            .select("user", "session", "pos", "track", "artist", "first_artist",
+                    F.log(F.lit(max_tail) / F.col("tail")).alias("weight")))
+
+
+def artist_links(liked: DataFrame) -> DataFrame:
+    """a, b, weight: summed evidence that artists a and b share a taste, both directions, a != b:
+    each liked track with the session's first track, and with each earlier liked track of its
+    session (the lesser weight of the two). Summed on the executors."""
+    with_first = liked.select(F.col("first_artist").alias("a"), F.col("artist").alias("b"), "weight")
+    left = liked.select("user", "session", F.col("pos").alias("p1"), F.col("artist").alias("a"),
+                        F.col("weight").alias("w1"))
+    right = liked.select("user", "session", F.col("pos").alias("p2"), F.col("artist").alias("b"),
+                         F.col("weight").alias("w2"))
+    pairs = (left.join(right, ["user", "session"]).where(F.col("p1") < F.col("p2"))
+             .select("a", "b", F.least("w1", "w2").alias("weight")))
+    links = with_first.unionByName(pairs).where(F.col("a") != F.col("b"))
+    both = links.unionByName(links.select(F.col("b").alias("a"), F.col("a").alias("b"), "weight"))
+    # Summed in fixed point (integer nano-units): a float sum's last bits depend on the order
+    # Spark adds the rows in, and the tables would with them.
+    nano = F.round(F.col("weight") * NANO).cast("long")
+    return both.groupBy("a", "b").agg((F.sum(nano) / NANO).alias("weight"))
+
+
+def artist_graph(links: pd.DataFrame, artists: int) -> sp.csr_matrix:
+    """artist_links' rows (collected: artist-pair-sized) as a symmetric artists x artists matrix."""
+    return sp.csr_matrix((links["weight"].to_numpy(), (links["a"].to_numpy(), links["b"].to_numpy())),
+                         shape=(artists, artists))
 
 
 def neighbours(graph: sp.csr_matrix, hops: int, top_k: int) -> list[np.ndarray]:
@@ -160,15 +174,26 @@ def read_track_table(spark: SparkSession, path: str) -> dict[int, list[int]]:
 def offline_check(spark: SparkSession, args: argparse.Namespace, heldout: DataFrame, train: DataFrame,
                   lookup) -> dict[str, dict[str, float]]:
     """jobs/offline.py's hit rate / NDCG of this table, the NN table (--nn-table) and top-pop on
-    the same held-out queries (keyed by the session's first track)."""
-    queries = offline.heldout_queries(heldout, args.good_time).select("context", "target").toPandas()
-    keys, targets = queries["context"].tolist(), queries["target"].tolist()
+    the same held-out queries (keyed by the session's first track), counted on the executors: the
+    lookups (catalog-sized) go with the task, and each partition of the queries sends back counts."""
     lookups = {args.table: lookup}
     if args.nn_table:
         lookups["nn"] = read_track_table(spark, args.nn_table).get
     top = top_tracks(train, args.eval_k)
     lookups["top-pop"] = lambda _: top
-    results = {name: offline.hit_rate_ndcg(f, keys, targets, args.eval_k) for name, f in lookups.items()}
+    columns = [f"c{i}" for i in range(4 * len(lookups))]   # [queries, covered, hits, gains] per lookup
+
+    def count(batches):
+        for batch in batches:
+            keys, targets = batch["context"].tolist(), batch["target"].tolist()
+            yield pd.DataFrame([np.concatenate([offline.hit_counts(f, keys, targets, args.eval_k)
+                                                for f in lookups.values()])], columns=columns)
+
+    queries = offline.heldout_queries(heldout, args.good_time).select("context", "target")
+    totals = (queries.mapInPandas(count, ", ".join(f"{c} double" for c in columns))
+              .agg(*[F.sum(c).alias(c) for c in columns]).first())
+    totals = [0.0 if totals[c] is None else totals[c] for c in columns]
+    results = {name: offline.rates(totals[4 * i:4 * i + 4]) for i, name in enumerate(lookups)}
     offline.report(NAME, args.eval_k, results)
     return results
 
@@ -199,13 +224,15 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     split = sessions.withColumn("heldout", common.holdout_flag(args.seed, args.holdout_share)).persist()
     train, heldout = split.where(~F.col("heldout")), split.where(F.col("heldout"))
     try:
-        with common.stage(NAME, "listens and their tail shares"):
-            listened = (with_tail(recommended_listens(train))
-                        .select("user", "session", "pos", "track", "first", "tail").toPandas())
-        if listened.empty:
-            raise common.JobError(f"no recommended listens in {args.sessions}: sessions need 2+ tracks")
+        with common.stage(NAME, "liked listens and artist links (executors)"):
+            liked = liked_listens(train, artist_frame(spark, index), args.max_tail).persist()
+            links = artist_links(liked).toPandas()   # reads `liked` three times: persisted
+            liked.unpersist()
+        if links.empty:
+            raise common.JobError(f"no two artists liked together in {args.sessions}: give more "
+                                  f"sessions (2+ tracks each) or raise --max-tail")
         with common.stage(NAME, "artist graph and neighbours"):
-            graph = artist_graph(listened, index, args.max_tail)
+            graph = artist_graph(links, len(index))
             lists = neighbours(graph, args.hops, args.top_k)
         rows = table_rows(index, lists)
         if not rows:

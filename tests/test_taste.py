@@ -21,19 +21,21 @@ SEED = 5
 
 # --- the job -------------------------------------------------------------------------------------
 
-def test_artist_graph_links_liked_tracks_to_the_first_and_to_each_other(tmp_path):
-    catalog = write_catalog(tmp_path / "tracks.jsonl", {t: f"a{t // 2}" for t in range(12)})
-    index = job.ArtistIndex(catalog)
-    listened = pd.DataFrame(
-        # one session: first track 0 (artist 0); tracks 2 and 4 liked (tail 0.02, 0.05), 6 not
-        [(1, 0, 1, 2, 0, 0.02), (1, 0, 2, 6, 0, 0.5), (1, 0, 3, 4, 0, 0.05)],
-        columns=["user", "session", "pos", "track", "first", "tail"])
-    graph = job.artist_graph(listened, index, max_tail=0.1).toarray()
-    assert graph[0, 1] == pytest.approx(np.log(0.1 / 0.02)) == graph[1, 0]
-    assert graph[0, 2] == pytest.approx(np.log(0.1 / 0.05))
+@pytest.mark.slow
+def test_artist_graph_links_liked_tracks_to_the_first_and_to_each_other(spark):
+    # one session: first track's artist 0; liked tracks of artists 1 and 2 (tails 0.02, 0.05),
+    # then a liked track of artist 0 again (no self-link); artist 3 liked in another session
+    weight = {tail: float(np.log(0.1 / tail)) for tail in (0.02, 0.05, 0.08)}
+    liked = spark.createDataFrame(
+        [(1, 0, 1, 2, 1, 0, weight[0.02]), (1, 0, 3, 4, 2, 0, weight[0.05]), (1, 0, 4, 0, 0, 0, weight[0.08]),
+         (1, 1, 1, 6, 3, 3, weight[0.02])],
+        "user long, session long, pos long, track long, artist long, first_artist long, weight double")
+    graph = job.artist_graph(job.artist_links(liked).toPandas(), 5).toarray()
+    assert graph[0, 1] == pytest.approx(np.log(0.1 / 0.02) + np.log(0.1 / 0.08)) == graph[1, 0]
+    assert graph[0, 2] == pytest.approx(np.log(0.1 / 0.05) + np.log(0.1 / 0.08))
     assert graph[1, 2] == pytest.approx(np.log(0.1 / 0.05))   # the weaker of the pair
-    assert graph[:, 3].sum() == 0 and np.trace(graph) == 0     # artist 3 (track 6) was not liked
-    lists = job.neighbours(job.artist_graph(listened, index, 0.1), hops=1, top_k=5)
+    assert graph[:, 3].sum() == 0 and np.trace(graph) == 0     # artist 3 was liked only with itself
+    lists = job.neighbours(job.artist_graph(job.artist_links(liked).toPandas(), 5), hops=1, top_k=5)
     assert list(lists[0]) == [1, 2] and list(lists[3]) == []
 
 
