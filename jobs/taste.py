@@ -175,25 +175,15 @@ def offline_check(spark: SparkSession, args: argparse.Namespace, heldout: DataFr
                   lookup) -> dict[str, dict[str, float]]:
     """jobs/offline.py's hit rate / NDCG of this table, the NN table (--nn-table) and top-pop on
     the same held-out queries (keyed by the session's first track), counted on the executors: the
-    lookups (catalog-sized) go with the task, and each partition of the queries sends back counts."""
+    lookups (catalog-sized) go with the task."""
     lookups = {args.table: lookup}
     if args.nn_table:
         lookups["nn"] = read_track_table(spark, args.nn_table).get
     top = top_tracks(train, args.eval_k)
     lookups["top-pop"] = lambda _: top
-    columns = [f"c{i}" for i in range(4 * len(lookups))]   # [queries, covered, hits, gains] per lookup
-
-    def count(batches):
-        for batch in batches:
-            keys, targets = batch["context"].tolist(), batch["target"].tolist()
-            yield pd.DataFrame([np.concatenate([offline.hit_counts(f, keys, targets, args.eval_k)
-                                                for f in lookups.values()])], columns=columns)
-
-    queries = offline.heldout_queries(heldout, args.good_time).select("context", "target")
-    totals = (queries.mapInPandas(count, ", ".join(f"{c} double" for c in columns))
-              .agg(*[F.sum(c).alias(c) for c in columns]).first())
-    totals = [0.0 if totals[c] is None else totals[c] for c in columns]
-    results = {name: offline.rates(totals[4 * i:4 * i + 4]) for i, name in enumerate(lookups)}
+    queries = offline.heldout_queries(heldout, args.good_time)
+    results = offline.rates_on_executors(
+        queries, {name: offline.Checked("context", lookup=f) for name, f in lookups.items()}, args.eval_k)
     offline.report(NAME, args.eval_k, results)
     return results
 
