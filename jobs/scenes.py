@@ -25,21 +25,16 @@ like counts (artist- and catalog-sized).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.linalg import eigsh
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from jobs import common
 from jobs.config import JobsConfig
-from jobs.taste import (ArtistIndex, artist_frame, artist_graph, artist_links, expanded, liked_listens,
-                        offline_check)
-from contract.catalog import load_catalog
-from contract.tables import TableError
+from jobs.taste import ArtistIndex, run_artist_job
 
 NAME = "scenes"
 
@@ -112,38 +107,11 @@ def add_arguments(parser: argparse.ArgumentParser, cfg: JobsConfig) -> None:
 
 
 def run(spark: SparkSession, args: argparse.Namespace) -> dict:
-    try:
-        catalog = load_catalog(Path(args.catalog))
-    except TableError as e:
-        raise common.JobError(str(e)) from None
-    index = ArtistIndex(catalog)
-    artists = artist_frame(spark, index)
-    sessions = common.read_sessions(spark, args.sessions)
-    split = sessions.withColumn("heldout", common.holdout_flag(args.seed, args.holdout_share)).persist()
-    train, heldout = split.where(~F.col("heldout")), split.where(F.col("heldout"))
-    try:
-        with common.stage(NAME, "liked listens and artist links (executors)"):
-            liked = liked_listens(train, artists, args.max_tail).persist()
-            links = artist_links(liked).toPandas()
-            likes = liked.groupBy("track").agg(F.count(F.lit(1)).alias("likes")).toPandas()
-            liked.unpersist()
-        if links.empty:
-            raise common.JobError(f"no two artists liked together in {args.sessions}: give more "
-                                  f"sessions (2+ tracks each) or raise --max-tail")
-        with common.stage(NAME, "spectral coordinates and similar artists"):
-            n = len(index)
-            graph = artist_graph(links, n)
-            coords = spectral_coordinates(graph, args.dim, args.seed)
-            lists = similar_artists(coords, args.top_k, args.min_similarity)
-        rows = table_rows(index, lists, best_tracks(index, likes))
-        uri = common.join(args.out, args.table)
-        common.write_jsonl(spark, rows, uri)
-        common.log(NAME, f"{graph.nnz // 2} artist links, {len(rows)} of {n} artists with a row -> {uri}")
-        with common.stage(NAME, "offline check"):
-            results = offline_check(spark, args, heldout, train, expanded(catalog, index, lists, args.eval_k))
-    finally:
-        split.unpersist()
-    return {"offline": results, "rows": len(rows), "links": graph.nnz // 2}
+    def build(graph: sp.csr_matrix, index: ArtistIndex, likes: pd.DataFrame):
+        coords = spectral_coordinates(graph, args.dim, args.seed)
+        lists = similar_artists(coords, args.top_k, args.min_similarity)
+        return lists, table_rows(index, lists, best_tracks(index, likes))
+    return run_artist_job(spark, args, NAME, "spectral coordinates and similar artists", build)
 
 
 def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> int:

@@ -171,9 +171,9 @@ def read_track_table(spark: SparkSession, path: str) -> dict[int, list[int]]:
     return {int(r["track"]): list(r["recommendations"]) for r in spark.read.json(uri).collect()}
 
 
-def offline_check(spark: SparkSession, args: argparse.Namespace, heldout: DataFrame, train: DataFrame,
-                  lookup) -> dict[str, dict[str, float]]:
-    """jobs/offline.py's hit rate / NDCG of this table, the NN table (--nn-table) and top-pop on
+def offline_check(spark: SparkSession, name: str, args: argparse.Namespace, heldout: DataFrame,
+                  train: DataFrame, lookup) -> dict[str, dict[str, float]]:
+    """jobs/offline.py's hit rate / NDCG of job `name`'s table, the NN table (--nn-table) and top-pop on
     the same held-out queries (keyed by the session's first track), counted on the executors: the
     lookups (catalog-sized) go with the task."""
     lookups = {args.table: lookup}
@@ -184,7 +184,7 @@ def offline_check(spark: SparkSession, args: argparse.Namespace, heldout: DataFr
     queries = offline.heldout_queries(heldout, args.good_time)
     results = offline.rates_on_executors(
         queries, {name: offline.Checked("context", lookup=f) for name, f in lookups.items()}, args.eval_k)
-    offline.report(NAME, args.eval_k, results)
+    offline.report(name, args.eval_k, results)
     return results
 
 
@@ -204,7 +204,10 @@ def add_arguments(parser: argparse.ArgumentParser, cfg: JobsConfig) -> None:
     common.add_split_arguments(parser, cfg)
 
 
-def run(spark: SparkSession, args: argparse.Namespace) -> dict:
+def run_artist_job(spark: SparkSession, args: argparse.Namespace, name: str, model: str, build) -> dict:
+    """What Taste and Scenes share: the artist graph of the training sessions' liked listens, the
+    model's artist lists and rows (`build(graph, index, likes)` -> (lists, rows), `likes` the liked
+    listens per track), the table written and checked offline on the held-out sessions."""
     try:
         catalog = load_catalog(Path(args.catalog))
     except TableError as e:
@@ -214,28 +217,36 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     split = sessions.withColumn("heldout", common.holdout_flag(args.seed, args.holdout_share)).persist()
     train, heldout = split.where(~F.col("heldout")), split.where(F.col("heldout"))
     try:
-        with common.stage(NAME, "liked listens and artist links (executors)"):
+        with common.stage(name, "liked listens and artist links (executors)"):
             liked = liked_listens(train, artist_frame(spark, index), args.max_tail).persist()
             links = artist_links(liked).toPandas()   # reads `liked` three times: persisted
+            likes = liked.groupBy("track").agg(F.count(F.lit(1)).alias("likes")).toPandas()
             liked.unpersist()
         if links.empty:
             raise common.JobError(f"no two artists liked together in {args.sessions}: give more "
                                   f"sessions (2+ tracks each) or raise --max-tail")
-        with common.stage(NAME, "artist graph and neighbours"):
+        with common.stage(name, model):
             graph = artist_graph(links, len(index))
-            lists = neighbours(graph, args.hops, args.top_k)
-        rows = table_rows(index, lists)
+            lists, rows = build(graph, index, likes)
         if not rows:
             raise common.JobError("no artist has a neighbour: the logs hold no co-listening under "
                                   "--max-tail; lower it or give more sessions")
         uri = common.join(args.out, args.table)
         common.write_jsonl(spark, rows, uri)
-        common.log(NAME, f"{graph.nnz // 2} artist links, {len(rows)} of {len(index)} artists with a row -> {uri}")
-        with common.stage(NAME, "offline check"):
-            results = offline_check(spark, args, heldout, train, expanded(catalog, index, lists, args.eval_k))
+        common.log(name, f"{graph.nnz // 2} artist links, {len(rows)} of {len(index)} artists with a row -> {uri}")
+        with common.stage(name, "offline check"):
+            results = offline_check(spark, name, args, heldout, train,
+                                    expanded(catalog, index, lists, args.eval_k))
     finally:
         split.unpersist()
     return {"offline": results, "rows": len(rows), "links": graph.nnz // 2}
+
+
+def run(spark: SparkSession, args: argparse.Namespace) -> dict:
+    def build(graph: sp.csr_matrix, index: ArtistIndex, likes: pd.DataFrame):
+        lists = neighbours(graph, args.hops, args.top_k)
+        return lists, table_rows(index, lists)
+    return run_artist_job(spark, args, NAME, "artist graph and neighbours", build)
 
 
 def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> int:
