@@ -22,14 +22,15 @@ SESSION_TIME_VIEW = ("log view: a session's first request carries the user's own
                      "with time 1.0, so session time = 1 + the simulator's session_time")
 
 
-def _clean(value):
-    """JSON has no NaN: undefined statistics (e.g. a zero control mean) become null."""
+def json_safe(value):
+    """JSON has no NaN: undefined statistics (e.g. a zero control mean, one draw's MC error)
+    become null, in nested dicts and lists too."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -66,7 +67,7 @@ def write_outputs(out: Path, results: dict, rows: list[ResultRow]) -> None:
         latency.pop("histograms").to_csv(out / LATENCY_HISTOGRAMS, index=False)
         results = {**results, "latency_guardrail": latency}
     dicts, columns = row_dicts(results, rows)
-    document = _clean({**results, "results": dicts})
+    document = json_safe({**results, "results": dicts})
     (out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
     pd.DataFrame(dicts, columns=columns).to_csv(out / "results.csv", index=False)
     today = datetime.now(timezone.utc).strftime("%Y-%m-%d")

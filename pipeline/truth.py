@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from analysis.config import load_config as load_analysis_config
+from analysis.report import json_safe
 from analysis.truth import true_values
 from pipeline.outcomes import ab_day, potential_outcomes
 from settings import ConfigError
@@ -47,19 +48,8 @@ def compute(run: Path, day: str | None = None, draws: int = DEFAULT_DRAWS,
 def write(run: Path, document: dict) -> Path:
     path = run / "report" / "truth.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_clean(document), indent=2) + "\n")
+    path.write_text(json.dumps(json_safe(document), indent=2) + "\n")
     return path
-
-
-def _clean(value):
-    """JSON has no NaN: an undefined MC error (one draw) becomes null."""
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:
