@@ -72,6 +72,17 @@ def run_job(folder: Path | str, out: Path, *extra: str, experiment: str = "EXP")
                          "--out", str(out), *extra])
 
 
+def assert_monitoring_ends_at_the_estimate(results: dict, rows: dict, out: Path) -> None:
+    """T1's sequential looks: ten of them, the last at the full data's estimate with a wider
+    (always-valid) interval, and their section in the report."""
+    monitoring = results["sequential"]["treatments"]["T1"]
+    assert [look["look"] for look in monitoring["looks"]] == list(range(1, 11))
+    last = monitoring["looks"][-1]
+    assert last["effect"] == pytest.approx(rows["mean_session_time", "bootstrap"]["effect"],
+                                           rel=1e-9)
+    assert last["lower"] < rows["mean_session_time", "bootstrap"]["lower"]
+    assert "Sequential monitoring of mean_session_time" in (out / "ab_report.md").read_text()
+
 def test_per_user_table_matches_pandas(spark, events, event_dir):
     table = per_user(read_events(spark, str(event_dir)), "EXP")
     summary = summarize(table)
@@ -199,13 +210,7 @@ def test_job_writes_report_and_detects_effect(event_dir, tmp_path, capsys):
     assert wide["margin_ms"] == 20 and wide["treatments"]["T1"]["verdict"] == "ok"
     assert rows["sessions", "bootstrap"]["verdict"] == "no difference"
     assert results["decision"]["treatments"]["T1"]["verdict"] == "better"
-    monitoring = results["sequential"]["treatments"]["T1"]
-    assert [look["look"] for look in monitoring["looks"]] == list(range(1, 11))
-    last = monitoring["looks"][-1]
-    assert last["effect"] == pytest.approx(rows["mean_session_time", "bootstrap"]["effect"],
-                                           rel=1e-9)
-    assert last["lower"] < rows["mean_session_time", "bootstrap"]["lower"]  # wider: always valid
-    assert "Sequential monitoring of mean_session_time" in (out / "ab_report.md").read_text()
+    assert_monitoring_ends_at_the_estimate(results, rows, out)
     assert 0 < results["decision"]["treatments"]["T1"]["mde"] < 0.1
     csv = pd.read_csv(out / "results.csv")
     assert list(csv.columns) == COLUMNS and len(csv) == len(rows)
@@ -373,14 +378,7 @@ def test_logs_of_any_span(spark, tmp_path):
         assert rows[metric, "bootstrap"]["control"] == pytest.approx(by_arm[0], rel=1e-12)
         assert rows[metric, "bootstrap"]["treatment_value"] == pytest.approx(by_arm[1], rel=1e-12)
     assert results["decision"]["treatments"]["T1"]["verdict"] == "better"
-    monitoring = results["sequential"]["treatments"]["T1"]
-    assert [look["look"] for look in monitoring["looks"]] == list(range(1, 11))
-    last = monitoring["looks"][-1]
-    assert last["effect"] == pytest.approx(rows["mean_session_time", "bootstrap"]["effect"],
-                                           rel=1e-9)
-    assert last["lower"] < rows["mean_session_time", "bootstrap"]["lower"]  # wider: always valid
-    assert "Sequential monitoring of mean_session_time" in (tmp_path / "out" /
-                                                            "ab_report.md").read_text()
+    assert_monitoring_ends_at_the_estimate(results, rows, tmp_path / "out")
 
 
 def test_ab_n_job_on_hdfs(spark, hdfs_client, hdfs_fs, hdfs_user, tmp_path):
