@@ -288,6 +288,25 @@ def test_jobs_are_deterministic(spark, synthetic_run, tmp_path):
     assert (tmp_path / "tracks_with_recs.json").read_bytes() == (root / "tables" / "tracks_with_recs.json").read_bytes()
 
 
+@pytest.mark.parametrize("run, flags, table", [
+    ("nn", ["--dim", "32", "--iterations", "5"], "tracks_nn.json"),
+    ("course", ["--dim", "16", "--iterations", "5", "--unordered"], "tracks_with_recs.json")])
+def test_nn_on_the_executors_writes_the_drivers_table(spark, synthetic_run, tmp_path, run, flags, table):
+    """Above --driver-max-ratings nn runs on the executors (3 partitions: some rows of a side in
+    each); the synthetic run's tables came from the driver path."""
+    root, on_driver = synthetic_run["root"], synthetic_run[run]
+    assert not on_driver["on_executors"]
+    day = ["--sessions", str(root / "work" / "sessions"), "--out", str(tmp_path)]
+    on_executors = nn.run(spark, args_for(nn, day + flags + ["--driver-max-ratings", "0", "--partitions", "3"]))
+    assert on_executors["on_executors"]
+    assert (tmp_path / table).read_bytes() == (root / "tables" / table).read_bytes()
+    assert on_executors["offline"].keys() == on_driver["offline"].keys()
+    for name, figures in on_driver["offline"].items():
+        assert on_executors["offline"][name] == pytest.approx(figures, rel=1e-12)
+    for key, value in on_driver["mse"].items():
+        assert on_executors["mse"][key] == pytest.approx(value, rel=1e-9)
+
+
 def test_offline_check_on_executors_counts_like_the_driver(spark, synthetic_run):
     """compare_on_executors (nn's) on a table gives compare's (svd's) figures for the same table."""
     sessions_path = str(synthetic_run["root"] / "work" / "sessions")
