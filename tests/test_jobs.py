@@ -380,10 +380,14 @@ def test_driver_names_the_failing_job_and_stops(tmp_path):
     assert not (tmp_path / "tables").exists()
 
 
-def test_the_suites_drivers_run_with_the_test_java_options(spark):
-    """conf/spark.yml's test_driver_java_options reach a driver pyspark launches (tests/conftest.py)."""
+def test_the_drivers_botify_starts_run_with_its_java_options(spark):
+    """conf/spark.yml's driver_java_options reach a driver pyspark launches (tests/conftest.py)
+    and a run's job server (spark-submit's --driver-java-options)."""
+    options = spark_config().driver_java_options
     arguments = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()
-    assert set(spark_config().test_driver_java_options) <= set(arguments)
+    assert options and set(options) <= set(arguments)
+    argv = serve_command("local[1]", "/tmp/jobs.sock")
+    assert argv[argv.index("--driver-java-options") + 1] == " ".join(options)
 
 
 def test_job_server_runs_batch_after_batch_in_one_spark_application(tmp_path):
