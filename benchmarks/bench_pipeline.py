@@ -11,8 +11,9 @@ With --write-docs, the rounds' figures replace this benchmark's section of docs/
 
 Each round runs both, one after the other (the order alternates between rounds), each as
 `python -m pipeline --seed S --scale X` in its tree with this interpreter (its runs go to the
-tree's own runs/). Prints each run's wall seconds and its steps' seconds (from the manifest) and
-the round's ratio.
+tree's own runs/). Prints each run's wall seconds, the CPU seconds of its processes (what the
+machine's other load does not change much) and its steps' seconds (from the manifest), and the
+round's ratio.
 
 Against an anchor, each round also says whether the two runs' tables are byte-identical and
 their A/B results equal (every report row of a metric both report, by its bootstrap estimate;
@@ -29,6 +30,7 @@ import csv
 import hashlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -42,21 +44,27 @@ COMPARED = ("control", "treatment_value", "effect", "lower", "upper")  # this tr
 ANCHOR_NAMES = {"control": "control_mean", "treatment_value": "treatment_mean"}   # older results.csv
 
 
-def run_pipeline(tree: Path, seed: int, scale: str, log: Path) -> tuple[float, Path]:
-    """Wall seconds of one run of the tree's pipeline, and its run folder."""
+def children_cpu() -> float:
+    """User + system seconds of this process's finished children (and theirs, once reaped)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_pipeline(tree: Path, seed: int, scale: str, log: Path) -> tuple[float, float, Path]:
+    """Wall and CPU seconds of one run of the tree's pipeline, and its run folder."""
     runs = tree / "runs"
     before = set(runs.glob("*/manifest.json"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOTIFY_")}
     env["PYTHONPATH"] = str(tree)
-    started = time.monotonic()
+    started, cpu = time.monotonic(), children_cpu()
     with open(log, "w") as out:
         code = subprocess.run([sys.executable, "-m", "pipeline", "--seed", str(seed), "--scale", scale],
                               cwd=tree, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
-    wall = time.monotonic() - started
+    wall, cpu = time.monotonic() - started, children_cpu() - cpu
     if code != 0:
         sys.exit(f"error: the pipeline of {tree} failed (exit {code}); its output: {log}")
     (manifest,) = set(runs.glob("*/manifest.json")) - before
-    return wall, manifest.parent
+    return wall, cpu, manifest.parent
 
 
 def steps(run: Path) -> str:
@@ -151,8 +159,8 @@ def compare_scales(small: str, large: str, seed: int, rounds: int, logs: Path) -
 def timed_run(number: int, name: str, tree: Path, seed: int, scale: str, logs: Path) -> tuple[float, Path]:
     print(f"round {number + 1}: {name} ({tree}, --scale {scale}), load average "
           f"{os.getloadavg()[0]:.1f} ...", flush=True)
-    wall, run = run_pipeline(tree, seed, scale, logs / f"round{number + 1}-{name}.log")
-    print(f"  {wall:.1f} s wall ({steps(run)}); run {run}", flush=True)
+    wall, cpu, run = run_pipeline(tree, seed, scale, logs / f"round{number + 1}-{name}.log")
+    print(f"  {wall:.1f} s wall, {cpu:.0f} s CPU ({steps(run)}); run {run}", flush=True)
     return wall, run
 
 

@@ -28,6 +28,7 @@ class NN(Strict):
     reg: float
     solver: Literal["numpy", "spark"]
     blocks: int
+    driver_max_ratings: int = Field(ge=0)
     partitions: int
     top_k: int
     batch: int

@@ -4,10 +4,12 @@ Training pairs: a session's first track (the context) and each later track of th
 its listen time; a track already played earlier in the session is left out (its time is 0 by
 the repeat rule, not by taste). Duplicate (context, track) pairs are averaged into one rating.
 Model: time ~ mean + context_embedding . track_embedding, squared loss, L2 regularisation,
-fitted by alternating least squares: by default numpy's dual-form solver (jobs/als.py) with each
-side's rows solved on the executors, with `--solver spark` Spark ML's explicit-feedback ALS on
-the same objective. Only catalog-sized factor matrices pass the driver. Held-out sessions give the MSE against the mean
-baseline and the offline hit rate / NDCG next to top-pop. Output: per context track the top-k
+fitted by alternating least squares: by default numpy's dual-form solver (jobs/als.py), with
+`--solver spark` Spark ML's explicit-feedback ALS on the same objective. Held-out sessions give
+the MSE against the mean baseline and the offline hit rate / NDCG next to top-pop. Up to
+`--driver-max-ratings` distinct ratings the numpy path runs on the driver (the ratings
+collected); above, on the executors, where only catalog-sized factor matrices pass the driver.
+Both write the same table: each row's vectors and ranking are computed the same way. Output: per context track the top-k
 tracks by score without the context itself, strictly ordered; `--unordered` keeps
 argpartition's order (with --dim 100, the course-style table for the Contextual control).
 """
@@ -69,21 +71,64 @@ def index_of(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.where(ids[pos] == values, pos, -1)
 
 
+def centred(ratings: DataFrame) -> tuple[float, DataFrame]:
+    """The ratings' mean and the ratings minus it (context, track, rating): regularisation then
+    pulls unknown parts to the mean time, not to 0."""
+    mean = ratings.agg(F.avg("rating")).first()[0]
+    return mean, ratings.select("context", "track", (F.col("rating") - mean).alias("rating"))
+
+
+def alternate(solve, context_ids: np.ndarray, track_ids: np.ndarray, dim: int, iterations: int,
+              seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """ALS sweeps: `solve(row, other, other_ids, other_vectors)` gives the vectors of every `row`
+    id (sorted) given the other side's; the contexts' and the tracks' vectors."""
+    q, p = als.initial_vectors(len(track_ids), dim, seed), None
+    for _ in range(iterations):
+        p = solve("context", "track", track_ids, q)
+        q = solve("track", "context", context_ids, p)
+    return p, q
+
+
+def solve_rows(part: pd.DataFrame, row: str, other: str, other_ids: np.ndarray,
+               other_vectors: np.ndarray, reg: float) -> tuple[np.ndarray, np.ndarray]:
+    """als.solve_side for the rows of `part` (all the ratings of each of its `row` ids) given
+    the other side's vectors: the row ids, sorted, and their vectors."""
+    ids, rows = np.unique(part[row].to_numpy(), return_inverse=True)
+    cols = np.searchsorted(other_ids, part[other].to_numpy())
+    matrix = csr_matrix((part["rating"].to_numpy(), (rows, cols)), shape=(len(ids), len(other_ids)),
+                        dtype=np.float32)
+    return ids, als.solve_side(other_vectors, matrix, reg)
+
+
+def fit_driver(ratings: DataFrame, dim: int, iterations: int, reg: float, seed: int) -> Embeddings:
+    """ALS on the driver: the centred ratings collected, each half-step one solve_rows over all
+    of them (per row the same arithmetic as fit_executors, so the same vectors)."""
+    mean, frame = centred(ratings)
+    frame = frame.toPandas()
+    context_ids, track_ids = np.unique(frame["context"].to_numpy()), np.unique(frame["track"].to_numpy())
+
+    def solve(row, other, other_ids, other_vectors):
+        return solve_rows(frame, row, other, other_ids, other_vectors, reg)[1]
+
+    p, q = alternate(solve, context_ids, track_ids, dim, iterations, seed)
+    return Embeddings(mean, context_ids, p, track_ids, q)
+
+
 def fit_executors(ratings: DataFrame, dim: int, iterations: int, reg: float, seed: int,
                   partitions: int) -> Embeddings:
-    """ALS on ratings centred at their mean (regularisation then pulls unknown parts to the mean
-    time, not to 0), each side's rows solved on the executors (jobs/als.py on each partition's
-    rows): the ratings stay there; only the factor matrices (catalog x dim) pass the driver."""
-    mean = ratings.agg(F.avg("rating")).first()[0]
-    centred = ratings.select("context", "track", (F.col("rating") - mean).alias("rating"))
-    by_context = centred.repartition(partitions, "context").persist()
-    by_track = centred.repartition(partitions, "track").persist()
+    """ALS with each side's rows solved on the executors (solve_rows on each partition's rows):
+    the ratings stay there; only the factor matrices (catalog x dim) pass the driver."""
+    mean, frame = centred(ratings)
+    by_context = frame.repartition(partitions, "context").persist()
+    by_track = frame.repartition(partitions, "track").persist()
+    by_row = {"context": by_context, "track": by_track}
     try:
         context_ids, track_ids = distinct_ids(by_context, "context"), distinct_ids(by_track, "track")
-        q, p = als.initial_vectors(len(track_ids), dim, seed), None
-        for _ in range(iterations):
-            p = solve_on_executors(by_context, "context", "track", track_ids, q, reg)
-            q = solve_on_executors(by_track, "track", "context", context_ids, p, reg)
+
+        def solve(row, other, other_ids, other_vectors):
+            return solve_on_executors(by_row[row], row, other, other_ids, other_vectors, reg)
+
+        p, q = alternate(solve, context_ids, track_ids, dim, iterations, seed)
     finally:
         by_context.unpersist()
         by_track.unpersist()
@@ -96,21 +141,16 @@ def distinct_ids(ratings: DataFrame, column: str) -> np.ndarray:
 
 def solve_on_executors(ratings: DataFrame, row: str, other: str, other_ids: np.ndarray,
                        other_vectors: np.ndarray, reg: float) -> np.ndarray:
-    """als.solve_side for the rows of `ratings` (partitioned by `row`: each partition holds all of
-    its rows' ratings) given the other side's vectors; rows sorted by id, like distinct_ids."""
+    """solve_rows for the rows of `ratings` (partitioned by `row`: each partition holds all of
+    its rows' ratings), per partition with the other side's vectors broadcast; rows sorted by
+    id, like distinct_ids."""
     shared = ratings.sparkSession.sparkContext.broadcast((other_ids, other_vectors))
 
     def solve(batches):
         batches = list(batches)
         if not batches:   # a partition that no row id hashed to
             return
-        part = pd.concat(batches, ignore_index=True)
-        ids, rows = np.unique(part[row].to_numpy(), return_inverse=True)
-        known_ids, vectors = shared.value
-        cols = np.searchsorted(known_ids, part[other].to_numpy())
-        matrix = csr_matrix((part["rating"].to_numpy(), (rows, cols)), shape=(len(ids), len(known_ids)),
-                            dtype=np.float32)
-        solved = als.solve_side(vectors, matrix, reg)
+        ids, solved = solve_rows(pd.concat(batches, ignore_index=True), row, other, *shared.value, reg)
         yield pd.DataFrame({"id": ids, "vector": [v.tobytes() for v in solved]})
 
     solved = ratings.mapInPandas(solve, "id long, vector binary").toPandas().sort_values("id")
@@ -123,11 +163,10 @@ def fit_spark(ratings: DataFrame, dim: int, iterations: int, reg: float, blocks:
     """The same model with Spark ML's ALS (distributed; rank^3 per row: slow at rank 200)."""
     from pyspark.ml.recommendation import ALS
 
-    mean = ratings.agg(F.avg("rating")).first()[0]
-    centred = ratings.select(F.col("context").cast("int"), F.col("track").cast("int"),
-                             (F.col("rating") - mean).alias("rating"))
+    mean, frame = centred(ratings)
+    frame = frame.select(F.col("context").cast("int"), F.col("track").cast("int"), "rating")
     model = ALS(rank=dim, maxIter=iterations, regParam=reg, userCol="context", itemCol="track",
-                ratingCol="rating", numUserBlocks=blocks, numItemBlocks=blocks, seed=seed).fit(centred)
+                ratingCol="rating", numUserBlocks=blocks, numItemBlocks=blocks, seed=seed).fit(frame)
     context_ids, contexts = factors(model.userFactors)
     track_ids, tracks = factors(model.itemFactors)
     return Embeddings(mean, context_ids, contexts, track_ids, tracks)
@@ -166,9 +205,11 @@ def mse(sums: dict[str, float]) -> dict[str, float]:
             "covered": per(known, n), "pairs": int(n)}
 
 
-def heldout_mse(model: Embeddings, pairs: DataFrame) -> dict[str, float]:
-    """MSE of the model and of the mean alone on held-out (context, track, time) listens, summed
-    per partition with the model broadcast."""
+def heldout_mse(model: Embeddings, pairs: DataFrame, on_executors: bool) -> dict[str, float]:
+    """MSE of the model and of the mean alone on held-out (context, track, time) listens, on the
+    driver or (on_executors) summed per partition with the model broadcast."""
+    if not on_executors:
+        return mse(mse_sums(model, pairs.toPandas()))
     shared = pairs.sparkSession.sparkContext.broadcast(model)
 
     def sums(batches):
@@ -224,10 +265,13 @@ def add_arguments(parser: argparse.ArgumentParser, cfg: JobsConfig) -> None:
     parser.add_argument("--iterations", type=int, default=c.iterations, help="ALS iterations")
     parser.add_argument("--reg", type=float, default=c.reg, help="ALS L2 regularisation")
     parser.add_argument("--solver", choices=["numpy", "spark"], default=c.solver,
-                        help="numpy's dual-form ALS on the executors (fast at high rank) or Spark ML's ALS")
+                        help="numpy's dual-form ALS (fast at high rank) or Spark ML's ALS")
     parser.add_argument("--blocks", type=int, default=c.blocks, help="Spark ALS user and item blocks")
+    parser.add_argument("--driver-max-ratings", type=int, default=c.driver_max_ratings,
+                        help="up to this many distinct ratings the numpy ALS, the held-out MSE, the "
+                             "ranking and the offline check run on the driver; above, on the executors")
     parser.add_argument("--partitions", type=int, default=c.partitions,
-                        help="partitions of the ratings and of the contexts")
+                        help="partitions of the ratings and of the contexts on the executors")
     parser.add_argument("--top-k", type=int, default=c.top_k, help="recommendations per context")
     parser.add_argument("--batch", type=int, default=c.batch, help="context rows per ranking block")
     parser.add_argument("--table", default=None,
@@ -250,33 +294,49 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
         if max(bounds[1], bounds[2]) > MAX_ID:
             raise common.JobError(f"track ids above {MAX_ID} cannot be ALS ids: renumber the catalog")
         common.log(NAME, f"{bounds['n']} distinct (context, track) ratings")
-        with common.stage(NAME, f"ALS ({args.solver}) dim {args.dim}, {args.iterations} iterations"):
+        on_executors = bounds["n"] > args.driver_max_ratings
+        solver = args.solver if args.solver == "spark" else f"numpy on the {'executors' if on_executors else 'driver'}"
+        with common.stage(NAME, f"ALS ({solver}) dim {args.dim}, {args.iterations} iterations"):
             if args.solver == "spark":
                 model = fit_spark(ratings, args.dim, args.iterations, args.reg, args.blocks, args.seed)
-            else:
+            elif on_executors:
                 model = fit_executors(ratings, args.dim, args.iterations, args.reg, args.seed, args.partitions)
+            else:
+                model = fit_driver(ratings, args.dim, args.iterations, args.reg, args.seed)
         with common.stage(NAME, "held-out MSE"):
-            mse = heldout_mse(model, training_pairs(heldout_sessions).select("context", "track", "time"))
+            mse = heldout_mse(model, training_pairs(heldout_sessions).select("context", "track", "time"),
+                              on_executors)
         print(f"[{NAME}] held-out MSE {mse['model']:.5f} vs mean baseline {mse['baseline']:.5f} "
               f"on {mse['pairs']} listens; on the {mse['covered']:.1%} with both embeddings known "
               f"{mse['model_known']:.5f} vs {mse['baseline_known']:.5f}")
         uri = common.join(args.out, table)
         top_pop = top_tracks(train_sessions, args.eval_k)
         order = "unordered" if args.unordered else "ordered"
-        with common.stage(NAME, f"top-{args.top_k} per context ({order})"):
-            recs = recommend_on_executors(spark, model, args.top_k, not args.unordered, args.batch,
-                                          args.partitions)
-            contexts = common.write_ranked(spark, recs, "track", "recommendations", uri)
-        common.log(NAME, f"{contexts} contexts -> {uri}")
-        with common.stage(NAME, "offline check"):
-            results = offline.compare_on_executors(NAME, table, recs.withColumnRenamed("track", "context"),
-                                                   heldout_sessions, "context", top_pop,
-                                                   args.good_time, args.eval_k)
-        recs.unpersist()
+        if on_executors:
+            with common.stage(NAME, f"top-{args.top_k} per context ({order}, executors)"):
+                recs = recommend_on_executors(spark, model, args.top_k, not args.unordered, args.batch,
+                                              args.partitions)
+                contexts = common.write_ranked(spark, recs, "track", "recommendations", uri)
+            common.log(NAME, f"{contexts} contexts -> {uri}")
+            with common.stage(NAME, "offline check (executors)"):
+                results = offline.compare_on_executors(NAME, table, recs.withColumnRenamed("track", "context"),
+                                                       heldout_sessions, "context", top_pop,
+                                                       args.good_time, args.eval_k)
+            recs.unpersist()
+        else:
+            with common.stage(NAME, f"top-{args.top_k} per context ({order}, driver)"):
+                recs = recommend(model, args.top_k, not args.unordered, args.batch)
+                common.write_jsonl(spark, ({"track": c, "recommendations": r} for c, r in sorted(recs.items())), uri)
+            contexts = len(recs)
+            common.log(NAME, f"{contexts} contexts -> {uri}")
+            with common.stage(NAME, "offline check"):
+                results = offline.compare(NAME, table, recs.get, heldout_sessions, "context", top_pop,
+                                          args.good_time, args.eval_k)
         ratings.unpersist()
     finally:
         split.unpersist()
-    return {"mse": mse, "offline": results, "contexts": contexts, "ratings": bounds["n"]}
+    return {"mse": mse, "offline": results, "contexts": contexts, "ratings": bounds["n"],
+            "on_executors": on_executors}
 
 
 def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> int:

@@ -25,11 +25,14 @@ class JobServerFailed(Exception):
 
 def serve_command(master: str, socket: str) -> list[str]:
     """`spark-submit jobs/server.py serve SOCKET` as a run starts it, with conf/spark.yml's
-    driver memory."""
-    # The driver's heap is sized before any SparkConf is read: spark-submit must be told.
-    memory = spark_config().conf.get("spark.driver.memory")
+    driver memory and driver JVM options."""
+    # The driver's JVM starts before any SparkConf is read: spark-submit must be told.
+    config = spark_config()
+    memory = config.conf.get("spark.driver.memory")
+    options = " ".join(config.driver_java_options)
     return [str(BIN / "spark-submit"), "--master", master,
             *(["--driver-memory", memory] if memory else []),
+            *(["--driver-java-options", options] if options else []),
             str(REPO / "jobs" / "server.py"), "serve", socket]
 
 

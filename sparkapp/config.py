@@ -12,7 +12,7 @@ SPARK_CONF = CONF / "spark.yml"
 class SparkConfig(Strict):
     master: str = "local[*]"
     conf: dict[str, str] = {}
-    test_driver_java_options: list[str] = []
+    driver_java_options: list[str] = []
 
 
 def spark_config(path: str | Path = SPARK_CONF) -> SparkConfig:

@@ -32,7 +32,7 @@ from support.golden import golden_value
 # xdist's workers inherit the controller's environment and read this file again).
 _submit_opts = os.environ.get("SPARK_SUBMIT_OPTS", "").split()
 os.environ["SPARK_SUBMIT_OPTS"] = " ".join(
-    [*_submit_opts, *(o for o in spark_config().test_driver_java_options if o not in _submit_opts)])
+    [*_submit_opts, *(o for o in spark_config().driver_java_options if o not in _submit_opts)])
 
 def pytest_addoption(parser):
     parser.addoption("--regenerate-golden", action="store_true",

@@ -288,6 +288,25 @@ def test_jobs_are_deterministic(spark, synthetic_run, tmp_path):
     assert (tmp_path / "tracks_with_recs.json").read_bytes() == (root / "tables" / "tracks_with_recs.json").read_bytes()
 
 
+@pytest.mark.parametrize("run, flags, table", [
+    ("nn", ["--dim", "32", "--iterations", "5"], "tracks_nn.json"),
+    ("course", ["--dim", "16", "--iterations", "5", "--unordered"], "tracks_with_recs.json")])
+def test_nn_on_the_executors_writes_the_drivers_table(spark, synthetic_run, tmp_path, run, flags, table):
+    """Above --driver-max-ratings nn runs on the executors (3 partitions: some rows of a side in
+    each); the synthetic run's tables came from the driver path."""
+    root, on_driver = synthetic_run["root"], synthetic_run[run]
+    assert not on_driver["on_executors"]
+    day = ["--sessions", str(root / "work" / "sessions"), "--out", str(tmp_path)]
+    on_executors = nn.run(spark, args_for(nn, day + flags + ["--driver-max-ratings", "0", "--partitions", "3"]))
+    assert on_executors["on_executors"]
+    assert (tmp_path / table).read_bytes() == (root / "tables" / table).read_bytes()
+    assert on_executors["offline"].keys() == on_driver["offline"].keys()
+    for name, figures in on_driver["offline"].items():
+        assert on_executors["offline"][name] == pytest.approx(figures, rel=1e-12)
+    for key, value in on_driver["mse"].items():
+        assert on_executors["mse"][key] == pytest.approx(value, rel=1e-9)
+
+
 def test_offline_check_on_executors_counts_like_the_driver(spark, synthetic_run):
     """compare_on_executors (nn's) on a table gives compare's (svd's) figures for the same table."""
     sessions_path = str(synthetic_run["root"] / "work" / "sessions")
@@ -361,10 +380,14 @@ def test_driver_names_the_failing_job_and_stops(tmp_path):
     assert not (tmp_path / "tables").exists()
 
 
-def test_the_suites_drivers_run_with_the_test_java_options(spark):
-    """conf/spark.yml's test_driver_java_options reach a driver pyspark launches (tests/conftest.py)."""
+def test_the_drivers_botify_starts_run_with_its_java_options(spark):
+    """conf/spark.yml's driver_java_options reach a driver pyspark launches (tests/conftest.py)
+    and a run's job server (spark-submit's --driver-java-options)."""
+    options = spark_config().driver_java_options
     arguments = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()
-    assert set(spark_config().test_driver_java_options) <= set(arguments)
+    assert options and set(options) <= set(arguments)
+    argv = serve_command("local[1]", "/tmp/jobs.sock")
+    assert argv[argv.index("--driver-java-options") + 1] == " ".join(options)
 
 
 def test_job_server_runs_batch_after_batch_in_one_spark_application(tmp_path):
