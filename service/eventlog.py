@@ -1,5 +1,5 @@
 """The event log: one JSON line per answered request (schema: contract/events.py), written by
-a background thread so that a request only appends a tuple to a queue.
+a background thread so that a request only serialises its event and appends the line to a queue.
 
 Files, in the replica's folder:
 - `events.jsonl`: the active file, appended to;
@@ -38,7 +38,7 @@ class EventLog:
         self._next_number = max(numbers, default=0) + 1
         self._file = self._open_active()
         self._size = self._file.seek(0, os.SEEK_END)
-        self._queue: deque[tuple] = deque()   # appended by the event loop, drained here
+        self._queue: deque[bytes] = deque()   # lines appended by the event loop, drained here
         self._pending: list[bytes] = []       # serialised lines not yet written (retried on error)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="event-log", daemon=True)
@@ -48,9 +48,14 @@ class EventLog:
                latency: float, recommendation: int | None, experiments: dict[str, str],
                position: int | None = None, team: str | None = None,
                client_latency: float | None = None) -> None:
-        """Queue one event (arguments as events.make_event); cheap and thread-safe."""
-        self._queue.append((message, timestamp, user, track, time, latency, recommendation,
-                            experiments, position, team, client_latency))
+        """Queue one event (arguments as events.make_event); cheap and thread-safe.
+
+        Serialised here rather than by the writer: a line is one bytes object, which the
+        garbage collector never visits, where the event's values would stay tracked until the
+        next write, and the writer then holds the GIL only to write."""
+        self._queue.append(orjson.dumps(
+            make_event(message, timestamp, user, track, time, latency, recommendation,
+                       experiments, position, team, client_latency), option=orjson.OPT_APPEND_NEWLINE))
 
     def close(self) -> None:
         self._stop.set()
@@ -75,7 +80,7 @@ class EventLog:
     def _drain(self) -> None:
         queue, pending = self._queue, self._pending
         while queue:
-            pending.append(orjson.dumps(make_event(*queue.popleft())) + b"\n")
+            pending.append(queue.popleft())
         written = 0
         try:
             batch, batch_size = [], 0

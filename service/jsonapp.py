@@ -24,7 +24,7 @@ import orjson
 log = logging.getLogger("service.jsonapp")
 
 Handler = Callable[["Request"], Awaitable[bytes]]
-JSON_CONTENT_TYPE = ("content-type", "application/json")
+JSON_CONTENT_TYPE = (b"content-type", b"application/json")
 _NO_PARAMS: Mapping[str, str] = MappingProxyType({})
 
 
@@ -33,7 +33,9 @@ class HttpError(Exception):
 
     def __init__(self, status: int, message: str, headers: Iterable[tuple[str, str]] = ()):
         super().__init__(message)
-        self.status, self.message, self.headers = status, message, tuple(headers)
+        self.status, self.message = status, message
+        # As ASGI sends them: latin-1 bytes.
+        self.headers = tuple((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers)
 
 
 class ClientGone(Exception):
@@ -124,9 +126,8 @@ class JsonApp:
             return
         except Exception as e:
             status, answer, extra_headers = self._error_answer(e)
-        headers = [JSON_CONTENT_TYPE, ("content-length", str(len(answer))), *extra_headers]
         await send({"type": "http.response.start", "status": status,
-                    "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]})
+                    "headers": [JSON_CONTENT_TYPE, (b"content-length", b"%d" % len(answer)), *extra_headers]})
         await send({"type": "http.response.body", "body": answer})
 
     async def _not_http(self, scope: dict, receive: Callable, send: Callable) -> None:
@@ -152,7 +153,7 @@ class JsonApp:
             raise
         await send({"type": "lifespan.shutdown.complete"})
 
-    def _error_answer(self, exception: Exception) -> tuple[int, bytes, tuple[tuple[str, str], ...]]:
+    def _error_answer(self, exception: Exception) -> tuple[int, bytes, tuple[tuple[bytes, bytes], ...]]:
         """(status, body, extra headers) of the answer to a request that raised `exception`."""
         error = exception if isinstance(exception, HttpError) else self._http_error(exception)
         return error.status, orjson.dumps({"detail": error.message}), error.headers
@@ -167,18 +168,16 @@ class JsonApp:
 
 async def _asgi_body(receive: Callable, max_bytes: int) -> bytes:
     """A request's whole body from its ASGI messages; 413 past `max_bytes` (the rest unread)."""
-    chunks, size, more = [], 0, True
+    body, more = b"", True
     while more:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientGone()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > max_bytes:
+        body += message.get("body", b"")  # a body in one message is not copied
+        if len(body) > max_bytes:
             raise _too_large(max_bytes)
-        chunks.append(chunk)
         more = message.get("more_body", False)
-    return b"".join(chunks)
+    return body
 
 
 def _too_large(max_bytes: int) -> HttpError:

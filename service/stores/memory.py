@@ -1,6 +1,7 @@
 """The embedded store: tables and sessions in this process's memory (one replica)."""
 from __future__ import annotations
 
+from array import array
 from collections import OrderedDict
 from time import monotonic
 from typing import Callable, Sequence
@@ -28,13 +29,42 @@ class MemoryListTable:
         return self._items
 
 
+class MemoryHistory(Sequence[tuple[int, float]]):
+    """A session's (track, time) entries in two typed arrays, read as a sequence of tuples.
+
+    Why not a list of tuples: a list is a container the garbage collector visits entry by
+    entry, so every full collection would take longer the more entries the open sessions
+    hold; an array is one object to it, and 16 bytes an entry instead of three objects."""
+    __slots__ = ("tracks", "times")
+
+    def __init__(self):
+        self.tracks, self.times = array("q"), array("d")
+
+    def __len__(self) -> int:
+        return len(self.tracks)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return list(zip(self.tracks[index], self.times[index]))
+        return self.tracks[index], self.times[index]
+
+    def __iter__(self):
+        return zip(self.tracks, self.times)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"MemoryHistory({list(self)!r})"
+
+
 class MemorySessions:
     def __init__(self, idle_s: float):
         self._idle_s = idle_s
         # user -> history, least recently used first (expiry looks at the front), and user ->
         # last request. Two maps, not one of (time, history) pairs: a request then leaves no new
         # container object behind for the garbage collector to trace.
-        self._open: OrderedDict[int, list[tuple[int, float]]] = OrderedDict()
+        self._open: OrderedDict[int, MemoryHistory] = OrderedDict()
         self._touched: dict[int, float] = {}
 
     async def listen(self, user: int, track: int, time: float) -> History:
@@ -46,10 +76,11 @@ class MemorySessions:
             del sessions[oldest_user], touched[oldest_user]
         history = sessions.get(user)
         if history is None:
-            history = sessions[user] = []
+            history = sessions[user] = MemoryHistory()
         else:
             sessions.move_to_end(user)
-        history.append((track, time))
+        history.tracks.append(track)
+        history.times.append(time)
         touched[user] = now
         return history
 
