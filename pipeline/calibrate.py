@@ -45,7 +45,7 @@ from analysis.config import load_config as load_analysis_config
 from analysis.sequential import moments, monitor
 from analysis.truth import estimand_key, true_values
 from pipeline import calibrate_interleaving
-from pipeline.calibration_pool import Pool, covariates_of, replication_table
+from pipeline.calibration_pool import Pool, covariates_of, print_rich_table, replication_table
 from pipeline.outcomes import Outcomes, ab_day, potential_outcomes, previous_day_metrics
 from settings import ConfigError
 
@@ -277,16 +277,9 @@ def write(folder: Path, scores: list[Score], info: dict, ab: pd.DataFrame,
 
 
 def print_table(scores: list[Score], info: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"calibration: plan {info['plan']}, {info['replications']} A/B + "
-                        f"{info['replications']} A/A replications, pool of {info['draws']} draws")
-    for name in HEADER:
-        table.add_column(name)
-    for row in table_rows(scores):
-        table.add_row(*row)
-    Console(width=200).print(table)
+    print_rich_table(f"calibration: plan {info['plan']}, {info['replications']} A/B + "
+                     f"{info['replications']} A/A replications, pool of {info['draws']} draws",
+                     HEADER, table_rows(scores))
 
 
 def parser() -> argparse.ArgumentParser:

@@ -41,7 +41,7 @@ from analysis.calibration import PairScore, score_pair
 from analysis.compare import compare_numpy
 from analysis.config import load_config as load_analysis_config
 from analysis.interleaving import preference
-from pipeline.calibration_pool import Pool, covariates_of, replication_table
+from pipeline.calibration_pool import Pool, covariates_of, print_rich_table, replication_table
 from pipeline.outcomes import interleaved_day, potential_outcomes, previous_day_metrics
 
 METRIC = "mean_session_time"
@@ -220,14 +220,7 @@ def metrics(scores: list[PairScore]) -> dict[str, float]:
 
 
 def print_table(scores: list[PairScore], info: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"interleaving calibration: plan {info['plan']}, day {info['day']}, "
-                        f"{info['replications']} replications, pool of {info['draws']} draws")
-    for name in HEADER:
-        table.add_column(name)
-    for row in table_rows(scores):
-        table.add_row(*row)
-    Console(width=200).print(table)
+    print_rich_table(f"interleaving calibration: plan {info['plan']}, day {info['day']}, "
+                     f"{info['replications']} replications, pool of {info['draws']} draws",
+                     HEADER, table_rows(scores))
     print(f"median pair: {median_ratio(scores):.1f}x fewer users with interleaving")

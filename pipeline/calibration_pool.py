@@ -54,3 +54,16 @@ def replication_table(pool: Pool, arm_of_user: np.ndarray, source_arm: np.ndarra
     for name, values in pool.covariates.items():
         table[name] = values[users]
     return table
+
+
+def print_rich_table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    """A calibration's table on the terminal (rich; imported here, as only the CLI prints)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for name in header:
+        table.add_column(name)
+    for row in rows:
+        table.add_row(*row)
+    Console(width=200).print(table)
