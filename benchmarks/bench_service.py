@@ -47,6 +47,7 @@ import orjson
 
 import speed_doc
 from infra.ports import free_port
+from service.config import shipped_with
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
@@ -75,14 +76,14 @@ def make_world(folder: Path, tracks: int, width: int, seed: int = 7) -> None:
 
 def write_config(path: Path, world: Path, logs: Path, store: str, redis_url: str | None,
                  phase: str) -> None:
-    config = {
+    config = shipped_with({
         "seed": 1, "catalog": str(world / "tracks.jsonl"),
         # A Redis key prefix per phase: every phase starts with empty sessions and loads its tables.
         "store": {"backend": store, "redis_url": redis_url, "redis_prefix": f"bench{os.getpid()}-{phase}"},
         "log": {"dir": str(logs), "replica": store, "max_bytes": 64 * 2**20},
         "experiments": [{"name": "BENCH", "arms": [
             {"name": "C", "recommender": "contextual", "tables": {"tracks": str(world / "contextual.jsonl")}}]}],
-    }
+    })
     path.write_text(json.dumps(config))  # JSON is YAML
 
 

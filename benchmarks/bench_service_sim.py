@@ -33,6 +33,7 @@ import httpx
 import speed_doc
 from bench_service import OUT, REPO, cpu_seconds, python_of, stop
 from infra.unix_socket import new_socket_path
+from service.config import shipped_with
 
 
 def make_world(seed: int) -> Path:
@@ -44,9 +45,9 @@ def make_world(seed: int) -> Path:
 
 
 def write_config(folder: Path, world: Path) -> Path:
-    config = {"seed": 1, "catalog": str(world / "tracks.jsonl"),
-              "log": {"dir": str(folder / "logs"), "max_bytes": 64 * 2**20},
-              "experiments": [{"name": "BENCH", "arms": [{"name": "R", "recommender": "random"}]}]}
+    config = shipped_with({"seed": 1, "catalog": str(world / "tracks.jsonl"),
+                           "log": {"dir": str(folder / "logs"), "max_bytes": 64 * 2**20},
+                           "experiments": [{"name": "BENCH", "arms": [{"name": "R", "recommender": "random"}]}]})
     path = folder / "service.yml"
     path.write_text(json.dumps(config))  # JSON is YAML
     return path

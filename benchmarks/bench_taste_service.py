@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bench_service import start_service, stop, wrk
 from infra.ports import free_port
+from service.config import shipped_with
 
 ARMS = {
     "contextual_updated": lambda t: {"nn": str(t / "tracks_nn.json"), "users": str(t / "recommendations_svd.json"),
@@ -29,11 +30,11 @@ ARMS = {
 
 def measure(name: str, world: Path, tables: Path, tmp: Path, duration: float, tracks: int) -> dict:
     config = tmp / f"{name}.yml"
-    config.write_text(json.dumps({
+    config.write_text(json.dumps(shipped_with({
         "seed": 1, "catalog": str(world / "tracks.jsonl"),
         "store": {"backend": "memory"}, "log": {"dir": str(tmp / "logs" / name), "replica": "r0"},
         "experiments": [{"name": "BENCH", "arms": [{"name": "A", "recommender": name,
-                                                     "tables": ARMS[name](tables)}]}]}))
+                                                     "tables": ARMS[name](tables)}]}]})))
     port = free_port()
     proc, _ = start_service(config, port, tmp / f"{name}.log")
     try:

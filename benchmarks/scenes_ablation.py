@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     world = load_world(args.world)
     catalog = load_catalog(args.world / "tracks.jsonl")
-    store = MemoryStore()
+    store = MemoryStore(session_idle_s=1800)
     max_tracks = load_config(args.config).run.max_session_tracks
     for file in ("tracks_scenes.json", "tracks_taste.json"):
         if (args.tables / file).exists():

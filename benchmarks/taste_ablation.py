@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     world = load_world(args.world)
     catalog = load_catalog(args.world / "tracks.jsonl")
-    store = MemoryStore()
+    store = MemoryStore(session_idle_s=1800)
     max_tracks = load_config(args.config).run.max_session_tracks
     full = None
     print(f"world {args.world} (seed {world.seed}), {args.episodes} episodes, run seed {args.seed}; "

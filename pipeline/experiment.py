@@ -32,6 +32,7 @@ from pipeline.job_server import JobServer, JobServerFailed
 from pipeline.plan import PLACEHOLDER, DayPlan, JobPlan, Plan, user_table
 from pipeline.record import RunRecord
 from pipeline.config import PipelineConfig
+from service.config import shipped_with
 from settings import REPO_ROOT as REPO
 from settings import read_yaml
 
@@ -153,14 +154,13 @@ class Experiment:
 
     def service_config(self, day: DayPlan) -> Path:
         """The service config of one day: conf/service.yml with this day's arms and store."""
-        config = read_yaml(REPO / "conf" / "service.yml")
-        config["seed"] = self.seed
-        config["catalog"] = str(self.catalog)
-        config["store"] = {"backend": self.config.service.store,
-                           "redis_url": self.stack.env()["BOTIFY_REDIS_URL"],
-                           "redis_prefix": f"botify:{self.run_id}:{day.name}"}
-        config["experiments"] = [{"name": self.plan.experiment_of(day),
-                                  "arms": [self.arm(arm) for arm in day.arms]}]
+        config = shipped_with({
+            "seed": self.seed, "catalog": str(self.catalog),
+            "store": {"backend": self.config.service.store,
+                      "redis_url": self.stack.env()["BOTIFY_REDIS_URL"],
+                      "redis_prefix": f"botify:{self.run_id}:{day.name}"},
+            "experiments": [{"name": self.plan.experiment_of(day),
+                             "arms": [self.arm(arm) for arm in day.arms]}]})
         path = self.folder("conf") / f"service-{day.name}.yml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path

@@ -123,7 +123,7 @@ def _plan_day(run: Path, day: str | None, kind: str, is_kind):
 def load_serving(day: AbDay):
     """The day's service, built in process from its config (memory store)."""
     config = load_service_config(day.service_config)
-    return config, build_serving(config, MemoryStore())
+    return config, build_serving(config, MemoryStore(config.session_idle_s))
 
 
 def world_of(config) -> World:

@@ -1,9 +1,11 @@
 """The service configuration (conf/service.yml) and the experiments it serves.
 
-The file is described by pydantic models (the `settings` package); each arm is checked against
-the recommender registry (its name, table slots and parameters). A mistake raises ConfigError
-naming the file, the dotted key and what is expected. Relative paths are relative to the repo
-root. Schema and example: service/README.md.
+The file is described by pydantic models (the `settings` package): they hold types and bounds,
+the shipped conf/service.yml every value, and a config that differs from it in a few keys is
+that file with them overlaid (`shipped_with`). Each arm is checked against the recommender
+registry (its name, table slots and parameters). A mistake raises ConfigError naming the file,
+the dotted key and what is expected. Relative paths are relative to the repo root. Schema:
+service/README.md.
 """
 from __future__ import annotations
 
@@ -16,10 +18,12 @@ from pydantic import Field, field_validator, model_validator
 
 from infra import unix_socket
 from service.recommenders.registry import Params, Spec, check_arm
-from service.stores import DEFAULT_SESSION_IDLE_S
-from settings import ConfigError, Strict, read_yaml, resolve, validate
+from settings import CONF, ConfigError, Strict, overlay, read_yaml, resolve, validate
 
-__all__ = ["Arm", "ConfigError", "Experiment", "ServiceConfig", "load_config", "resolve"]
+__all__ = ["Arm", "ConfigError", "Experiment", "ServiceConfig", "load_config", "resolve",
+           "shipped_with"]
+
+SHIPPED = CONF / "service.yml"
 
 
 @dataclass(frozen=True)
@@ -67,16 +71,16 @@ class ServiceConfig:
 
 
 class ServerSection(Strict):
-    host: str = "127.0.0.1"
-    port: int = Field(5001, ge=0, le=65535)
-    uds: str | None = None   # a Unix socket path: serve there instead of host:port
+    host: str
+    port: int = Field(ge=0, le=65535)
+    uds: str | None   # a Unix socket path: serve there instead of host:port
 
 
 class StoreSection(Strict):
-    backend: Literal["memory", "redis"] = "memory"
-    redis_url: str | None = None
-    redis_prefix: str = "botify"
-    session_idle_s: float = Field(DEFAULT_SESSION_IDLE_S, ge=0.001, le=7 * 86400)
+    backend: Literal["memory", "redis"]
+    redis_url: str | None
+    redis_prefix: str
+    session_idle_s: float = Field(ge=0.001, le=7 * 86400)
 
     @model_validator(mode="after")
     def _redis_needs_url(self) -> "StoreSection":
@@ -87,13 +91,13 @@ class StoreSection(Strict):
 
 class LogSection(Strict):
     dir: str
-    replica: str = "r0"
-    max_bytes: int = Field(16 * 2**20, ge=1024)
-    flush_interval_s: float = Field(0.05, ge=0.001, le=10)
+    replica: str
+    max_bytes: int = Field(ge=1024)
+    flush_interval_s: float = Field(ge=0.001, le=10)
 
 
 class AdminSection(Strict):
-    token: str | None = None
+    token: str | None
 
 
 def _named_once(names: list[str], what: str) -> None:
@@ -173,14 +177,20 @@ class ExperimentsFile(Strict):
 class ServiceFile(Strict):
     seed: int = Field(strict=True)
     catalog: str
-    server: ServerSection = ServerSection()
-    store: StoreSection = StoreSection()
+    server: ServerSection
+    store: StoreSection
     log: LogSection
-    admin: AdminSection = AdminSection()
+    admin: AdminSection
     experiments: str | list[Any]   # a file with `experiments:`, or the list itself (ExperimentsFile)
 
 
 # ---------------------------------------------------------------- loading
+
+
+def shipped_with(changes: dict) -> dict:
+    """conf/service.yml with `changes` overlaid (`settings.overlay`: a section's keys are
+    updated one by one): the config of a pipeline day, a test or a benchmark."""
+    return overlay(read_yaml(SHIPPED), changes)
 
 
 def load_config(path: str | Path, experiments: str | Path | None = None,

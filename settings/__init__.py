@@ -4,9 +4,12 @@
     class JobsConfig(Strict): seed: int = 42 ...
     config = load("conf/jobs.yml", JobsConfig)
 
-Defaults live in the models (one place); unknown keys are refused as typos; every mistake
-raises ConfigError naming the file, the dotted key, what is wrong and what is allowed.
-Relative paths are relative to the repository root (`resolve`).
+Each default lives in one place: for a file botify ships one of (conf/*.yml), that file, whose
+model states only types and bounds; for files users write many of (plans, an experiment's arms),
+the model. Unknown keys are refused as typos; every mistake raises ConfigError naming the file,
+the dotted key, what is wrong and what is allowed. Relative paths are relative to the
+repository root (`resolve`). A config that differs from a shipped one in a few keys is that
+file with them overlaid (`overlay`).
 """
 from __future__ import annotations
 
@@ -48,6 +51,16 @@ def read_yaml(path: str | Path) -> Any:
         raise ConfigError(f"{path}: cannot read it ({error.strerror})") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
+
+
+def overlay(base: dict, changes: dict) -> dict:
+    """`base` with `changes` applied: a section (a dict in both) is updated key by key, any
+    other key replaced. Neither argument is modified."""
+    merged = dict(base)
+    for key, value in changes.items():
+        merged[key] = ({**merged[key], **value}
+                       if isinstance(value, dict) and isinstance(merged.get(key), dict) else value)
+    return merged
 
 
 def describe(error: ValidationError, source: str | Path, prefix: str = "") -> str:

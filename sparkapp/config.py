@@ -10,9 +10,9 @@ SPARK_CONF = CONF / "spark.yml"
 
 
 class SparkConfig(Strict):
-    master: str = "local[*]"
-    conf: dict[str, str] = {}
-    driver_java_options: list[str] = []
+    master: str
+    conf: dict[str, str]
+    driver_java_options: list[str]
 
 
 def spark_config(path: str | Path = SPARK_CONF) -> SparkConfig:

@@ -32,7 +32,7 @@ def world(tmp_path):
                                     {"track": 2, "recommendations": [1, 3, 5]},
                                     {"track": 7, "recommendations": [8]}])
     (tmp_path / "top.json").write_bytes(orjson.dumps([30, 31, 32]))
-    store = MemoryStore()
+    store = MemoryStore(session_idle_s=1800)
     return catalog, store.keyed_table(read_keyed(neighbours, "tracks")), \
         store.track_list(read_list(tmp_path / "top.json"))
 

@@ -13,6 +13,7 @@ from contract.events import make_event, validation_error
 from contract.catalog import load_catalog
 from service.interleaving import Interleaved
 from service.recommenders import Listen
+from service.config import shipped_with
 from settings import ConfigError
 
 SEED = 5
@@ -85,9 +86,9 @@ def config_with(tmp_path, arms):
     from service.config import load_config
     (tmp_path / "tracks.jsonl").write_text('{"track": 1, "artist": "a", "title": "t"}\n')
     path = tmp_path / "service.yml"
-    path.write_text(yaml.safe_dump({"seed": 1, "catalog": str(tmp_path / "tracks.jsonl"),
-                                    "log": {"dir": str(tmp_path / "logs")},
-                                    "experiments": [{"name": "E", "arms": arms}]}))
+    path.write_text(yaml.safe_dump(shipped_with({"seed": 1, "catalog": str(tmp_path / "tracks.jsonl"),
+                                                 "log": {"dir": str(tmp_path / "logs")},
+                                                 "experiments": [{"name": "E", "arms": arms}]})))
     return load_config(path)
 
 

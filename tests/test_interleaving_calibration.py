@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from analysis.calibration import score_pair, users_for_power
-from support.sim import REPO, generate_small_world
+from service.config import shipped_with
+from support.sim import generate_small_world
 
 SEED, SESSIONS = 23, 600
 ARMS = [{"name": "random", "weight": 0.0, "recommender": "random"},
@@ -28,10 +29,9 @@ def interleaved_run(tmp_path_factory):
     sim_config = generate_small_world(folder, seed=21)
     run = folder / "run"
     (run / "conf").mkdir(parents=True)
-    service = yaml.safe_load((REPO / "conf" / "service.yml").read_text())
-    service.update(seed=SEED, catalog=str(folder / "world" / "tracks.jsonl"),
-                   experiments=[{"name": "IL", "arms": ARMS}])
-    service["log"].update(dir=str(folder / "logs"))
+    service = shipped_with({"seed": SEED, "catalog": str(folder / "world" / "tracks.jsonl"),
+                            "experiments": [{"name": "IL", "arms": ARMS}],
+                            "log": {"dir": str(folder / "logs")}})
     (run / "conf" / "service-screen.yml").write_text(yaml.safe_dump(service))
     plan = {"experiment": "IL", "days": [{"name": "screen", "sessions": {"smoke": SESSIONS},
                                           "arms": ARMS}]}

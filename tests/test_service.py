@@ -28,7 +28,7 @@ from infra.ports import free_port
 from infra.unix_socket import new_socket_path
 from service.app import create_app
 from service.jsonapp import HttpError, JsonApp, Router
-from service.config import ConfigError, load_config
+from service.config import ConfigError, load_config, shipped_with
 from service.eventlog import EventLog
 from contract.events import validation_error
 from service.tables import TableError, read_keyed
@@ -71,10 +71,10 @@ def ab_arms(world) -> list[dict]:
 
 
 def write_config(tmp_path: Path, world, arms: list[dict] | None = None, **log) -> Path:
-    config = yaml.safe_load((REPO / "conf" / "service.yml").read_text())
-    config.update(seed=5, catalog=str(world["catalog"]), admin={"token": TOKEN},
-                  experiments=[{"name": "AB", "arms": arms or ab_arms(world)}])
-    config["log"] = {"dir": str(tmp_path / "logs"), "replica": "r0", "flush_interval_s": 0.01, **log}
+    config = shipped_with({
+        "seed": 5, "catalog": str(world["catalog"]), "admin": {"token": TOKEN},
+        "experiments": [{"name": "AB", "arms": arms or ab_arms(world)}],
+        "log": {"dir": str(tmp_path / "logs"), "replica": "r0", "flush_interval_s": 0.01, **log}})
     path = tmp_path / "service.yml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -320,7 +320,7 @@ def test_a_redis_outage_is_a_503_with_a_json_message(tmp_path, world):
             time.sleep(0.05)
         path = write_config(tmp_path, world)
         data = yaml.safe_load(path.read_text())
-        data["store"] = {"backend": "redis", "redis_url": f"redis://127.0.0.1:{port}/0"}
+        data["store"].update({"backend": "redis", "redis_url": f"redis://127.0.0.1:{port}/0"})
         path.write_text(yaml.safe_dump(data))
         with TestClient(create_app(load_config(path))) as client:
             assert client.post("/next/1", json={"track": 3, "time": 0.5}).status_code == 200
@@ -388,7 +388,7 @@ def test_two_redis_replicas_share_sessions_and_answer_like_one_memory_replica(tm
         (tmp_path / folder).mkdir()
         path = write_config(tmp_path / folder, world)
         data = yaml.safe_load(path.read_text())
-        data["store"] = {"backend": backend, "redis_url": redis_url, "redis_prefix": f"test-{tmp_path.name}"}
+        data["store"].update({"backend": backend, "redis_url": redis_url, "redis_prefix": f"test-{tmp_path.name}"})
         path.write_text(yaml.safe_dump(data))
         return path
 

@@ -28,6 +28,7 @@ from service.stores.redis import RedisHistory, RedisStore
 from service.tables import read_keyed, read_list
 
 SEED = 3
+IDLE_S = 1800.0  # a store forgets a session idle this long
 # 30 tracks: artist a0 has tracks 0-9, a1 10-19, a2 20-29.
 ARTISTS = {track: f"a{track // 10}" for track in range(30)}
 
@@ -35,11 +36,11 @@ ARTISTS = {track: f"a{track // 10}" for track in range(30)}
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.slow)])
 def store(request):
     if request.param == "memory":
-        yield MemoryStore()
+        yield MemoryStore(IDLE_S)
         return
     url = request.getfixturevalue("redis_url")
     prefix = f"test-{uuid.uuid4().hex}"
-    store = RedisStore(url, prefix)
+    store = RedisStore(url, prefix, IDLE_S)
     yield store
     client = redis.Redis.from_url(url)
     keys = list(client.scan_iter(f"{prefix}:*"))
@@ -212,7 +213,7 @@ def test_a_redis_history_reads_as_the_list_of_its_entries():
 
 @pytest.mark.slow
 def test_redis_sessions_survive_a_redis_script_flush_and_batch_concurrent_calls(redis_url):
-    store = RedisStore(redis_url, f"test-{uuid.uuid4().hex}")
+    store = RedisStore(redis_url, f"test-{uuid.uuid4().hex}", IDLE_S)
 
     async def scenario():
         histories = await asyncio.gather(*(store.sessions.listen(u, 1, 1.0) for u in range(50)))
@@ -252,7 +253,7 @@ def test_both_stores_give_the_same_recommendations(files, redis_url):
         await store.close()
         return picks
 
-    assert asyncio.run(play(MemoryStore())) == asyncio.run(play(RedisStore(redis_url, f"test-{uuid.uuid4().hex}")))
+    assert asyncio.run(play(MemoryStore(IDLE_S))) == asyncio.run(play(RedisStore(redis_url, f"test-{uuid.uuid4().hex}", IDLE_S)))
 
 
 def arms(*weights: float) -> Experiment:
@@ -338,5 +339,5 @@ def test_an_arm_may_name_a_recommender_class_outside_the_service(tmp_path, monke
     spec = lookup("my_recs:FirstOfTop")
     catalog, _, _, top = files
     recommender = spec.build(spec.params(offset=2), {"toppop": top}, catalog, SEED,
-                             _Tables(MemoryStore(), catalog).load)
+                             _Tables(MemoryStore(IDLE_S), catalog).load)
     assert recommender.recommend(Listen(1, 0, 1.0, ((0, 1.0),))) == 22

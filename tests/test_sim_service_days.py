@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 from sim.calendar import day_start_ms
-from support.sim import REPO, generate_small_world, read_sessions, run_module, serve_config
+from service.config import shipped_with
+from support.sim import generate_small_world, read_sessions, run_module, serve_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("spark"), pytest.mark.heavy(8)]
 
@@ -37,11 +38,11 @@ def world(tmp_path_factory):
 
 def start_service(folder, name: str) -> tuple[subprocess.Popen, str, object]:
     """`python -m service` on the small world's catalog, Random and StickyArtist arms."""
-    config = yaml.safe_load((REPO / "conf" / "service.yml").read_text())
-    config.update(catalog=str(folder / "world" / "tracks.jsonl"), experiments=[
-        {"name": "AB", "arms": [{"name": "RANDOM", "recommender": "random"},
-                                {"name": "STICKY", "recommender": "sticky_artist"}]}])
-    config["log"].update(dir=str(folder / name), flush_interval_s=0.01)
+    config = shipped_with({
+        "catalog": str(folder / "world" / "tracks.jsonl"),
+        "experiments": [{"name": "AB", "arms": [{"name": "RANDOM", "recommender": "random"},
+                                                {"name": "STICKY", "recommender": "sticky_artist"}]}],
+        "log": {"dir": str(folder / name), "flush_interval_s": 0.01}})
     path = folder / f"{name}.yml"
     path.write_text(yaml.safe_dump(config))
     process, url = serve_config(path)

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from pipeline.outcomes import ab_day, per_user, potential_outcomes, replay
-from support.sim import REPO, generate_small_world, read_sessions, run_module, serve_config
+from service.config import shipped_with
+from support.sim import generate_small_world, read_sessions, run_module, serve_config
 
 pytestmark = pytest.mark.slow  # a real service
 
@@ -28,10 +29,9 @@ def simulated_run(tmp_path_factory):
     run = folder / "run"
     (run / "conf").mkdir(parents=True)
     (run / "sim").mkdir()
-    service = yaml.safe_load((REPO / "conf" / "service.yml").read_text())
-    service.update(seed=SEED, catalog=str(folder / "world" / "tracks.jsonl"),
-                   experiments=[{"name": "AB", "arms": ARMS}])
-    service["log"].update(dir=str(folder / "logs"))
+    service = shipped_with({"seed": SEED, "catalog": str(folder / "world" / "tracks.jsonl"),
+                            "experiments": [{"name": "AB", "arms": ARMS}],
+                            "log": {"dir": str(folder / "logs")}})
     (run / "conf" / "service-ab.yml").write_text(yaml.safe_dump(service))
     plan = {"experiment": "AB", "days": [{"name": "ab", "sessions": {"smoke": SESSIONS},
                                           "control": "RANDOM", "arms": ARMS}]}

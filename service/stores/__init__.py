@@ -1,6 +1,6 @@
 """Where tables and per-user session histories live: one interface, two back ends.
 
-- `memory` (default): this process's memory; one replica.
+- `memory`: this process's memory; one replica.
 - `redis`: a Redis server shared by several replicas, so a user's session history is the
   same whichever replica answers, and tables are loaded once for all of them.
 
@@ -9,15 +9,13 @@ A store hands out table handles; recommenders only ever call `KeyedTable.get` an
 """
 from __future__ import annotations
 
-from service.stores.base import (DEFAULT_SESSION_IDLE_S, History, KeyedTable, ListTable,
-                                 Sessions, Store)
+from service.stores.base import History, KeyedTable, ListTable, Sessions, Store
 
-__all__ = ["DEFAULT_SESSION_IDLE_S", "History", "KeyedTable", "ListTable", "Sessions", "Store",
-           "open_store"]
+__all__ = ["History", "KeyedTable", "ListTable", "Sessions", "Store", "open_store"]
 
 
-def open_store(backend: str, redis_url: str | None = None, redis_prefix: str = "botify",
-               session_idle_s: float = DEFAULT_SESSION_IDLE_S) -> Store:
+def open_store(backend: str, redis_url: str | None, redis_prefix: str,
+               session_idle_s: float) -> Store:
     if backend == "memory":
         from service.stores.memory import MemoryStore
         return MemoryStore(session_idle_s)

@@ -10,11 +10,6 @@ from service.tables import KeyedRows, TrackList
 # oldest first, the current request's track last.
 History = Sequence[tuple[int, float]]
 
-# A session with no request for this long is forgotten, as if it had ended: a client that
-# never sent /last must not leave its user's next session appended to a stale one.
-DEFAULT_SESSION_IDLE_S = 1800.0
-
-
 class KeyedTable(Protocol):
     def get(self, key: int) -> Sequence[int] | None:
         """The list stored under `key` (a track or a user), or None when the key is absent."""
@@ -28,7 +23,8 @@ class ListTable(Protocol):
 class Sessions(Protocol):
     async def listen(self, user: int, track: int, time: float) -> History:
         """Append (track, time) to the user's open session and return the whole history. A
-        session idle for longer than the store's `session_idle_s` is started afresh."""
+        session idle for longer than the store's `session_idle_s` is started afresh: a client that
+        never sent /last must not leave its user's next session appended to a stale one."""
 
     async def end(self, user: int) -> None:
         """Forget the user's session (after /last)."""

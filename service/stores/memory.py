@@ -6,7 +6,7 @@ from collections import OrderedDict
 from time import monotonic
 from typing import Callable, Sequence
 
-from service.stores.base import DEFAULT_SESSION_IDLE_S, History
+from service.stores.base import History
 from service.tables import KeyedRows, TrackList
 
 
@@ -90,7 +90,7 @@ class MemorySessions:
 
 
 class MemoryStore:
-    def __init__(self, session_idle_s: float = DEFAULT_SESSION_IDLE_S):
+    def __init__(self, session_idle_s: float):
         self.sessions = MemorySessions(session_idle_s)
 
     def keyed_table(self, rows: KeyedRows) -> MemoryKeyedTable:

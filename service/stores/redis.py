@@ -27,7 +27,7 @@ from typing import Sequence
 import redis
 import redis.asyncio
 
-from service.stores.base import DEFAULT_SESSION_IDLE_S, History
+from service.stores.base import History
 from service.stores.autopipeline import AutoPipeline
 from service.tables import KeyedRows, TrackList
 
@@ -133,7 +133,7 @@ class RedisSessions:
 
 
 class RedisStore:
-    def __init__(self, url: str | None, prefix: str, session_idle_s: float = DEFAULT_SESSION_IDLE_S):
+    def __init__(self, url: str | None, prefix: str, session_idle_s: float):
         if not url:
             raise ValueError("store.redis_url is required with store.backend: redis")
         self._client = redis.Redis.from_url(url)
