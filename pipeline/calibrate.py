@@ -45,7 +45,8 @@ from analysis.config import load_config as load_analysis_config
 from analysis.sequential import moments, monitor
 from analysis.truth import estimand_key, true_values
 from pipeline import calibrate_interleaving
-from pipeline.calibration_pool import Pool, covariates_of, print_rich_table, replication_table
+from pipeline.calibration_pool import (Pool, covariates_of, markdown_table, print_rich_table,
+                                       replication_table)
 from pipeline.outcomes import Outcomes, ab_day, potential_outcomes, previous_day_metrics
 from settings import ConfigError
 
@@ -166,8 +167,7 @@ def markdown(scores: list[Score], info: dict) -> str:
              f"Nominal: coverage {1 - info['alpha']:.0%}, A/A false positives "
              f"{info['alpha']:.0%} (sequential: at least and at most, under monitoring at "
              f"every look). Truth: the pool's true relative effect of the row's estimand.", "",
-             "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(row) + " |" for row in table_rows(scores)]
+             *markdown_table(HEADER, table_rows(scores))]
     if info.get("latency_guardrail_a_a") is not None:
         lines += ["", latency_line(info["latency_guardrail_a_a"])]
     lines += ["", f"Wall time {info['seconds']:.0f} s (pool {info['pool_seconds']:.0f} s).", ""]

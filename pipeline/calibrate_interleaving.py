@@ -41,7 +41,8 @@ from analysis.calibration import PairScore, score_pair
 from analysis.compare import compare_numpy
 from analysis.config import load_config as load_analysis_config
 from analysis.interleaving import preference
-from pipeline.calibration_pool import Pool, covariates_of, print_rich_table, replication_table
+from pipeline.calibration_pool import (Pool, covariates_of, markdown_table, print_rich_table,
+                                       replication_table)
 from pipeline.outcomes import interleaved_day, potential_outcomes, previous_day_metrics
 
 METRIC = "mean_session_time"
@@ -160,8 +161,7 @@ def markdown(scores: list[PairScore], info: dict) -> str:
              f"power at {info['alpha']:.0%} (two-sided), from the replications' spread: the "
              f"interleaving's sign test (b's share of the users preferring a team, against "
              f"0.5); the A/B test ({info['ab_method']}) of b against a, 50/50.", "",
-             "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(row) + " |" for row in table_rows(scores)]
+             *markdown_table(HEADER, table_rows(scores))]
     lines += ["", f"Median pair: the interleaving needs {median_ratio(scores):.1f}x fewer users "
                   f"than the A/B test.", "",
               f"Wall time {info['seconds']:.0f} s (pool {info['pool_seconds']:.0f} s).", ""]

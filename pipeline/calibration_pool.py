@@ -56,6 +56,12 @@ def replication_table(pool: Pool, arm_of_user: np.ndarray, source_arm: np.ndarra
     return table
 
 
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A calibration's table as Markdown lines (the report file's)."""
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(row) + " |" for row in rows)]
+
+
 def print_rich_table(title: str, header: list[str], rows: list[list[str]]) -> None:
     """A calibration's table on the terminal (rich; imported here, as only the CLI prints)."""
     from rich.console import Console
