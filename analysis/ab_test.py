@@ -35,8 +35,8 @@ from analysis.latency import client_guardrail
 from analysis.looks import monitor_primary
 from analysis.report import SESSION_TIME_VIEW, print_table, write_outputs
 from analysis.user_metrics import (CONFLICT, INVALID, METRICS, OUTSIDE, RATIOS,
-                                   RETENTION_METRICS, Period, check_arms, metric_table,
-                                   per_user, pre_period, read_events, summarize,
+                                   RETENTION_METRICS, Period, analysed_events, check_arms,
+                                   metric_table, per_user, pre_period, read_events, summarize,
                                    with_covariates)
 
 
@@ -159,14 +159,14 @@ def analyze(spark, args: argparse.Namespace, config: AnalysisConfig, console: Co
             cached.append(table)
         comparison = compare_spark(table, arms, settings)
         primary = config.roles.primary
-        sequential = monitor_primary(events, args.experiment, table, arms, primary,
+        analysed = analysed_events(events, args.experiment, table).cache()
+        cached.append(analysed)
+        sequential = monitor_primary(analysed, arms, primary,
                                      settings.metrics.get(primary, "higher"), config.family_alpha)
-        exposure = exposure_curve(events, args.experiment, table, arms, primary, settings,
-                                  period.days)
+        exposure = exposure_curve(analysed, arms, primary, settings, period.days)
         guard = config.latency_guardrail
-        latency = client_guardrail(events, args.experiment, table, arms, guard.quantile,
-                                   guard.margin_ms, settings.replicates, settings.seed,
-                                   config.alpha)
+        latency = client_guardrail(analysed, arms, guard.quantile, guard.margin_ms,
+                                   settings.replicates, settings.seed, config.alpha)
     finally:
         users.unpersist()
         for frame in cached:

@@ -21,22 +21,19 @@ import dataclasses
 import pandas as pd
 
 from analysis.compare import Settings, compare_numpy
-from analysis.user_metrics import DAY_MS, METRICS, event_validity, session_metrics, user_sums
+from analysis.user_metrics import DAY_MS, METRICS, session_metrics, user_sums
 
 
-def user_days(events, experiment: str, table, metric: str) -> pd.DataFrame:
-    """Spark: per analysed user (`table`'s `user` and `arm` index) and day since their first
-    event in the experiment, `metric` over that day's events; users without a closed session
-    that day are left out. A pandas frame `user`, `arm`, `day`, `value`."""
+def user_days(analysed, metric: str) -> pd.DataFrame:
+    """Spark: per analysed user and day since their first event in the experiment, `metric`
+    over that day's events (analysis.user_metrics.analysed_events); users without a closed
+    session that day are left out. A pandas frame `user`, `arm`, `day`, `value`."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    valid, is_last = event_validity()
-    exposed = (events.where(valid & F.col("experiments").getItem(experiment).isNotNull())
-               .join(table.select("user", "arm"), "user")
-               .withColumn("first", F.min("timestamp").over(Window.partitionBy("user"))))
+    exposed = analysed.withColumn("first", F.min("timestamp").over(Window.partitionBy("user")))
     day = F.floor((F.col("timestamp") - F.col("first")) / DAY_MS).alias("day")
-    sums = exposed.groupBy("user", "arm", day).agg(*user_sums(is_last))
+    sums = exposed.groupBy("user", "arm", day).agg(*user_sums(F.col("closes")))
     metrics = dict(zip(METRICS, session_metrics(F.col("sessions"), F.col("lines"),
                                                 F.col("time_nano"), F.col("latency_nano"))))
     return (sums.where(F.col("sessions") > 0)
@@ -68,8 +65,8 @@ def effects_by_day(frame: pd.DataFrame, arm_names: list[str], metric: str,
     return days
 
 
-def exposure_curve(events, experiment: str, table, arm_names: list[str], metric: str,
-                   settings: Settings, period_days: int) -> dict | None:
+def exposure_curve(analysed, arm_names: list[str], metric: str, settings: Settings,
+                   period_days: int) -> dict | None:
     """The `exposure` section of results.json: None on one-day logs, `skipped` for a metric
     that has no per-day value."""
     if period_days < 2:
@@ -77,6 +74,6 @@ def exposure_curve(events, experiment: str, table, arm_names: list[str], metric:
     if metric not in METRICS or metric not in settings.metrics:
         return {"metric": metric, "skipped": f"{metric} has no value per day (session metrics: "
                                              f"{', '.join(METRICS)})"}
-    frame = user_days(events, experiment, table, metric)
+    frame = user_days(analysed, metric)
     return {"metric": metric, "alpha": settings.alpha, "replicates": settings.replicates,
             "days": effects_by_day(frame, arm_names, metric, settings)}

@@ -35,22 +35,18 @@ EDGES = LOW_MS * BIN_RATIO ** np.arange(BINS + 1)  # cell 0 below EDGES[0], cell
 STREAM = 0x1A7E  # the guardrail's weights: their own stream of the seed, apart from the metrics'
 
 
-def user_histograms(events, experiment: str, table):
-    """Spark: per analysed user (`table`'s `user` and `arm` index) the count of their
-    requests' `client_latency` per cell, as a pandas frame `user`, `arm`, `cell`, `requests`."""
+def user_histograms(analysed):
+    """Spark: per analysed user the count of their requests' `client_latency` per cell
+    (analysis.user_metrics.analysed_events), as a pandas frame `user`, `arm`, `cell`,
+    `requests`."""
     from pyspark.sql import functions as F
 
-    from analysis.user_metrics import event_validity
-
-    valid, _ = event_validity()
     ms = F.greatest(F.col("client_latency") * 1000.0, F.lit(LOW_MS / 2))
     cell = F.least(F.greatest(F.floor(F.log(ms / LOW_MS) / math.log(BIN_RATIO)) + 1, F.lit(0)),
                    F.lit(BINS + 1))
-    counts = (events.where(valid & F.col("client_latency").isNotNull()
-                           & F.col("experiments").getItem(experiment).isNotNull())
-              .groupBy("user", cell.cast("long").alias("cell")).count())
-    return (counts.join(table.select("user", "arm"), "user")
-            .select("user", "arm", "cell", F.col("count").alias("requests"))
+    return (analysed.where(F.col("client_latency").isNotNull())
+            .groupBy("user", "arm", cell.cast("long").alias("cell"))
+            .agg(F.count(F.lit(1)).alias("requests"))
             .toPandas())
 
 
@@ -103,12 +99,12 @@ def guardrail(histograms: pd.DataFrame, arm_names: list[str], level: float, marg
             "margin_ms": margin_ms, "alpha": alpha, "treatments": treatments}
 
 
-def client_guardrail(events, experiment: str, table, arm_names: list[str], level: float,
+def client_guardrail(analysed, arm_names: list[str], level: float,
                      margin_ms: float, replicates: int, seed: int, alpha: float) -> dict:
     """The guardrail from the logs, with `histograms` (the per-user frame it was computed
     from, which the report writes out for the calibration), or `{"skipped": why}` when an
     arm's events carry no client_latency (logs of a client that does not measure it)."""
-    histograms = user_histograms(events, experiment, table)
+    histograms = user_histograms(analysed)
     missing = [name for arm, name in enumerate(arm_names)
                if not (histograms["arm"] == arm).any()]
     if missing:

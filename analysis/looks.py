@@ -12,24 +12,20 @@ from __future__ import annotations
 from decimal import Decimal
 
 from analysis.sequential import LOOKS, ArmMoments, monitor
-from analysis.user_metrics import METRICS, event_validity, session_metrics, user_sums
+from analysis.user_metrics import METRICS, session_metrics, user_sums
 
 EXACT_MOMENT = "decimal(38,18)"
 
 
-def look_moments(events, experiment: str, table, arms: list[str], metric: str,
+def look_moments(analysed, arms: list[str], metric: str,
                  looks: int) -> tuple[list[int], list[list[ArmMoments]]]:
     """(sessions closed by each look, per look the moments of `metric` per arm) over the
-    users of `table` (analysis.user_metrics.metric_table: `user`, `arm` index into `arms`)."""
+    analysed users' events (analysis.user_metrics.analysed_events: `arm` indexes `arms`)."""
     from pyspark.sql import functions as F
 
     if metric not in METRICS:
         raise ValueError(f"looks cover the session metrics {METRICS}, not {metric!r}")
-    valid, is_last = event_validity()
-    arm_names = F.array(*[F.lit(a) for a in arms])
-    analysed = (events.where(valid).join(table.select("user", "arm"), "user")
-                .where(F.col("experiments").getItem(experiment)
-                       == F.element_at(arm_names, F.col("arm") + 1)))
+    is_last = F.col("closes")
     levels = [k / looks for k in range(1, looks)]
     cutoffs = analysed.where(is_last).agg(F.percentile("timestamp", levels)).first()[0]
     # the look an event first counts in: the number of cut-offs before it
@@ -64,14 +60,14 @@ def _moments(row) -> ArmMoments:
     return ArmMoments(n, float(s1 / n), float(variance))
 
 
-def monitor_primary(events, experiment: str, table, arms: list[str], metric: str,
-                    direction: str, family_alpha: float) -> dict:
+def monitor_primary(analysed, arms: list[str], metric: str, direction: str,
+                    family_alpha: float) -> dict:
     """Always-valid monitoring of the primary metric for every treatment (results.json's
     `sequential`), or why it is left out."""
     if metric not in METRICS:
         return {"metric": metric, "skipped": f"sequential monitoring covers the session "
                                               f"metrics ({', '.join(METRICS)})"}
-    sessions, moments = look_moments(events, experiment, table, arms, metric, LOOKS)
+    sessions, moments = look_moments(analysed, arms, metric, LOOKS)
     alpha = family_alpha / (len(arms) - 1)
     return {"metric": metric, "looks": LOOKS, "alpha": alpha,
             "treatments": {arms[t]: monitor(arms[t], [(m[0], m[t]) for m in moments], sessions,

@@ -230,6 +230,22 @@ def metric_table(users: UserTable, arms: list[str], period: Period | None = None
             .select(*columns))
 
 
+def analysed_events(events, experiment: str, table):
+    """The valid events in `experiment` of the analysed users (`table`: a row per user, `user`
+    and `arm`, the arm's index): `user`, `arm`, `timestamp`, `closes` (the event closes a
+    session), `time`, `latency`, `client_latency`. The looks, the days since exposure and the
+    latency guardrail all read these: the caller caches them once for the three. `table` is
+    broadcast (a row per user, small beside the events), so the events are not shuffled to
+    meet it."""
+    from pyspark.sql import functions as F
+
+    valid, is_last = event_validity()
+    return (events.where(valid & F.col("experiments").getItem(experiment).isNotNull())
+            .join(F.broadcast(table.select("user", "arm")), "user")
+            .select("user", "arm", "timestamp", is_last.alias("closes"), "time", "latency",
+                    "client_latency"))
+
+
 def every_user(events, prefix: str = ""):
     """Per user, the metrics over all their valid events whatever their experiments (a
     pre-period's logs, or the logs a design is based on): `user` and `<prefix><metric>`; the

@@ -22,8 +22,8 @@ from analysis.looks import look_moments
 from dataclient.synthetic_logs import BASE_TIMESTAMP_MS, synthetic_events, write_events
 from support.user_metrics import per_user_metrics
 from analysis.user_metrics import (CONFLICT, INVALID, METRICS, OUTSIDE, RATIOS,
-                                   RETENTION_METRICS, Period, metric_table, per_user,
-                                   read_events, summarize, with_covariates)
+                                   RETENTION_METRICS, Period, analysed_events, metric_table,
+                                   per_user, read_events, summarize, with_covariates)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("spark"), pytest.mark.heavy(8)]
 
@@ -107,8 +107,8 @@ def test_look_moments_match_pandas_on_truncated_logs(spark, events, event_dir):
     metric equal pandas' over the logs up to that moment; the last look is the full table."""
     table = per_user(read_events(spark, str(event_dir)), "EXP")
     users = metric_table(table, ["C", "T1"])
-    sessions, moments = look_moments(read_events(spark, str(event_dir)), "EXP", users,
-                                     ["C", "T1"], "mean_session_time", 10)
+    analysed = analysed_events(read_events(spark, str(event_dir)), "EXP", users)
+    sessions, moments = look_moments(analysed, ["C", "T1"], "mean_session_time", 10)
     table.unpersist()
     analysed = events[events.user != 0]
     closes = analysed.loc[analysed.message == "last", "timestamp"].to_numpy()
