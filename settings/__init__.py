@@ -1,7 +1,7 @@
 """The one way botify reads `conf/`: a YAML file validated by a pydantic model.
 
     from settings import Strict, load
-    class JobsConfig(Strict): seed: int = 42 ...
+    class JobsConfig(Strict): seed: int ...
     config = load("conf/jobs.yml", JobsConfig)
 
 Each default lives in one place: for a file botify ships one of (conf/*.yml), that file, whose
