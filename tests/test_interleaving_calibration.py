@@ -8,11 +8,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from analysis.calibration import score_pair, users_for_power
-from service.config import shipped_with
-from support.sim import generate_small_world
+from support.sim import one_day_run
 
 SEED, SESSIONS = 23, 600
 ARMS = [{"name": "random", "weight": 0.0, "recommender": "random"},
@@ -25,19 +23,8 @@ ARMS = [{"name": "random", "weight": 0.0, "recommender": "random"},
 def interleaved_run(tmp_path_factory):
     """A run folder whose one day interleaves Random (a) with StickyArtist (b): all the
     calibration reads (the pool is played in process, no service runs)."""
-    folder = tmp_path_factory.mktemp("interleaved-run")
-    sim_config = generate_small_world(folder, seed=21)
-    run = folder / "run"
-    (run / "conf").mkdir(parents=True)
-    service = shipped_with({"seed": SEED, "catalog": str(folder / "world" / "tracks.jsonl"),
-                            "experiments": [{"name": "IL", "arms": ARMS}],
-                            "log": {"dir": str(folder / "logs")}})
-    (run / "conf" / "service-screen.yml").write_text(yaml.safe_dump(service))
-    plan = {"experiment": "IL", "days": [{"name": "screen", "sessions": {"smoke": SESSIONS},
-                                          "arms": ARMS}]}
-    (run / "manifest.json").write_text(json.dumps({"settings": {
-        "seed": SEED, "scale": "smoke", "plan_config": plan,
-        "sim": yaml.safe_load(sim_config.read_text())}}, default=str))
+    run, _ = one_day_run(tmp_path_factory.mktemp("interleaved-run"), SEED, "IL",
+                         {"name": "screen", "sessions": {"smoke": SESSIONS}, "arms": ARMS})
     return run
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from sparkapp.config import spark_config
 from pipeline.job_server import serve_command
 from contract.events import make_event, spark_schema
 from dataclient.synthetic_logs import synthetic_sessions, write_event_log
+from support.waiting import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("spark"), pytest.mark.heavy(8)]
 
@@ -409,11 +409,8 @@ def test_job_server_runs_batch_after_batch_in_one_spark_application(tmp_path):
     process = subprocess.Popen(serve_command("local[1]", socket_path),   # as a run starts it
                                cwd=REPO, stdout=server_log, stderr=subprocess.STDOUT, env=env)
     try:
-        deadline = time.monotonic() + 600
-        while not server.ready(socket_path):
-            assert process.poll() is None and time.monotonic() < deadline, \
-                (tmp_path / "server.log").read_text()[-3000:]
-            time.sleep(0.2)
+        wait_for(lambda: server.ready(socket_path), 600, "the job server to be ready", process,
+                 interval=0.2, details=lambda: "\n" + (tmp_path / "server.log").read_text()[-3000:])
         failed = run("sessions", "--events", str(events), "--out", work,
                      ";", "toppop", "--sessions", str(tmp_path / "missing"), "--out", str(tmp_path / "tables"),
                      ";", "svd", "--sessions", f"{work}/sessions", "--out", str(tmp_path / "tables"),

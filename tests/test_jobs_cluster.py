@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -15,6 +14,7 @@ import pytest
 
 from infra.ports import free_port
 from dataclient.synthetic_logs import synthetic_sessions, write_event_log
+from support.waiting import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.heavy(6)]
 
@@ -22,17 +22,8 @@ REPO = Path(__file__).resolve().parent.parent
 SPARK_HOME = Path(pyspark.__file__).parent
 
 
-def wait_for(check, timeout: float, what: str, logs: list[Path]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    tails = "\n".join(f"--- {p}\n{p.read_text()[-2000:]}" for p in logs)
-    pytest.fail(f"{what} within {timeout} s\n{tails}")
+def tails(logs: list[Path]) -> str:
+    return "".join(f"\n--- {p}\n{p.read_text()[-2000:]}" for p in logs)
 
 
 @pytest.fixture
@@ -49,13 +40,15 @@ def standalone_cluster(tmp_path):
                               env=env, stdout=open(logs[0], "w"), stderr=subprocess.STDOUT)]
     try:
         status = f"http://127.0.0.1:{ui}/json/"
-        wait_for(lambda: httpx.get(status).status_code == 200, 60, "the master did not start", logs)
+        wait_for(lambda: httpx.get(status).status_code == 200, 60, "the master to start",
+                 retry_on=(httpx.HTTPError,), interval=0.5, details=lambda: tails(logs))
         procs.append(subprocess.Popen(
             [spark_class, "org.apache.spark.deploy.worker.Worker", master_url, "--host", "127.0.0.1",
              "--cores", "1", "--memory", "1g", "--webui-port", str(free_port()),
              "--work-dir", str(tmp_path / "work")],
             env=env, stdout=open(logs[1], "w"), stderr=subprocess.STDOUT))
-        wait_for(lambda: httpx.get(status).json()["aliveworkers"] >= 1, 60, "no worker registered", logs)
+        wait_for(lambda: httpx.get(status).json()["aliveworkers"] >= 1, 60, "a worker to register",
+                 retry_on=(httpx.HTTPError,), interval=0.5, details=lambda: tails(logs))
         yield master_url, env, status
     finally:
         for proc in reversed(procs):

@@ -6,11 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
+
+from support.waiting import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("runs"), pytest.mark.heavy(9)]
 
@@ -21,16 +22,6 @@ def leftovers(marker: Path) -> str:
     """Processes whose command line mentions `marker` (HDFS dirs, Redis dir, run folder)."""
     found = subprocess.run(["pgrep", "-af", str(marker)], capture_output=True, text=True).stdout
     return "\n".join(line for line in found.splitlines() if "pgrep" not in line)
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def start_test_runner(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
@@ -49,7 +40,7 @@ def start_test_runner(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
                                 "-n", "1", str(tmp_path / "test_hold.py")],
                                cwd=tmp_path, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(lambda: flag.exists() and flag.read_text(), 300, "the test stack to start")
+    wait_for(lambda: flag.exists() and flag.read_text(), 300, "the test stack to start", interval=0.5)
     return process, tmp_path
 
 
@@ -66,8 +57,10 @@ def start_pipeline(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
         process = subprocess.Popen([sys.executable, "-m", "pipeline", "--scale", "smoke", "--seed",
                                     "5", "--config", str(config)], cwd=REPO, env=env, stdout=out,
                                    stderr=subprocess.STDOUT)
-    wait_for(lambda: "day0: simulate" in log.read_text(), 300, "the pipeline's day 0 to start")
-    wait_for(lambda: "jobs/server.py serve" in leftovers(tmp_path), 300, "the Spark job server")
+    wait_for(lambda: "day0: simulate" in log.read_text(), 300, "the pipeline's day 0 to start",
+             interval=0.5)
+    wait_for(lambda: "jobs/server.py serve" in leftovers(tmp_path), 300, "the Spark job server",
+             interval=0.5)
     return process, tmp_path
 
 
@@ -84,4 +77,5 @@ def test_a_signalled_launcher_leaves_nothing_running(tmp_path, launcher, sig):
     process.send_signal(sig)
     process.wait(timeout=120)
     # SIGKILL runs no clean-up: the daemons stop because their launcher died (PDEATHSIG).
-    wait_for(lambda: not leftovers(marker), 90, f"no process left, still:\n{leftovers(marker)}")
+    wait_for(lambda: not leftovers(marker), 90, "no process left", interval=0.5,
+             details=lambda: f"; still running:\n{leftovers(marker)}")

@@ -33,6 +33,8 @@ from service.eventlog import EventLog
 from contract.events import validation_error
 from service.tables import TableError, read_keyed
 from sim.remote import Responses
+from support.sim import serve_config
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.heavy(5)
 
@@ -109,7 +111,7 @@ def asgi_client(config_path):
 def served_url(tmp_path_factory):
     """The URL of one real `python -m service` for the module's stateless HTTP checks."""
     folder = tmp_path_factory.mktemp("served")
-    process, url = start_service(write_config(folder, make_world(folder)))
+    process, url = serve_config(write_config(folder, make_world(folder)))
     yield url
     stop_service(process)
 
@@ -314,10 +316,9 @@ def test_a_redis_outage_is_a_503_with_a_json_message(tmp_path, world):
     server = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
                               stdout=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout != b"PONG\n":
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
+        wait_for(lambda: subprocess.run(["redis-cli", "-p", str(port), "ping"],
+                                        capture_output=True).stdout == b"PONG\n",
+                 30, "redis-server to answer", server)
         path = write_config(tmp_path, world)
         data = yaml.safe_load(path.read_text())
         data["store"].update({"backend": "redis", "redis_url": f"redis://127.0.0.1:{port}/0"})
@@ -563,25 +564,6 @@ def test_event_log_survives_a_full_disk_without_torn_or_lost_lines(tmp_path):
 
 # ---- the real process: signals, concurrency, rotation
 
-def start_service(config: Path, *flags: str) -> tuple[subprocess.Popen, str]:
-    """`python -m service` on a config, once it answers; the process and its URL."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "service", "--config", str(config),
-                                "--port", str(port), *flags], cwd=REPO)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail("the service exited during start-up")
-        try:
-            httpx.get(url, timeout=1)
-            return process, url
-        except httpx.TransportError:
-            time.sleep(0.05)
-    stop_service(process)
-    pytest.fail("the service did not answer within 30 s")
-
-
 def stop_service(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -594,7 +576,7 @@ def serve():
     processes = []
 
     def start(config: Path, *flags: str) -> tuple[subprocess.Popen, str]:
-        process, url = start_service(config, *flags)
+        process, url = serve_config(config, *flags)
         processes.append(process)
         return process, url
 
@@ -687,15 +669,8 @@ def test_the_real_server_serves_on_a_unix_socket_and_stops_cleanly(tmp_path, wor
                                cwd=REPO)
     try:
         with httpx.Client(transport=httpx.HTTPTransport(uds=str(path)), base_url="http://botify") as http:
-            deadline = time.monotonic() + 30
-            while True:
-                assert process.poll() is None, "the service exited during start-up"
-                try:
-                    assert http.get("/").json()["status"] == "ok"
-                    break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, "the service did not answer within 30 s"
-                    time.sleep(0.05)
+            wait_for(lambda: http.get("/").json()["status"] == "ok", 30, "the service to answer",
+                     process, retry_on=(httpx.TransportError,))
             answers = [http.post(f"/next/{user}", json={"track": 3, "time": 0.5}) for user in range(20)]
         assert [a.json()["user"] for a in answers] == list(range(20))
     finally:
@@ -795,10 +770,8 @@ def test_sighup_reloads_the_experiments(tmp_path, world, serve):
     write_config(tmp_path, world, [{"name": "D", "recommender": "contextual",
                                     "tables": {"tracks": str(world["other"])}}])
     process.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + 20
-    while httpx.post(f"{url}/next/1", json={"track": 10, "time": 1.0}).json()["track"] != 60:
-        assert time.monotonic() < deadline, "SIGHUP did not reload the tables"
-        time.sleep(0.05)
+    wait_for(lambda: httpx.post(f"{url}/next/1", json={"track": 10, "time": 1.0}).json()["track"] == 60,
+             20, "SIGHUP to reload the tables")
     process.send_signal(signal.SIGTERM)
     process.wait(30)
     arms_logged = [e["experiments"]["AB"] for e in event_lines(tmp_path / "logs" / "r0")]

@@ -24,6 +24,7 @@ from starlette.routing import Route
 from infra.ports import free_port
 from infra.unix_socket import new_socket_path
 from support.sim import SMALL_WORLD, read_sessions, run_module, write_config
+from support.waiting import wait_for
 
 N_TRACKS = SMALL_WORLD["tracks"]
 TIMEOUT_S = 0.3
@@ -54,10 +55,7 @@ class Peer:
 
     def __enter__(self) -> "Peer":
         self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "test peer did not start"
-            time.sleep(0.01)
+        wait_for(lambda: self.server.started, 10, "the test peer to start", interval=0.01)
         if self.uds is not None:
             self.url = f"unix://{self.uds}"
         else:

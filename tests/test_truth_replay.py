@@ -8,11 +8,9 @@ import signal
 
 import numpy as np
 import pytest
-import yaml
 
 from pipeline.outcomes import ab_day, per_user, potential_outcomes, replay
-from service.config import shipped_with
-from support.sim import generate_small_world, read_sessions, run_module, serve_config
+from support.sim import one_day_run, read_sessions, run_module, serve_config
 
 pytestmark = pytest.mark.slow  # a real service
 
@@ -25,19 +23,9 @@ ARMS = [{"name": "RANDOM", "weight": 1.0, "recommender": "random"},
 def simulated_run(tmp_path_factory):
     """A run folder with one A/B day the simulator played against the service."""
     folder = tmp_path_factory.mktemp("truth-replay")
-    sim_config = generate_small_world(folder, seed=21)
-    run = folder / "run"
-    (run / "conf").mkdir(parents=True)
+    run, sim_config = one_day_run(folder, SEED, "AB", {
+        "name": "ab", "sessions": {"smoke": SESSIONS}, "control": "RANDOM", "arms": ARMS})
     (run / "sim").mkdir()
-    service = shipped_with({"seed": SEED, "catalog": str(folder / "world" / "tracks.jsonl"),
-                            "experiments": [{"name": "AB", "arms": ARMS}],
-                            "log": {"dir": str(folder / "logs")}})
-    (run / "conf" / "service-ab.yml").write_text(yaml.safe_dump(service))
-    plan = {"experiment": "AB", "days": [{"name": "ab", "sessions": {"smoke": SESSIONS},
-                                          "control": "RANDOM", "arms": ARMS}]}
-    (run / "manifest.json").write_text(json.dumps({"settings": {
-        "seed": SEED, "scale": "smoke", "plan_config": plan,
-        "sim": yaml.safe_load(sim_config.read_text())}}, default=str))
     process, url = serve_config(run / "conf" / "service-ab.yml")
     try:
         result = run_module("sim.run", "--recommender", "remote", "--url", url,

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,9 @@ import yaml
 
 from infra.ports import free_port
 from sim.remote import ServiceUnreachable, check_service
+from service.config import shipped_with
 from sim.world import World
+from support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO / "conf" / "sim.yml"
@@ -50,6 +51,24 @@ def generate_small_world(folder: Path, seed: int) -> Path:
     return config
 
 
+
+def one_day_run(folder: Path, seed: int, experiment: str, day: dict) -> tuple[Path, Path]:
+    """A run folder as the pipeline leaves it for a plan of one `day` (a small world, the day's
+    service config, the manifest's settings): what the truth and the calibrations read. Returns
+    the run folder and the simulator's config."""
+    sim_config = generate_small_world(folder, seed=21)
+    run = folder / "run"
+    (run / "conf").mkdir(parents=True)
+    service = shipped_with({"seed": seed, "catalog": str(folder / "world" / "tracks.jsonl"),
+                            "experiments": [{"name": experiment, "arms": day["arms"]}],
+                            "log": {"dir": str(folder / "logs")}})
+    (run / "conf" / f"service-{day['name']}.yml").write_text(yaml.safe_dump(service))
+    plan = {"experiment": experiment, "days": [day]}
+    (run / "manifest.json").write_bytes(orjson.dumps({"settings": {
+        "seed": seed, "scale": "smoke", "plan_config": plan,
+        "sim": yaml.safe_load(sim_config.read_text())}}))
+    return run, sim_config
+
 def read_sessions(path: Path) -> list[dict]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
@@ -67,18 +86,22 @@ def tiny_world(budget=2) -> World:
                  session_budget=budget, artist_discount_gamma=0.5)
 
 
-def serve_config(config_path: Path) -> tuple[subprocess.Popen, str]:
-    """A real `python -m service` on a free port, once it answers: (its process, its URL)."""
+def serve_config(config_path: Path, *flags: str) -> tuple[subprocess.Popen, str]:
+    """A real `python -m service` on a free port (with the CLI's `flags`), once it answers:
+    (its process, its URL). A service that never answers is killed before the test fails."""
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "service", "--config", str(config_path),
-                                "--port", str(port)], cwd=REPO)
+                                "--port", str(port), *flags], cwd=REPO)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            check_service(url, 1.0)
-            return process, url
-        except ServiceUnreachable:
-            assert process.poll() is None, "the service exited at start"
-            assert time.monotonic() < deadline, "the service did not start in 60 s"
-            time.sleep(0.2)
+
+    def answers() -> bool:
+        check_service(url, 1.0)
+        return True
+
+    try:
+        wait_for(answers, 60, "the service to answer", process, retry_on=(ServiceUnreachable,))
+    except AssertionError:
+        process.kill()
+        process.wait()
+        raise
+    return process, url
