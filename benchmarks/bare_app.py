@@ -36,5 +36,7 @@ async def app(scope, receive, send) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, required=True)
+    # The per-request settings of service/__main__.py: no proxy-headers middleware, no `server`
+    # header, no websocket protocol.
     uvicorn.run(app, host="127.0.0.1", port=parser.parse_args().port, loop="uvloop", http="httptools",
-                access_log=False, log_level="warning")
+                ws="none", access_log=False, log_level="warning", proxy_headers=False, server_header=False)

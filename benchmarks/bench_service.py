@@ -346,10 +346,10 @@ def main() -> None:
           "logged ms: mean `latency` of the events of that phase")
     print("events logged: " + ", ".join(f"{s} {r['logged']['events']}" for s, r in results.items()))
     if args.write_docs:
-        write_docs(rounds, compared, args)
+        write_docs(rounds, compared, args, f"{load_before} / {os.getloadavg()[0]:.2f}")
 
 
-def write_docs(rounds: list[dict], compared: list[str], args: argparse.Namespace) -> None:
+def write_docs(rounds: list[dict], compared: list[str], args: argparse.Namespace, load: str) -> None:
     """The 64-connection rounds as this benchmark's section of docs/SPEED.md."""
     command = " ".join([".venv/bin/python benchmarks/bench_service.py"] + [a for a in sys.argv[1:] if a != "--write-docs"])
     header = ["round", "bare req/s", "bare CPU us"] + [
@@ -361,7 +361,8 @@ def write_docs(rounds: list[dict], compared: list[str], args: argparse.Namespace
     summary = "Median over the rounds: " + "; ".join(
         f"{name} {statistics.median(r[name]['rps'] / r[BARE]['rps'] for r in rounds):.2f} x bare req/s, "
         f"{statistics.median(r[name]['cpu_us'] / r[BARE]['cpu_us'] for r in rounds):.2f} x bare CPU per request"
-        for name in compared) + "."
+        for name in compared) + (f". Load average before/after: {load} (the ratio moves with the "
+                                 f"machine's load: compare runs made at a similar load).")
     speed_doc.write(
         "service", title="The service against a bare uvicorn app",
         measures=f"`POST /next` at 64 connections (wrk, {WRK_THREADS} thread, {args.duration:g} s per run) "

@@ -127,7 +127,7 @@ def create_app(config: ServiceConfig, reload_config: Callable[[], ServiceConfig]
         user = parse_id(request.path_params["user"], "user")
         track_id, listened_time = parse_listen(request.body)
         serving = service.serving
-        if track_id not in serving.catalog.records:
+        if track_id not in serving.track_ids:
             raise HttpError(422, f"track {track_id} is not in the catalog; send the id of the "
                                  f"track the user just listened to")
         return started, user, track_id, listened_time, serving

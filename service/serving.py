@@ -18,6 +18,10 @@ from service.tables import TableError, read_keyed, read_list
 @dataclass(frozen=True)
 class Serving:
     catalog: Catalog
+    # The catalog's ids, for the check of every /next and /last. Why not `catalog.records`: a
+    # lookup compares the stored key object, and these ints are made together, packed in
+    # memory, where the records' keys lie scattered among the parsed records (a cache miss).
+    track_ids: frozenset[int]
     split: Split
     recommenders: dict  # (experiment, arm) -> the arm's recommender (in-process replays)
     tables: tuple[Path, ...]
@@ -69,6 +73,6 @@ def build_serving(config: ServiceConfig, store: Store) -> Serving:
             if arm.interleave is not None:
                 a, b = (recommenders[(exp.name, team)] for team in arm.interleave)
                 recommenders[(exp.name, arm.name)] = Interleaved(a, b, catalog, config.seed)
-    return Serving(catalog, Split(config.experiments, recommenders), recommenders, tables.paths,
-                   tables.keyed_tables,
+    return Serving(catalog, frozenset(catalog.id_array.tolist()), Split(config.experiments, recommenders),
+                   recommenders, tables.paths, tables.keyed_tables,
                    time.perf_counter() - started, time.process_time() - started_cpu)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from array import array
-from collections import OrderedDict
 from time import monotonic
 from typing import Callable, Sequence
 
@@ -34,11 +33,13 @@ class MemoryHistory(Sequence[tuple[int, float]]):
 
     Why not a list of tuples: a list is a container the garbage collector visits entry by
     entry, so every full collection would take longer the more entries the open sessions
-    hold; an array is one object to it, and 16 bytes an entry instead of three objects."""
-    __slots__ = ("tracks", "times")
+    hold; an array is one object to it, and 16 bytes an entry instead of three objects.
+    `touched` is the monotonic time of the session's last request."""
+    __slots__ = ("tracks", "times", "touched")
 
     def __init__(self):
         self.tracks, self.times = array("q"), array("d")
+        self.touched = 0.0
 
     def __len__(self) -> int:
         return len(self.tracks)
@@ -59,34 +60,38 @@ class MemoryHistory(Sequence[tuple[int, float]]):
 
 
 class MemorySessions:
+    """user -> open session. A request finding its user's session idle for longer than `idle_s`
+    starts a new one; idle sessions are swept out of memory once per `idle_s`.
+
+    Why a plain dict swept now and then rather than one kept in order of last request (whose
+    front would be the idle sessions): keeping that order relinks list nodes scattered in
+    memory on every request, where the sweep visits each session once per `idle_s`."""
+
     def __init__(self, idle_s: float):
         self._idle_s = idle_s
-        # user -> history, least recently used first (expiry looks at the front), and user ->
-        # last request. Two maps, not one of (time, history) pairs: a request then leaves no new
-        # container object behind for the garbage collector to trace.
-        self._open: OrderedDict[int, MemoryHistory] = OrderedDict()
-        self._touched: dict[int, float] = {}
+        self._open: dict[int, MemoryHistory] = {}
+        self._next_sweep = monotonic() + idle_s
 
     async def listen(self, user: int, track: int, time: float) -> History:
-        now, sessions, touched = monotonic(), self._open, self._touched
-        while sessions:
-            oldest_user = next(iter(sessions))
-            if now - touched[oldest_user] <= self._idle_s:
-                break
-            del sessions[oldest_user], touched[oldest_user]
-        history = sessions.get(user)
-        if history is None:
-            history = sessions[user] = MemoryHistory()
-        else:
-            sessions.move_to_end(user)
+        now = monotonic()
+        if now >= self._next_sweep:
+            self._sweep(now)
+        history = self._open.get(user)
+        if history is None or now - history.touched > self._idle_s:
+            history = self._open[user] = MemoryHistory()
         history.tracks.append(track)
         history.times.append(time)
-        touched[user] = now
+        history.touched = now
         return history
 
+    def _sweep(self, now: float) -> None:
+        idle = [user for user, history in self._open.items() if now - history.touched > self._idle_s]
+        for user in idle:
+            del self._open[user]
+        self._next_sweep = now + self._idle_s
+
     async def end(self, user: int) -> None:
-        if self._open.pop(user, None) is not None:
-            del self._touched[user]
+        self._open.pop(user, None)
 
 
 class MemoryStore:
