@@ -85,7 +85,8 @@ def main() -> None:
             header=["round", "this s", "anchor s", "anchor / this"],
             rows=[[i + 1, f"{r['this']:.1f}", f"{r['anchor']:.1f}", f"{a:.2f}x"]
                   for i, (r, a) in enumerate(zip(rounds, ratios))],
-            summary=f"Median: the anchor's set-up takes {statistics.median(ratios):.2f}x this tree's.")
+            summary=f"Median: the anchor's set-up takes {statistics.median(ratios):.2f}x this tree's.",
+            measured=f"{trees['this']} (the clones' commit)")
 
 
 if __name__ == "__main__":

@@ -97,18 +97,22 @@ def machine() -> str:
 
 
 def render(title: str, measures: str, command: str, header: Sequence[str],
-           rows: Sequence[Sequence[object]], summary: str = "", tree: Path = REPO) -> str:
-    """A section's body: title, what it measures, the command, the table, then where and when."""
+           rows: Sequence[Sequence[object]], summary: str = "", tree: Path = REPO,
+           measured: str | None = None) -> str:
+    """A section's body: title, what it measures, the command, the table, then where and when
+    (`measured`: the commit the figures are of, when not the tree's own, e.g. a fresh clone's)."""
     parts = [f"### {title}", measures.strip(), f"```\n{command.strip()}\n```", table(header, rows)]
     if summary:
         parts.append(summary.strip())
-    parts.append(f"Commit {commit(tree)}, {datetime.date.today().isoformat()}, on {machine()}.")
+    parts.append(f"Commit {measured or commit(tree)}, {datetime.date.today().isoformat()}, on {machine()}.")
     return "\n\n".join(parts)
 
 
 def write(name: str, title: str, measures: str, command: str, header: Sequence[str],
-          rows: Sequence[Sequence[object]], summary: str = "", path: Path = SPEED_DOC) -> None:
-    """Replace NAME's section of `path` (docs/SPEED.md) with the latest figures."""
-    body = render(title, measures, command, header, rows, summary)
+          rows: Sequence[Sequence[object]], summary: str = "", path: Path = SPEED_DOC,
+          measured: str | None = None) -> None:
+    """Replace NAME's section of `path` (docs/SPEED.md) with the latest figures (`measured`:
+    as `render`)."""
+    body = render(title, measures, command, header, rows, summary, measured=measured)
     document = path.read_text() if path.exists() else "# Speed\n"
     path.write_text(replace_section(document, name, body))

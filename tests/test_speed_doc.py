@@ -89,6 +89,14 @@ def test_write_names_the_commit_and_the_machine(tmp_path):
     assert "analysis figures stay" in text and "Outro." in text
 
 
+def test_write_names_the_measured_commit_when_it_is_not_the_trees(tmp_path):
+    doc = tmp_path / "SPEED.md"
+    doc.write_text(DOC)
+    speed_doc.write("pipeline", title="Pipeline", measures="What it measures.", command="bench --x",
+                    header=["round", "s"], rows=[[1, "42.0"]], path=doc, measured="abc1234 (a clone)")
+    assert "Commit abc1234 (a clone), " in doc.read_text()
+
+
 def test_bench_pipeline_offers_the_flag():
     out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_pipeline.py"), "--help"],
                          capture_output=True, text=True, check=True).stdout
