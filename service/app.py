@@ -37,7 +37,7 @@ log = logging.getLogger("service")
 
 # A simulator playing several days sends each request's simulated time (ms since the epoch) in
 # this header; the event is stamped with it instead of the service's clock (sim/calendar.py).
-SIMULATED_TIME = "x-simulated-time"
+SIMULATED_TIME = b"x-simulated-time"
 
 
 def event_timestamp(request: Request) -> int:
@@ -50,7 +50,7 @@ def event_timestamp(request: Request) -> int:
 
 # The client's own measure of how long it waited for the user's previous request (seconds), sent
 # with the next one; the event carries it as `client_latency` (contract/events.py).
-CLIENT_LATENCY = "x-client-latency"
+CLIENT_LATENCY = b"x-client-latency"
 
 
 def client_latency(request: Request) -> float | None:
@@ -165,7 +165,7 @@ def create_app(config: ServiceConfig, reload_config: Callable[[], ServiceConfig]
         if token is None:
             raise HttpError(404, "the admin endpoint is disabled: set admin.token in the service "
                                  "config (or send SIGHUP to reload)")
-        sent = (request.header("x-admin-token") or "").encode("utf-8", "replace")
+        sent = (request.header(b"x-admin-token") or "").encode("utf-8", "replace")
         if not hmac.compare_digest(sent, token.encode()):
             raise HttpError(403, "missing or wrong X-Admin-Token header")
         try:

@@ -48,11 +48,10 @@ class Request:
     def __init__(self, headers: list[tuple[bytes, bytes]], path_params: Mapping[str, str], body: bytes):
         self.headers, self.path_params, self.body = headers, path_params, body  # ASGI's headers
 
-    def header(self, name: str) -> str | None:
-        """The value of the header called `name` (lower case), or None."""
-        key = name.encode("latin-1")
+    def header(self, name: bytes) -> str | None:
+        """The value of the header called `name` (lower case, as ASGI sends it: bytes), or None."""
         for raw_name, value in self.headers:
-            if raw_name == key:
+            if raw_name == name:
                 return value.decode("latin-1")
         return None
 
