@@ -29,6 +29,7 @@ from service.openapi import DOCUMENT
 from service.recommenders import Listen
 from service.serving import Serving, build_serving
 from service.stores import open_store
+from contract.events import make_event
 from contract.tables import TableError
 from service.validation import MAX_BODY_BYTES, parse_id, parse_listen
 
@@ -142,9 +143,9 @@ def create_app(config: ServiceConfig, reload_config: Callable[[], ServiceConfig]
         else:
             recommendation, team = recommender.recommend(listen), None
         body = orjson.dumps({"user": user, "track": recommendation})
-        service.events.append("next", event_timestamp(request), user, track_id, listened_time,
-                              perf_counter() - started, recommendation, arms, len(history) - 1, team,
-                              client_latency(request))
+        service.events.append(make_event("next", event_timestamp(request), user, track_id, listened_time,
+                                         perf_counter() - started, recommendation, arms, len(history) - 1,
+                                         team, client_latency(request)))
         return body
 
     async def last_track(request: Request) -> bytes:
@@ -152,9 +153,9 @@ def create_app(config: ServiceConfig, reload_config: Callable[[], ServiceConfig]
         await service.store.sessions.end(user)
         _, arms = serving.split.assign(user)
         body = orjson.dumps({"user": user})
-        service.events.append("last", event_timestamp(request), user, track_id, listened_time,
-                              perf_counter() - started, None, arms,
-                              client_latency=client_latency(request))
+        service.events.append(make_event("last", event_timestamp(request), user, track_id, listened_time,
+                                         perf_counter() - started, None, arms,
+                                         client_latency=client_latency(request)))
         return body
 
     async def openapi_document(request: Request) -> bytes:

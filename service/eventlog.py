@@ -23,8 +23,6 @@ from pathlib import Path
 
 import orjson
 
-from contract.events import make_event
-
 ACTIVE = "events.jsonl"
 _ROTATED = re.compile(r"^events\.jsonl\.(\d+)$")
 log = logging.getLogger("service.eventlog")
@@ -44,18 +42,13 @@ class EventLog:
         self._thread = threading.Thread(target=self._run, name="event-log", daemon=True)
         self._thread.start()
 
-    def append(self, message: str, timestamp: int, user: int, track: int, time: float,
-               latency: float, recommendation: int | None, experiments: dict[str, str],
-               position: int | None = None, team: str | None = None,
-               client_latency: float | None = None) -> None:
-        """Queue one event (arguments as events.make_event); cheap and thread-safe.
+    def append(self, event: dict) -> None:
+        """Queue one event (built by contract.events.make_event); cheap and thread-safe.
 
         Serialised here rather than by the writer: a line is one bytes object, which the
         garbage collector never visits, where the event's values would stay tracked until the
         next write, and the writer then holds the GIL only to write."""
-        self._queue.append(orjson.dumps(
-            make_event(message, timestamp, user, track, time, latency, recommendation,
-                       experiments, position, team, client_latency), option=orjson.OPT_APPEND_NEWLINE))
+        self._queue.append(orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE))
 
     def close(self) -> None:
         self._stop.set()

@@ -30,7 +30,7 @@ from service.app import create_app
 from service.jsonapp import HttpError, JsonApp, Router
 from service.config import ConfigError, load_config, shipped_with
 from service.eventlog import EventLog
-from contract.events import validation_error
+from contract.events import make_event, validation_error
 from service.tables import TableError, read_keyed
 from sim.remote import Responses
 from support.sim import serve_config
@@ -516,7 +516,7 @@ def test_event_log_rotates_by_size_and_a_restart_continues_the_numbering(tmp_pat
     for run in range(2):
         log = EventLog(folder, max_bytes=1024, flush_interval_s=0.001)
         for i in range(100):
-            log.append("next", 1_700_000_000_000 + i, run, i, 0.5, 0.0001, i + 1, {"AB": "C"})
+            log.append(make_event("next", 1_700_000_000_000 + i, run, i, 0.5, 0.0001, i + 1, {"AB": "C"}))
         log.close()
     names = sorted(p.name for p in folder.iterdir())
     numbers = sorted(int(n.rsplit(".", 1)[1]) for n in names if n != "events.jsonl")
@@ -532,12 +532,13 @@ _FULL_DISK_WRITER = """
 import resource, signal, sys, time
 from pathlib import Path
 from service.eventlog import EventLog
+from contract.events import make_event
 folder, limit = Path(sys.argv[1]), int(sys.argv[2])
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)    # a write past the limit fails with EFBIG instead
 log = EventLog(folder, max_bytes=10**9, flush_interval_s=0.01)
 resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))  # the disk is full
 for i in range(300):
-    log.append("next", 1_700_000_000_000 + i, i, i, 0.5, 0.0001, i + 1, {"AB": "C"})
+    log.append(make_event("next", 1_700_000_000_000 + i, i, i, 0.5, 0.0001, i + 1, {"AB": "C"}))
     time.sleep(0.001)
 time.sleep(0.3)                                  # several failed, retried writes
 data = (folder / "events.jsonl").read_bytes()
