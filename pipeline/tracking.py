@@ -34,7 +34,12 @@ REPORT_FILES = ("ab_report.png", "ab_report.md", "results.json", "results.csv",
 
 
 def tracking_uri(runs_dir: Path) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{runs_dir.resolve() / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or _own_store(runs_dir)
+
+
+def _own_store(runs_dir: Path) -> str:
+    """The runs folder's own store: what tracks a run when MLFLOW_TRACKING_URI names no other."""
+    return f"sqlite:///{runs_dir.resolve() / 'mlflow.db'}"
 
 
 def _quiet() -> None:
@@ -68,6 +73,16 @@ def _mlflow(runs_dir: Path):
 
     mlflow.set_tracking_uri(tracking_uri(runs_dir))
     return mlflow
+
+
+def _use_experiment(mlflow, runs_dir: Path, name: str) -> None:
+    """Make `name` the active experiment; in the runs folder's own store, a new experiment keeps
+    its artifacts beside the database (runs/mlartifacts/<name>), not in the current folder.
+    Why compare with the store's URI rather than look for MLFLOW_TRACKING_URI: setting the
+    tracking URI sets that variable too, so after a first run in this process it is always there."""
+    if tracking_uri(runs_dir) == _own_store(runs_dir) and mlflow.get_experiment_by_name(name) is None:
+        mlflow.create_experiment(name, (runs_dir.resolve() / "mlartifacts" / name).as_uri())
+    mlflow.set_experiment(name)
 
 
 def plan_params(plan_name: str, plan: Plan, scale: str, seed: int, commit: str) -> dict[str, str]:
@@ -155,13 +170,9 @@ def offline_metrics(manifest: dict) -> dict[str, float]:
 def record_run(runs_dir: Path, plan_name: str, run_folder: Path, params: dict[str, str],
                succeeded: bool) -> str:
     """Log one finished (or failed) pipeline run from its folder; returns the MLflow run id."""
-    local_store = "MLFLOW_TRACKING_URI" not in os.environ  # (set_tracking_uri sets it too)
     mlflow = _mlflow(runs_dir)
     manifest = json.loads((run_folder / "manifest.json").read_text())
-    if local_store and mlflow.get_experiment_by_name(plan_name) is None:
-        # The local store keeps its artifacts beside its database, not in the current folder.
-        mlflow.create_experiment(plan_name, (runs_dir.resolve() / "mlartifacts" / plan_name).as_uri())
-    mlflow.set_experiment(plan_name)
+    _use_experiment(mlflow, runs_dir, plan_name)
     with mlflow.start_run(run_name=run_folder.name) as run:
         mlflow.log_params(params)
         metrics = {**step_metrics(manifest), **offline_metrics(manifest),
@@ -249,13 +260,9 @@ def record_calibration(runs_dir: Path, plan_name: str, folder: Path, info: dict,
                        metrics: dict[str, float], artifacts: list[str]) -> str:
     """Log a calibration (pipeline/calibrate.py) as a run of experiment `<plan>-calibration`:
     its `metrics` and the files `artifacts` of `folder`."""
-    local_store = "MLFLOW_TRACKING_URI" not in os.environ  # (set_tracking_uri sets it too)
     mlflow = _mlflow(runs_dir)
     experiment = f"{plan_name}-calibration"
-    if local_store and mlflow.get_experiment_by_name(experiment) is None:
-        mlflow.create_experiment(experiment,
-                                 (runs_dir.resolve() / "mlartifacts" / experiment).as_uri())
-    mlflow.set_experiment(experiment)
+    _use_experiment(mlflow, runs_dir, experiment)
     params = {key: str(info[key]) for key in ("plan", "scale", "run", "day", "replications",
                                               "draws", "users", "sessions", "alpha", "seed")}
     with mlflow.start_run(run_name=Path(info["run"]).name) as run:
