@@ -268,7 +268,7 @@ class Experiment:
     def step_truth(self, day: DayPlan, timings: dict) -> None:
         """The day's truth (pipeline/truth.py): every arm serving all its users, in process."""
         # The scale's processes are the simulator's, which mostly wait on the service; the
-        # truth's compute, and more of them than cores only take turns.
+        # truth's workers compute, so more of them than cores would only take turns.
         processes = min(self.plan.scales[self.scale].processes, os.cpu_count() or 1)
         self.run(day.name, "truth", [sys.executable, "-m", "pipeline.truth", "--run",
                                      str(self.record.folder), "--day", day.name,
