@@ -51,7 +51,6 @@ def generate_small_world(folder: Path, seed: int) -> Path:
     return config
 
 
-
 def one_day_run(folder: Path, seed: int, experiment: str, day: dict) -> tuple[Path, Path]:
     """A run folder as the pipeline leaves it for a plan of one `day` (a small world, the day's
     service config, the manifest's settings): what the truth and the calibrations read. Returns
@@ -68,6 +67,7 @@ def one_day_run(folder: Path, seed: int, experiment: str, day: dict) -> tuple[Pa
         "seed": seed, "scale": "smoke", "plan_config": plan,
         "sim": yaml.safe_load(sim_config.read_text())}}))
     return run, sim_config
+
 
 def read_sessions(path: Path) -> list[dict]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
